@@ -1,0 +1,1 @@
+"""Reproduce 'Distributing binaries in images' stage by stage, and explain every size."""

@@ -1,0 +1,162 @@
+"""Base images without a registry.
+
+Every base a stage starts from must exist before the build: present in the
+Engine, else pulled, else, for Debian suites, bootstrapped from Debian's own
+packages with `mmdebstrap` and imported.  The bootstrap mimics the official
+images: a minbase system (Priority: required, plus apt) with merged /usr,
+apt's lists and caches removed; `-slim` also keeps dpkg from installing
+documentation, man pages and locales, as the official slim images do.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import labels
+from harness.engine import Engine
+from harness.errors import BaseUnavailable, EngineError
+from harness.units import parse_size
+
+log = logging.getLogger(__name__)
+
+# Sizes `docker images` showed for the official images (linux/amd64), to
+# check that a bootstrapped base is a fair stand-in for the real one.
+OFFICIAL_SIZES = {
+    "debian:bookworm": "117MB",
+    "debian:bookworm-slim": "74.8MB",
+}
+SIZE_TOLERANCE = 0.05
+
+# Older suites were published without merged /usr.
+UNMERGED_USR_SUITES = frozenset({"stretch", "buster", "bullseye"})
+
+# What the official slim images exclude (debuerreotype's `debuerreotype-slimify`).
+SLIM_DPKG_OPTIONS = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/groff/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/lintian/*",
+    "path-exclude=/usr/share/linda/*",
+    "path-exclude=/usr/share/locale/*",
+)
+
+MMDEBSTRAP_TIMEOUT_S = 1800
+_DEBIAN_REF = re.compile(r"^(?:library/)?debian:(?P<suite>[a-z]+)(?P<slim>-slim)?$")
+
+
+class BaseSource(enum.Enum):
+    PRESENT = "present"
+    PULLED = "pulled"
+    BOOTSTRAPPED = "bootstrapped"
+
+
+@dataclass(frozen=True)
+class DebianBase:
+    suite: str
+    slim: bool
+
+    @classmethod
+    def parse(cls, ref: str) -> DebianBase | None:
+        """`debian:bookworm-slim` -> DebianBase("bookworm", slim=True); None for anything else."""
+        match = _DEBIAN_REF.match(ref)
+        if match is None:
+            return None
+        return cls(match["suite"], bool(match["slim"]))
+
+
+@dataclass(frozen=True)
+class BaseStatus:
+    ref: str
+    source: BaseSource
+    size_bytes: int
+
+    @property
+    def official_size(self) -> str | None:
+        return OFFICIAL_SIZES.get(self.ref)
+
+    @property
+    def deviation(self) -> float | None:
+        """(size - official) / official, for bases with a known official size."""
+        if self.official_size is None:
+            return None
+        official = parse_size(self.official_size)
+        return (self.size_bytes - official) / official
+
+
+def mmdebstrap_command(base: DebianBase, output: Path) -> list[str]:
+    """The mmdebstrap call that bootstraps `base` into the tarball `output`."""
+    hook = "no-merged-usr" if base.suite in UNMERGED_USR_SUITES else "merged-usr"
+    command = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--format=tar",
+        f"--hook-dir=/usr/share/mmdebstrap/hooks/{hook}",
+    ]
+    if base.slim:
+        command += [f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS]
+    # mmdebstrap empties /var/lib/apt/lists and /var/cache/apt itself.
+    return [*command, base.suite, str(output)]
+
+
+def ensure_base(engine: Engine, ref: str) -> BaseStatus:
+    """Make sure `ref` exists in the Engine, by the cheapest means that works."""
+    if engine.has_image(ref):
+        return BaseStatus(ref, BaseSource.PRESENT, engine.image_info(ref).size_bytes)
+    attempts = ["not present in the Engine"]
+    try:
+        engine.pull(ref)
+        return BaseStatus(ref, BaseSource.PULLED, engine.image_info(ref).size_bytes)
+    except EngineError as error:
+        log.info("%s: pull failed: %s", ref, error)
+        attempts.append("no registry could serve it")
+    debian = DebianBase.parse(ref)
+    if debian is None:
+        raise BaseUnavailable(
+            ref,
+            tuple(attempts),
+            f"Only Debian bases can be bootstrapped here; provide it with `docker load -i IMAGE.tar` "
+            f"(an image saved elsewhere and tagged {ref}).",
+        )
+    if shutil.which("mmdebstrap") is None:
+        attempts.append("mmdebstrap is not installed")
+        raise BaseUnavailable(
+            ref,
+            tuple(attempts),
+            "Install it (as root: `apt-get install -y mmdebstrap`) and run `invoke bases` again, "
+            f"or `docker load -i IMAGE.tar` an image tagged {ref}.",
+        )
+    bootstrap_debian(engine, debian, ref)
+    return BaseStatus(ref, BaseSource.BOOTSTRAPPED, engine.image_info(ref).size_bytes)
+
+
+def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> None:
+    """Bootstrap `base` with mmdebstrap and import it into the Engine as `ref`, labelled as the project's."""
+    with tempfile.TemporaryDirectory(prefix="hello-ladder-base-") as scratch:
+        tarball = Path(scratch) / "rootfs.tar"
+        command = mmdebstrap_command(base, tarball)
+        log.info("bootstrapping %s: %s", ref, " ".join(command))
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=MMDEBSTRAP_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise BaseUnavailable(
+                ref, ("mmdebstrap did not finish",), f"It ran past {MMDEBSTRAP_TIMEOUT_S} s; check the package mirror."
+            ) from None
+        if done.returncode != 0:
+            last = " | ".join(done.stderr.strip().splitlines()[-3:])
+            raise BaseUnavailable(
+                ref,
+                (f"mmdebstrap failed with exit code {done.returncode}: {last}",),
+                "Check that the suite exists and Debian's packages are reachable, then run `invoke bases` again.",
+            )
+        engine.import_rootfs(tarball, ref, labels.managed(labels.ROLE_BASE, base=ref))

@@ -1,0 +1,298 @@
+"""The one module that talks to the Docker Engine.
+
+Everything goes through the Docker SDK for Python (`docker.from_env()`, so
+DOCKER_HOST and remote Engines work); nothing shells out to the CLI.  The
+SDK's exceptions are converted to the harness's own here and nowhere else.
+`Engine` is the narrow interface the rest of the harness uses; tests drive
+the harness with a fake that implements it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import LogConfig
+
+from harness.errors import BuildFailed, EngineError, EngineUnavailable
+from harness.model import BuildRecord, ImageInfo, LayerRecord, RunPolicy, RunResult
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 15
+
+
+class Engine(Protocol):
+    """What the harness needs from a container engine."""
+
+    def version(self) -> str: ...
+
+    def has_image(self, ref: str) -> bool: ...
+
+    def image_info(self, ref: str) -> ImageInfo: ...
+
+    def pull(self, ref: str) -> None: ...
+
+    def import_rootfs(self, tarball: Path, ref: str, labels: dict[str, str]) -> str: ...
+
+    def build(
+        self,
+        stage: str,
+        context: bytes,
+        dockerfile: str,
+        tag: str,
+        build_args: dict[str, str],
+        labels: dict[str, str],
+        no_cache: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> BuildRecord: ...
+
+    def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...
+
+    def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]: ...
+
+    def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]: ...
+
+
+@contextlib.contextmanager
+def _converted(subject: str) -> Iterator[None]:
+    """Turn the SDK's failures into one-line harness errors."""
+    try:
+        yield
+    except (requests.exceptions.ConnectionError, ConnectionError) as error:
+        raise EngineUnavailable(f"{subject}: {_first_line(error)}") from error
+    except docker.errors.APIError as error:
+        raise EngineError(f"{subject}: {error.explanation or error}") from error
+    except docker.errors.DockerException as error:
+        raise EngineUnavailable(f"{subject}: {_first_line(error)}") from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class DockerEngine:
+    """`Engine` backed by a real Docker Engine."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._client = client
+
+    @classmethod
+    def from_env(cls) -> DockerEngine:
+        with _converted("connecting"):
+            client = docker.from_env()
+            client.ping()
+        return cls(client)
+
+    def version(self) -> str:
+        with _converted("version"):
+            return str(self._client.version()["Version"])
+
+    def has_image(self, ref: str) -> bool:
+        with _converted(ref):
+            try:
+                self._client.images.get(ref)
+            except docker.errors.ImageNotFound:
+                return False
+        return True
+
+    def image_info(self, ref: str) -> ImageInfo:
+        with _converted(ref):
+            image = self._client.images.get(ref)
+            history = image.history()
+        layer_count = len(image.attrs.get("RootFS", {}).get("Layers", ()))
+        # The Engine lists history newest first.
+        layers = tuple(
+            LayerRecord(int(entry["Size"]), entry.get("CreatedBy") or "")
+            for entry in reversed(history)
+            if _adds_layer(entry)
+        )
+        if len(layers) != layer_count:
+            log.warning("%s: history shows %d layers, the root file system has %d", ref, len(layers), layer_count)
+        return ImageInfo(image_id=image.id, size_bytes=int(image.attrs["Size"]), layer_count=layer_count, layers=layers)
+
+    def pull(self, ref: str) -> None:
+        repository, tag = split_reference(ref)
+        with _converted(f"pulling {ref}"):
+            self._client.images.pull(repository, tag=tag)
+
+    def import_rootfs(self, tarball: Path, ref: str, labels: dict[str, str]) -> str:
+        repository, tag = split_reference(ref)
+        changes = [f'LABEL "{key}"="{value}"' for key, value in sorted(labels.items())]
+        changes.append('CMD ["bash"]')  # as the official Debian images do
+        with _converted(f"importing {ref}"):
+            self._client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+            return str(self._client.images.get(ref).id)
+
+    def build(
+        self,
+        stage: str,
+        context: bytes,
+        dockerfile: str,
+        tag: str,
+        build_args: dict[str, str],
+        labels: dict[str, str],
+        no_cache: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> BuildRecord:
+        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        instruction = "(before the first instruction)"
+        image_id = ""
+        fully_cached = True
+        started = time.monotonic()
+        with _converted(f"{stage}: build"):
+            try:
+                stream = self._client.api.build(
+                    fileobj=io.BytesIO(context),
+                    custom_context=True,
+                    dockerfile=dockerfile,
+                    tag=tag,
+                    buildargs=build_args,
+                    labels=labels,
+                    rm=True,
+                    forcerm=True,  # remove intermediate containers even when a step fails
+                    nocache=no_cache,
+                    pull=False,
+                    decode=True,
+                )
+                for chunk in stream:
+                    if "error" in chunk:
+                        reason = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
+                        raise BuildFailed(stage, instruction, tuple(tail), reason)
+                    image_id = _aux_id(chunk) or image_id
+                    for line in str(chunk.get("stream", "")).splitlines():
+                        if not line.strip():
+                            continue
+                        tail.append(line.rstrip())
+                        if on_line is not None:
+                            on_line(line.rstrip())
+                        if line.startswith("Step "):
+                            instruction = line.partition(" : ")[2] or line
+                        elif line.strip().startswith("---> Running in"):
+                            fully_cached = False
+            except docker.errors.APIError as error:
+                # The Engine refuses some Dockerfiles outright (a parse error, an unknown instruction).
+                raise BuildFailed(stage, instruction, tuple(tail), str(error.explanation or error)) from error
+        if not image_id:
+            raise BuildFailed(stage, instruction, tuple(tail), "the Engine reported no image id")
+        return BuildRecord(image_id=image_id, seconds=time.monotonic() - started, fully_cached=fully_cached)
+
+    def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult:
+        with _converted(f"running {image}"):
+            container = self._client.containers.create(
+                image,
+                command=list(command),
+                labels=labels,
+                network_mode="none",
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                mem_limit=policy.memory_bytes,
+                memswap_limit=policy.memory_bytes,
+                pids_limit=policy.pids,
+                user=policy.user,
+                # Bound what a flooding program can write to the Engine's disk.
+                log_config=LogConfig(
+                    type=LogConfig.types.JSON,
+                    config={"max-size": str(max(policy.output_cap_bytes * 4, 1024 * 1024)), "max-file": "1"},
+                ),
+            )
+            try:
+                return self._start_and_wait(container, policy)
+            finally:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+
+    def _start_and_wait(self, container: Any, policy: RunPolicy) -> RunResult:
+        try:
+            container.start()
+        except docker.errors.APIError as error:
+            return RunResult(stdout="", stderr="", exit_code=None, error=str(error.explanation or error))
+        timed_out = False
+        try:
+            exit_code: int | None = int(container.wait(timeout=policy.timeout_s)["StatusCode"])
+        except requests.exceptions.ReadTimeout:
+            timed_out = True
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+            exit_code = None
+        except requests.exceptions.ConnectionError as error:
+            # docker-py reports a read timeout on the wait as a ConnectionError on some urllib3 versions.
+            if "timed out" not in str(error).lower():
+                raise
+            timed_out = True
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+            exit_code = None
+        stdout, out_cut = _capped(container.logs(stdout=True, stderr=False), policy.output_cap_bytes)
+        stderr, err_cut = _capped(container.logs(stdout=False, stderr=True), policy.output_cap_bytes)
+        error = f"killed after the {policy.timeout_s:g} s time limit" if timed_out else None
+        return RunResult(stdout, stderr, exit_code, error=error, timed_out=timed_out, truncated=out_cut or err_cut)
+
+    def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
+        removed: list[str] = []
+        with _converted("removing images"):
+            filters: dict[str, Any] = {"label": label_filter}
+            if dangling_only:
+                filters["dangling"] = True
+            for image in self._client.images.list(filters=filters):
+                refs = image.tags or [image.id]
+                for ref in refs:
+                    with contextlib.suppress(docker.errors.ImageNotFound):
+                        self._client.images.remove(ref, force=False)
+                removed.extend(refs)
+        return tuple(removed)
+
+    def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:
+        removed: list[str] = []
+        with _converted("removing containers"):
+            for container in self._client.containers.list(all=True, filters={"label": label_filter}):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+                removed.append(container.id)
+        return tuple(removed)
+
+
+def _adds_layer(entry: dict[str, Any]) -> bool:
+    """Whether a history entry added a file system layer.
+
+    The API's history does not carry the image config's `empty_layer` flag.
+    A layer can be empty (`RUN mkdir /src` adds a folder, zero bytes of files),
+    so size alone cannot tell: RUN, ADD and COPY always commit a layer, while
+    the other instructions (`#(nop) ENV ...`, `LABEL`, `CMD`) only change the config.
+    """
+    if int(entry.get("Size") or 0) > 0:
+        return True
+    created_by = " ".join(str(entry.get("CreatedBy") or "").split())
+    if not created_by.startswith("/bin/sh -c #(nop)"):
+        return bool(created_by)  # a RUN instruction
+    instruction = created_by.removeprefix("/bin/sh -c #(nop)").split()
+    return bool(instruction) and instruction[0] in ("ADD", "COPY")
+
+
+def split_reference(ref: str) -> tuple[str, str]:
+    """`debian:bookworm` -> (`debian`, `bookworm`); a reference without a tag means `latest`."""
+    name, _, last = ref.rpartition("/")
+    if ":" not in last:
+        return ref, "latest"
+    repository, _, tag = ref.rpartition(":")
+    return repository, tag
+
+
+def _aux_id(chunk: dict[str, Any]) -> str | None:
+    aux = chunk.get("aux")
+    return str(aux["ID"]) if isinstance(aux, dict) and "ID" in aux else None
+
+
+def _capped(raw: bytes, cap: int) -> tuple[str, bool]:
+    return raw[:cap].decode("utf-8", errors="replace"), len(raw) > cap

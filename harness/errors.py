@@ -1,0 +1,67 @@
+"""One error family: every failure the harness reports is a HarnessError.
+
+Messages are shaped `<subject>: <what failed>: <evidence>`, so that a single
+line tells the user what happened and where.  Only the task layer (tasks.py)
+turns these into exit codes; Docker's own exceptions are converted where the
+Engine is called (harness/engine.py) and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HarnessError(Exception):
+    """Base class of every error the harness raises on purpose."""
+
+
+class StageConfigError(HarnessError):
+    """A stage folder whose stage.toml (or Dockerfile) is missing or malformed."""
+
+    def __init__(self, path: Path, field: str | None, reason: str) -> None:
+        self.path = path
+        self.field = field
+        self.reason = reason
+        where = f"{path}: {field}" if field else str(path)
+        super().__init__(f"{where}: {reason}")
+
+
+class EngineUnavailable(HarnessError):
+    """The Docker Engine does not answer."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            "Docker Engine: not reachable: "
+            f"{detail}. Start it (as root: `bash scripts/start-engine`, or "
+            "`systemctl start docker`), or point DOCKER_HOST at a running Engine."
+        )
+
+
+class EngineError(HarnessError):
+    """The Engine answered, but refused or failed a request."""
+
+
+class BuildFailed(HarnessError):
+    """A Dockerfile did not build."""
+
+    def __init__(self, stage: str, instruction: str, log_tail: tuple[str, ...], reason: str) -> None:
+        self.stage = stage
+        self.instruction = instruction
+        self.log_tail = log_tail
+        self.reason = reason
+        super().__init__(f"{stage}: build failed at `{instruction}`: {reason}")
+
+
+class BaseUnavailable(HarnessError):
+    """A base image that is neither present, nor pullable, nor bootstrappable."""
+
+    def __init__(self, image: str, attempts: tuple[str, ...], advice: str) -> None:
+        self.image = image
+        self.attempts = attempts
+        self.advice = advice
+        super().__init__(f"{image}: base image unavailable: {'; '.join(attempts)}. {advice}")
+
+
+class ResultsWriteError(HarnessError):
+    """Results could not be written; earlier results are left as they were."""

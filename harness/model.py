@@ -1,0 +1,113 @@
+"""The records passed between the harness's modules: what was built, run and measured."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One entry of the image's history that added a file system layer."""
+
+    size_bytes: int
+    created_by: str
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image as the Engine describes it."""
+
+    image_id: str
+    size_bytes: int
+    layer_count: int
+    layers: tuple[LayerRecord, ...]
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """A successful build: the image id, how long it took, and whether every step came from cache."""
+
+    image_id: str
+    seconds: float
+    fully_cached: bool
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """How tightly a stage's container is locked down."""
+
+    timeout_s: float
+    user: str
+    memory_bytes: int = 64 * 1024 * 1024
+    pids: int = 64
+    output_cap_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What running a command in a container did.
+
+    `error` is the Engine's own message when the container could not start
+    (the dynamic binary in scratch fails there, before any program runs).
+    """
+
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    error: str | None = None
+    timed_out: bool = False
+    truncated: bool = False
+
+    def failure_text(self) -> str:
+        """Everything that can carry a failure message, for matching an expected failure."""
+        return "\n".join(part for part in (self.error, self.stderr, self.stdout) if part)
+
+
+class Outcome(enum.Enum):
+    PASS = "pass"  # did what stage.toml expects
+    FAIL = "fail"  # built, but did not do what stage.toml expects
+    SKIPPED = "skipped"  # not attempted, for the stated reason
+    ERROR = "error"  # could not be built or configured
+
+    @property
+    def is_problem(self) -> bool:
+        return self in (Outcome.FAIL, Outcome.ERROR)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Everything measured for one stage; the row of the results table."""
+
+    name: str
+    title: str
+    changes: str
+    outcome: Outcome
+    image: str | None = None
+    article_size: str | None = None
+    expected: dict[str, str] = field(default_factory=dict)
+    image_info: ImageInfo | None = None
+    build: BuildRecord | None = None
+    observed: RunResult | None = None
+    reason: str | None = None
+    log_tail: tuple[str, ...] = ()
+
+    @property
+    def size_bytes(self) -> int | None:
+        return None if self.image_info is None else self.image_info.size_bytes
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A whole run: the base it used, the Engine that measured it, and every stage's result."""
+
+    base: str
+    engine_version: str
+    stages: tuple[StageResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(stage.outcome.is_problem for stage in self.stages)
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((stage for stage in self.stages if stage.name == name), None)

@@ -1,0 +1,168 @@
+"""Build, verify and measure stages: the work behind `invoke all`.
+
+Each stage is handled on its own: a stage that fails to build, or whose
+stage.toml is invalid, becomes an `error` row and the run goes on.  Only the
+loss of the Engine itself stops a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import labels
+from harness.bases import BaseStatus, ensure_base
+from harness.context import DOCKERFILE_NAME, build_context
+from harness.dockerfile import base_images, label_build_stages
+from harness.engine import Engine
+from harness.errors import BaseUnavailable, BuildFailed, StageConfigError
+from harness.model import BuildRecord, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
+from harness.stages import Stage, WhenBaseMissing, discover, load_stage
+from harness.verify import judge
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE = "debian:bookworm"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the stages and the source are, which base to build on, and how to name what is built."""
+
+    repo_root: Path
+    base: str = DEFAULT_BASE
+    namespace: str = "hello-ladder"
+    no_cache: bool = False
+
+    @property
+    def stages_dir(self) -> Path:
+        return self.repo_root / "stages"
+
+    @property
+    def source_dir(self) -> Path:
+        return self.repo_root / "hello"
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        return {"BASE": self.base}
+
+    def tag(self, stage: str) -> str:
+        """`hello-ladder/07-scratch-libs:debian-bookworm`: one tag per stage and base."""
+        return f"{self.namespace}/{stage}:{re.sub(r'[^a-z0-9_.-]+', '-', self.base.lower())}"
+
+
+@dataclass
+class BaseCache:
+    """Each base is provided at most once per run, and a failure is remembered."""
+
+    engine: Engine
+    statuses: dict[str, BaseStatus | BaseUnavailable] = field(default_factory=dict)
+
+    def provide(self, ref: str) -> BaseStatus | BaseUnavailable:
+        if ref not in self.statuses:
+            try:
+                self.statuses[ref] = ensure_base(self.engine, ref)
+            except BaseUnavailable as error:
+                self.statuses[ref] = error
+        return self.statuses[ref]
+
+
+def select(folders: Iterable[Path], wanted: str | None) -> tuple[Path, ...]:
+    """The stage folders matching `wanted` (a full name or its `NN` prefix); all when None."""
+    folders = tuple(folders)
+    if wanted is None:
+        return folders
+    chosen = tuple(f for f in folders if f.name == wanted or f.name.split("-", 1)[0] == wanted)
+    if not chosen:
+        names = ", ".join(f.name for f in folders)
+        raise StageConfigError(Path("stages") / wanted, None, f"no such stage (stages: {names})")
+    return chosen
+
+
+def stage_bases(stage: Stage, settings: Settings) -> tuple[str, ...]:
+    return base_images(stage.dockerfile.read_text(encoding="utf-8"), settings.build_args)
+
+
+def run_stages(
+    engine: Engine, settings: Settings, wanted: str | None = None, progress: Progress = log.info
+) -> RunReport:
+    """Build, verify and measure every selected stage, then remove the dangling images the run left."""
+    bases = BaseCache(engine)
+    results = []
+    try:
+        for folder in select(discover(settings.stages_dir), wanted):
+            result = process_folder(engine, settings, folder, bases, progress)
+            progress(_summary(result))
+            results.append(result)
+    finally:
+        # Rebuilt tags and the classic builder's compiler stages leave untagged images behind.
+        engine.remove_images(labels.selector(namespace=settings.namespace), dangling_only=True)
+    return RunReport(base=settings.base, engine_version=engine.version(), stages=tuple(results))
+
+
+def process_folder(
+    engine: Engine, settings: Settings, folder: Path, bases: BaseCache, progress: Progress
+) -> StageResult:
+    try:
+        stage = load_stage(folder)
+    except StageConfigError as error:
+        return StageResult(name=folder.name, title="(invalid stage)", changes="", outcome=Outcome.ERROR, reason=str(error))
+    common = dict(
+        name=stage.name,
+        title=stage.title,
+        changes=stage.changes,
+        article_size=stage.article_size,
+        expected=stage.expect.as_dict(),
+        image=settings.tag(stage.name),
+    )
+    for ref in stage_bases(stage, settings):
+        status = bases.provide(ref)
+        if isinstance(status, BaseUnavailable):
+            skip = stage.when_base_missing is WhenBaseMissing.SKIP
+            return StageResult(**common, outcome=Outcome.SKIPPED if skip else Outcome.ERROR, reason=str(status))
+    try:
+        build, info = build_stage(engine, stage, settings, progress)
+    except BuildFailed as error:
+        return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), log_tail=error.log_tail)
+    observed = engine.run(
+        settings.tag(stage.name),
+        stage.command,
+        RunPolicy(timeout_s=stage.timeout_s, user=stage.user),
+        labels.managed(labels.ROLE_RUN, namespace=settings.namespace, stage=stage.name),
+    )
+    outcome, reason = judge(stage.expect, observed)
+    return StageResult(**common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed)
+
+
+def build_stage(engine: Engine, stage: Stage, settings: Settings, progress: Progress) -> tuple[BuildRecord, ImageInfo]:
+    """Build one stage with the source folder as context; return the build record and the Engine's figures."""
+    builder_labels = labels.managed(labels.ROLE_BUILDER, namespace=settings.namespace)
+    dockerfile = label_build_stages(stage.dockerfile.read_text(encoding="utf-8"), builder_labels)
+    tag = settings.tag(stage.name)
+    progress(f"{stage.name}: building {tag}")
+    record = engine.build(
+        stage=stage.name,
+        context=build_context(settings.source_dir, dockerfile),
+        dockerfile=DOCKERFILE_NAME,
+        tag=tag,
+        build_args=settings.build_args,
+        labels=labels.managed(labels.ROLE_STAGE, namespace=settings.namespace, stage=stage.name, base=settings.base),
+        no_cache=settings.no_cache,
+        on_line=lambda line: log.debug("%s: %s", stage.name, line),
+    )
+    return record, engine.image_info(tag)
+
+
+def _summary(result: StageResult) -> str:
+    parts = [f"{result.name}: {result.outcome.value}"]
+    if result.image_info is not None:
+        parts.append(f"{result.image_info.size_bytes:,} bytes in {result.image_info.layer_count} layers")
+    if result.build is not None:
+        parts.append("cached" if result.build.fully_cached else f"built in {result.build.seconds:.1f} s")
+    if result.reason:
+        parts.append(result.reason)
+    return " | ".join(parts)

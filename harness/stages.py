@@ -1,0 +1,184 @@
+"""Stage discovery and `stage.toml` validation.
+
+A stage is a folder `stages/NN-name/` holding a `Dockerfile` and a
+`stage.toml`.  Adding a folder adds a stage; no code changes.  Every
+validation error names the file and the field, so a typo is a one-line fix.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import StageConfigError
+from harness.units import parse_size
+
+STAGE_FILE = "stage.toml"
+DOCKERFILE = "Dockerfile"
+# Lower case, because the name becomes part of an image reference.
+NAME_PATTERN = re.compile(r"^\d{2}[a-z]?-[a-z0-9]+(?:-[a-z0-9]+)*$")
+DEFAULT_TIMEOUT_S = 30.0
+# Where a stage says nothing, its program runs as `nobody`: a numeric id
+# needs no /etc/passwd, so it works in scratch images too.
+DEFAULT_USER = "65534:65534"
+
+
+class WhenBaseMissing(enum.Enum):
+    """What a missing base image means for a stage."""
+
+    ERROR = "error"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What running the stage's command must do: print `stdout`, or fail with `failure` in the message."""
+
+    stdout: str | None = None
+    failure: str | None = None
+
+    def describe(self) -> str:
+        if self.stdout is not None:
+            return f"prints {self.stdout!r}"
+        return f"fails with {self.failure!r}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"stdout": self.stdout} if self.stdout is not None else {"failure": str(self.failure)}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    directory: Path
+    title: str
+    changes: str
+    step: str
+    article_size: str | None
+    command: tuple[str, ...]
+    expect: Expectation
+    timeout_s: float
+    user: str
+    when_base_missing: WhenBaseMissing
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.directory / DOCKERFILE
+
+    @property
+    def article_size_bytes(self) -> int | None:
+        return None if self.article_size is None else parse_size(self.article_size)
+
+
+def discover(stages_dir: Path) -> tuple[Path, ...]:
+    """Every stage folder under `stages_dir`, in name order.
+
+    A folder counts as a stage if it holds a Dockerfile or a stage.toml; a
+    folder with only one of them is returned too, so that loading it reports
+    what is missing instead of silently dropping the stage.
+    """
+    if not stages_dir.is_dir():
+        raise StageConfigError(stages_dir, None, "no such stages folder")
+    return tuple(
+        sorted(
+            (child for child in stages_dir.iterdir() if child.is_dir() and _looks_like_stage(child)),
+            key=lambda path: path.name,
+        )
+    )
+
+
+def _looks_like_stage(folder: Path) -> bool:
+    return (folder / STAGE_FILE).exists() or (folder / DOCKERFILE).exists()
+
+
+def load_stage(folder: Path) -> Stage:
+    """Read and validate one stage folder."""
+    toml_path = folder / STAGE_FILE
+    if not NAME_PATTERN.match(folder.name):
+        raise StageConfigError(
+            folder, None, "stage folder names look like '07-scratch-libs' (two digits, a dash, lower-case words)"
+        )
+    if not (folder / DOCKERFILE).is_file():
+        raise StageConfigError(folder / DOCKERFILE, None, "missing: every stage needs a Dockerfile")
+    if not toml_path.is_file():
+        raise StageConfigError(toml_path, None, "missing: every stage needs a stage.toml")
+    try:
+        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise StageConfigError(toml_path, None, f"not valid TOML: {error}") from error
+    return _parse(folder, toml_path, data)
+
+
+_KNOWN_KEYS = {
+    "title", "changes", "step", "article_size", "command", "expect", "timeout", "user", "when_base_missing",
+}  # fmt: skip
+
+
+def _parse(folder: Path, path: Path, data: dict[str, Any]) -> Stage:
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        raise StageConfigError(path, unknown[0], f"unknown field (known: {', '.join(sorted(_KNOWN_KEYS))})")
+    article_size = _optional_str(path, data, "article_size")
+    if article_size is not None:
+        try:
+            parse_size(article_size)
+        except ValueError as error:
+            raise StageConfigError(path, "article_size", str(error)) from error
+    command = data.get("command")
+    if not (isinstance(command, list) and command and all(isinstance(arg, str) and arg for arg in command)):
+        raise StageConfigError(path, "command", 'must be a non-empty list of strings, e.g. ["/hello"]')
+    timeout = data.get("timeout", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        raise StageConfigError(path, "timeout", "must be a number of seconds between 0 and 3600")
+    when_missing = data.get("when_base_missing", WhenBaseMissing.ERROR.value)
+    try:
+        when_base_missing = WhenBaseMissing(when_missing)
+    except ValueError:
+        raise StageConfigError(path, "when_base_missing", 'must be "error" or "skip"') from None
+    return Stage(
+        name=folder.name,
+        directory=folder,
+        title=_required_str(path, data, "title"),
+        changes=_required_str(path, data, "changes"),
+        step=_required_str(path, data, "step"),
+        article_size=article_size,
+        command=tuple(command),
+        expect=_parse_expectation(path, data.get("expect")),
+        timeout_s=float(timeout),
+        user=_optional_str(path, data, "user") or DEFAULT_USER,
+        when_base_missing=when_base_missing,
+    )
+
+
+def _parse_expectation(path: Path, table: Any) -> Expectation:
+    if not isinstance(table, dict):
+        raise StageConfigError(path, "expect", 'must be a table: [expect] with stdout = "..." or failure = "..."')
+    unknown = sorted(set(table) - {"stdout", "failure"})
+    if unknown:
+        raise StageConfigError(path, f"expect.{unknown[0]}", "unknown field (known: stdout, failure)")
+    if ("stdout" in table) == ("failure" in table):
+        raise StageConfigError(path, "expect", "give exactly one of stdout or failure")
+    key = "stdout" if "stdout" in table else "failure"
+    value = table[key]
+    if not isinstance(value, str) or (key == "failure" and not value):
+        raise StageConfigError(path, f"expect.{key}", "must be a string" + (" (non-empty)" if key == "failure" else ""))
+    return Expectation(**{key: value})
+
+
+def _required_str(path: Path, data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise StageConfigError(path, key, "required: a non-empty string")
+    return value.strip()
+
+
+def _optional_str(path: Path, data: dict[str, Any], key: str) -> str | None:
+    if key not in data:
+        return None
+    value = data[key]
+    if not isinstance(value, str) or not value.strip():
+        raise StageConfigError(path, key, "must be a non-empty string when given")
+    return value.strip()

@@ -1,0 +1,26 @@
+"""Judging a run against what its stage expects.  Pure: no Engine here."""
+
+from __future__ import annotations
+
+from harness.model import Outcome, RunResult
+from harness.stages import Expectation
+
+
+def judge(expect: Expectation, observed: RunResult) -> tuple[Outcome, str | None]:
+    """PASS when the run did what `expect` says, else FAIL with the reason in one line."""
+    if observed.timed_out:
+        return Outcome.FAIL, observed.error or "timed out"
+    if expect.stdout is not None:
+        if observed.error is not None:
+            return Outcome.FAIL, f"expected {expect.stdout!r} but the container did not start: {observed.error}"
+        if observed.exit_code != 0:
+            return Outcome.FAIL, f"expected {expect.stdout!r} but it exited with code {observed.exit_code}"
+        if observed.stdout != expect.stdout:
+            return Outcome.FAIL, f"expected stdout {expect.stdout!r}, got {observed.stdout[:200]!r}"
+        return Outcome.PASS, None
+    failed = observed.error is not None or observed.exit_code != 0
+    if not failed:
+        return Outcome.FAIL, f"expected a failure with {expect.failure!r}, but it exited 0"
+    if str(expect.failure) not in observed.failure_text():
+        return Outcome.FAIL, f"failed, but without {expect.failure!r}: {observed.failure_text()[:300]!r}"
+    return Outcome.PASS, None

@@ -1,0 +1,157 @@
+"""Invoke tasks: a thin shell over `harness`.  `invoke --list` shows them all."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context, Exit, task
+
+from harness import labels
+from harness.bases import BaseSource, ensure_base
+from harness.engine import DockerEngine
+from harness.errors import BaseUnavailable, HarnessError
+from harness.pipeline import DEFAULT_BASE, Settings, run_stages, stage_bases
+from harness.report import readme_with_table, render_markdown, stage_section, summary_table
+from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
+from harness.stages import discover, load_stage
+from harness.units import human_size
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+README = ROOT / "README.md"
+
+BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
+STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
+
+
+def _reported(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the harness's errors into one line and exit code 1; Ctrl-C into exit code 130."""
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            return body(*args, **kwargs)
+        except HarnessError as error:
+            raise Exit(f"error: {error}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted: containers removed, results/ left as it was", code=130) from None
+
+    return wrapper
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _settings(base: str, no_cache: bool = False) -> Settings:
+    # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
+    namespace = os.environ.get("HELLO_LADDER_NAMESPACE", "hello-ladder")
+    return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache)
+
+
+@task(help={"base": BASE_HELP})
+@_reported
+def bases(c: Context, base: str = DEFAULT_BASE) -> None:
+    """Provide every base image the stages need: present, pulled, or bootstrapped with mmdebstrap."""
+    engine = DockerEngine.from_env()
+    settings = _settings(base)
+    needed = sorted({ref for folder in discover(settings.stages_dir) for ref in stage_bases(load_stage(folder), settings)})
+    missing = 0
+    for ref in needed:
+        try:
+            status = ensure_base(engine, ref)
+        except BaseUnavailable as error:
+            missing += 1
+            _say(f"unavailable: {error}")
+            continue
+        line = f"{ref}: {status.source.value}, {human_size(status.size_bytes)}"
+        if status.deviation is not None:
+            line += f" (official image: {status.official_size}, {status.deviation:+.1%})"
+        if status.source is BaseSource.BOOTSTRAPPED:
+            line += ", bootstrapped from Debian's packages"
+        _say(line)
+    if missing:
+        _say(f"{missing} base(s) unavailable: stages that need them will be skipped or reported as errors.")
+
+
+@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "no_cache": "rebuild every step instead of using the build cache"})
+@_reported
+def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False) -> None:
+    """Build one stage and print its size and layers."""
+    report = run_stages(DockerEngine.from_env(), _settings(base, no_cache), stage, progress=_say)
+    for result in report.stages:
+        _say(stage_section(result))
+    if not report.ok:
+        raise Exit(code=1)
+
+
+@task(help={"stage": STAGE_HELP, "base": BASE_HELP})
+@_reported
+def verify(c: Context, stage: str, base: str = DEFAULT_BASE) -> None:
+    """Build one stage (from cache when possible), run it locked down, and check it does what stage.toml says."""
+    report = run_stages(DockerEngine.from_env(), _settings(base), stage, progress=_say)
+    if not report.ok:
+        raise Exit(code=1)
+
+
+@task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results": "results folder"})
+@_reported
+def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) -> None:
+    """Render results/RESULTS.md again from results/results.json, or print one stage's section."""
+    results_dir = Path(results)
+    run = read_report(results_dir)
+    if stage is None:
+        write_files(results_dir, {MARKDOWN_NAME: render_markdown(run)})
+        _say(f"wrote {results_dir / MARKDOWN_NAME}")
+        return
+    chosen = [s for s in run.stages if s.name == stage or s.name.split("-", 1)[0] == stage]
+    if not chosen:
+        raise Exit(f"error: no stage {stage!r} in {results_dir / JSON_NAME}", code=1)
+    for result in chosen:
+        _say(stage_section(result))
+
+
+@task(
+    name="all",
+    help={
+        "base": BASE_HELP,
+        "no_cache": "rebuild every step instead of using the build cache",
+        "results": "where to write RESULTS.md and results.json",
+    }
+)
+@_reported
+def all_stages(c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str = str(RESULTS)) -> None:
+    """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
+    run = run_stages(DockerEngine.from_env(), _settings(base, no_cache), progress=_say)
+    results_dir = Path(results)
+    write_files(results_dir, {JSON_NAME: render_json(run), MARKDOWN_NAME: render_markdown(run)})
+    if results_dir.resolve() == RESULTS:
+        # The README shows the committed results, so it follows them.
+        write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})
+    _say("")
+    _say(summary_table(run))
+    _say(f"\nwrote {results_dir / MARKDOWN_NAME} and {results_dir / JSON_NAME}")
+    if not run.ok:
+        problems = ", ".join(s.name for s in run.stages if s.outcome.is_problem)
+        raise Exit(f"stages that did not do what their stage.toml expects: {problems}", code=1)
+
+
+@task(help={"bases": "also remove the base images the project bootstrapped"})
+@_reported
+def clean(c: Context, bases: bool = False) -> None:
+    """Remove the images and containers this project created (by label), and nothing else."""
+    engine = DockerEngine.from_env()
+    removed = engine.remove_containers(labels.selector())
+    for role in (labels.ROLE_STAGE, labels.ROLE_BUILDER) + ((labels.ROLE_BASE,) if bases else ()):
+        removed += engine.remove_images(labels.selector(role=role))
+    removed += engine.remove_images(labels.selector(), dangling_only=True)
+    _say(f"removed {len(removed)} container(s) and image(s) labelled {labels.MANAGED}=true")
+
+
+ns = Collection(bases, build, verify, report, all_stages, clean)

@@ -1,0 +1,82 @@
+"""A fake Engine for unit tests: it records what the harness asked and answers from a script."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import BuildFailed, EngineError
+from harness.model import BuildRecord, ImageInfo, LayerRecord, RunPolicy, RunResult
+
+
+@dataclass
+class FakeEngine:
+    """Implements harness.engine.Engine without a Docker Engine."""
+
+    images: dict[str, ImageInfo] = field(default_factory=dict)
+    pullable: set[str] = field(default_factory=set)
+    failing_builds: dict[str, str] = field(default_factory=dict)  # stage -> reason
+    outputs: dict[str, RunResult] = field(default_factory=dict)  # tag -> result
+    built: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # (tag, dockerfile text, labels)
+    ran: list[tuple[str, tuple[str, ...], RunPolicy, dict[str, str]]] = field(default_factory=list)
+    removed_filters: list[tuple[tuple[str, ...], bool]] = field(default_factory=list)
+    imported: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def version(self) -> str:
+        return "0.0-fake"
+
+    def has_image(self, ref: str) -> bool:
+        return ref in self.images
+
+    def image_info(self, ref: str) -> ImageInfo:
+        return self.images[ref]
+
+    def pull(self, ref: str) -> None:
+        if ref not in self.pullable:
+            raise EngineError(f"pulling {ref}: no registry here")
+        self.images[ref] = _image(1000)
+
+    def import_rootfs(self, tarball: Path, ref: str, labels: dict[str, str]) -> str:
+        self.imported.append((ref, labels))
+        self.images[ref] = _image(tarball.stat().st_size)
+        return f"sha256:{ref}"
+
+    def build(
+        self,
+        stage: str,
+        context: bytes,
+        dockerfile: str,
+        tag: str,
+        build_args: dict[str, str],
+        labels: dict[str, str],
+        no_cache: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> BuildRecord:
+        import io
+        import tarfile
+
+        with tarfile.open(fileobj=io.BytesIO(context)) as tar:
+            member = tar.extractfile(dockerfile)
+            assert member is not None
+            text = member.read().decode()
+        self.built.append((tag, text, labels))
+        if stage in self.failing_builds:
+            raise BuildFailed(stage, "RUN make", ("Step 3/3 : RUN make", "make: *** No rule"), self.failing_builds[stage])
+        self.images[tag] = _image(len(context))
+        return BuildRecord(image_id=f"sha256:{tag}", seconds=0.5, fully_cached=False)
+
+    def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult:
+        self.ran.append((image, command, policy, labels))
+        return self.outputs.get(image, RunResult(stdout="hello!\n", stderr="", exit_code=0))
+
+    def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
+        self.removed_filters.append((tuple(label_filter), dangling_only))
+        return ()
+
+    def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:
+        return ()
+
+
+def _image(size: int) -> ImageInfo:
+    return ImageInfo(image_id="sha256:fake", size_bytes=size, layer_count=1, layers=(LayerRecord(size, "COPY x"),))

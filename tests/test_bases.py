@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from harness import bases
+from harness.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
+from harness.errors import BaseUnavailable
+
+from .fakes import FakeEngine, _image
+
+
+@pytest.mark.parametrize(
+    ("ref", "parsed"),
+    [
+        ("debian:bookworm", DebianBase("bookworm", slim=False)),
+        ("debian:trixie-slim", DebianBase("trixie", slim=True)),
+        ("library/debian:bullseye", DebianBase("bullseye", slim=False)),
+        ("alpine", None),
+        ("debian", None),  # no suite named: nothing to bootstrap
+        ("ubuntu:noble", None),
+    ],
+)
+def test_debian_references_are_recognised(ref: str, parsed: DebianBase | None) -> None:
+    assert DebianBase.parse(ref) == parsed
+
+
+def test_the_slim_bootstrap_excludes_what_official_slim_images_exclude(tmp_path: Path) -> None:
+    regular = mmdebstrap_command(DebianBase("bookworm", False), tmp_path / "out.tar")
+    slim = mmdebstrap_command(DebianBase("bookworm", True), tmp_path / "out.tar")
+    assert regular[-2:] == ["bookworm", str(tmp_path / "out.tar")]
+    assert "--variant=minbase" in regular and "--format=tar" in regular
+    assert not any(arg.startswith("--dpkgopt") for arg in regular)
+    assert "--dpkgopt=path-exclude=/usr/share/man/*" in slim
+    assert "--dpkgopt=path-include=/usr/share/doc/*/copyright" in slim
+    assert any("merged-usr" in arg for arg in regular)
+
+
+def test_a_present_base_is_used_as_it_is() -> None:
+    engine = FakeEngine(images={"debian:bookworm": _image(117_000_000)})
+    status = ensure_base(engine, "debian:bookworm")
+    assert status.source is BaseSource.PRESENT
+    assert status.deviation == 0.0
+
+
+def test_a_pullable_base_is_pulled() -> None:
+    assert ensure_base(FakeEngine(pullable={"alpine"}), "alpine").source is BaseSource.PULLED
+
+
+def test_a_base_that_cannot_be_bootstrapped_says_how_to_provide_it() -> None:
+    with pytest.raises(BaseUnavailable) as caught:
+        ensure_base(FakeEngine(), "alpine")
+    assert "docker load" in str(caught.value)
+    assert "no registry could serve it" in str(caught.value)
+
+
+def test_a_missing_mmdebstrap_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bases.shutil, "which", lambda name: None)
+    with pytest.raises(BaseUnavailable, match=r"mmdebstrap is not installed.*apt-get install -y mmdebstrap"):
+        ensure_base(FakeEngine(), "debian:bookworm")
+
+
+def test_a_failing_mmdebstrap_is_reported_with_its_last_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "mmdebstrap"
+    fake.write_text("#!/bin/sh\necho 'E: cannot find suite nosuch' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with pytest.raises(BaseUnavailable, match="exit code 1: E: cannot find suite nosuch"):
+        ensure_base(FakeEngine(), "debian:nosuch")
+
+
+def test_a_bootstrapped_base_is_imported_with_the_projects_labels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "mmdebstrap"
+    fake.write_text('#!/bin/sh\nfor last; do :; done\nhead -c 2048 /dev/zero > "$last"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    engine = FakeEngine()
+    status = ensure_base(engine, "debian:bookworm-slim")
+    assert status.source is BaseSource.BOOTSTRAPPED
+    assert status.size_bytes == 2048
+    ref, labels = engine.imported[0]
+    assert ref == "debian:bookworm-slim"
+    assert labels["hello-ladder.managed"] == "true" and labels["hello-ladder.role"] == "base"

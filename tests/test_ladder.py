@@ -1,0 +1,129 @@
+"""The tutorial, reproduced on a real Engine: every stage built once, run, measured and checked.
+
+Figures are checked against the Engine's own answers, read here with the
+Docker SDK directly rather than through the harness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness import labels
+from harness.bases import OFFICIAL_SIZES, SIZE_TOLERANCE
+from harness.claims import evaluate
+from harness.engine import DockerEngine
+from harness.model import Outcome, RunReport
+from harness.pipeline import Settings, run_stages
+from harness.units import human_size, parse_size
+
+from .conftest import REPO_ROOT
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="session")
+def client(engine: DockerEngine) -> docker.DockerClient:
+    return docker.from_env()
+
+
+@pytest.fixture(scope="session")
+def ladder(engine: DockerEngine, cleanup_namespace: str) -> RunReport:
+    """Every stage of the repository, built once for the whole session under the test namespace."""
+    return run_stages(engine, Settings(REPO_ROOT, namespace=cleanup_namespace), progress=lambda line: None)
+
+
+def test_every_stage_does_what_its_stage_toml_expects(ladder: RunReport) -> None:
+    outcomes = {stage.name: (stage.outcome, stage.reason) for stage in ladder.stages}
+    alpine = outcomes.pop("05-alpine")
+    # No Alpine image can be pulled or bootstrapped here: skipped with that reason, never a failure.
+    assert alpine[0] in (Outcome.SKIPPED, Outcome.PASS), alpine
+    if alpine[0] is Outcome.SKIPPED:
+        assert "docker load" in str(alpine[1])
+    assert {name: outcome for name, (outcome, _) in outcomes.items()} == {name: Outcome.PASS for name in outcomes}
+
+
+def test_measured_sizes_are_the_engines(ladder: RunReport, client: docker.DockerClient) -> None:
+    for stage in ladder.stages:
+        if stage.image_info is None:
+            continue
+        image = client.images.get(stage.image)
+        assert stage.image_info.image_id == image.id
+        assert stage.size_bytes == image.attrs["Size"], stage.name
+        assert stage.image_info.layer_count == len(image.attrs["RootFS"]["Layers"]), stage.name
+        assert len(stage.image_info.layers) == stage.image_info.layer_count, stage.name
+        assert sum(layer.size_bytes for layer in stage.image_info.layers) == image.attrs["Size"], stage.name
+
+
+def test_every_claim_of_the_tutorial_holds(ladder: RunReport) -> None:
+    claims = evaluate(ladder)
+    assert [(claim.text, claim.verdict) for claim in claims] == [(claim.text, "holds") for claim in claims]
+
+
+def test_the_dynamic_binary_alone_fails_as_the_tutorial_says(ladder: RunReport) -> None:
+    stage = ladder.stage("06-scratch-dynamic")
+    assert stage is not None and stage.observed is not None
+    assert "no such file or directory" in stage.observed.failure_text()
+    assert stage.image_info is not None and stage.image_info.layer_count == 1
+
+
+def test_the_scratch_image_holds_exactly_the_binary_libc_and_the_loader(ladder: RunReport) -> None:
+    stage = ladder.stage("07-scratch-libs")
+    assert stage is not None and stage.image_info is not None and stage.observed is not None
+    assert stage.observed.stdout == "hello!\n"
+    assert [layer.created_by.split(" in ")[-1].strip() for layer in stage.image_info.layers] == [
+        "/hello",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib64/ld-linux-x86-64.so.2",
+    ]
+
+
+def test_what_the_run_made_is_labelled_and_nothing_is_left_behind(
+    ladder: RunReport, client: docker.DockerClient, cleanup_namespace: str
+) -> None:
+    for stage in ladder.stages:
+        if stage.image_info is None:
+            continue
+        image_labels = client.images.get(stage.image).labels
+        assert image_labels[labels.MANAGED] == "true"
+        assert image_labels[labels.NAMESPACE] == cleanup_namespace
+        assert image_labels[labels.STAGE] == stage.name
+    managed = {"label": labels.selector(namespace=cleanup_namespace)}
+    assert client.containers.list(all=True, filters=managed) == []
+    assert client.images.list(filters={**managed, "dangling": True}) == []
+
+
+@pytest.mark.parametrize("ref", sorted(OFFICIAL_SIZES))
+def test_bootstrapped_bases_come_within_five_percent_of_the_official_images(
+    ladder: RunReport, client: docker.DockerClient, ref: str
+) -> None:
+    image = client.images.get(ref)
+    official = parse_size(OFFICIAL_SIZES[ref])
+    deviation = abs(image.attrs["Size"] - official) / official
+    assert deviation <= SIZE_TOLERANCE, f"{ref}: {human_size(image.attrs['Size'])} vs official {OFFICIAL_SIZES[ref]}"
+
+
+def test_invoke_all_writes_the_results_and_exits_zero(ladder: RunReport, tmp_path: Path, cleanup_namespace: str) -> None:
+    """The command users run, end to end, into a scratch results folder."""
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "all", "--results", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "HELLO_LADDER_NAMESPACE": cleanup_namespace},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["base"] == "debian:bookworm"
+    assert [stage["name"] for stage in data["stages"]] == [stage.name for stage in ladder.stages]
+    assert all(stage["image"].startswith(f"{cleanup_namespace}/") for stage in data["stages"] if stage["image"])
+    assert (tmp_path / "RESULTS.md").read_text().startswith("<!-- GENERATED by `invoke all`")
+    assert "| `07-scratch-libs` " in done.stdout

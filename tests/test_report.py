@@ -1,0 +1,125 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.claims import evaluate
+from harness.errors import ResultsWriteError
+from harness.model import BuildRecord, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
+from harness.report import readme_with_table, render_markdown, summary_table
+from harness.results import from_dict, read_report, render_json, to_dict, write_files
+
+from .conftest import REPO_ROOT
+
+HELLO = RunResult("hello!\n", "", 0)
+MISSING = RunResult("", "exec /hello: no such file or directory\n", 1)
+
+
+def stage(name: str, size: int | None, article: str | None = None, observed: RunResult = HELLO, **kw: object) -> StageResult:
+    info = None if size is None else ImageInfo("sha256:x", size, 2, (LayerRecord(size - 10, ""), LayerRecord(10, "/bin/sh -c make")))
+    return StageResult(
+        name=name,
+        title=name.title(),
+        changes=f"what {name} | changed",
+        outcome=kw.pop("outcome", Outcome.PASS),  # type: ignore[arg-type]
+        image=f"hello-ladder/{name}:debian-bookworm",
+        article_size=article,
+        expected={"stdout": "hello!\n"},
+        image_info=info,
+        build=None if info is None else BuildRecord("sha256:x", 12.5, False),
+        observed=observed if info else None,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def ladder(**sizes: int | None) -> RunReport:
+    defaults = {"01": 622_000_000, "02": 704_000_000, "03": 382_000_000, "06": 15_960, "07": 2_157_192}
+    defaults.update({key.removeprefix("s"): value for key, value in sizes.items()})
+    names = {"01": "01-naive", "02": "02-purge-layers", "03": "03-single-layer", "06": "06-scratch-dynamic", "07": "07-scratch-libs"}
+    stages = [
+        stage(names[n], size, "235MB" if n == "01" else None, MISSING if n == "06" else HELLO)
+        for n, size in defaults.items()
+    ]
+    return RunReport(base="debian:bookworm", engine_version="20.10.24", stages=tuple(stages))
+
+
+def test_every_claim_holds_on_a_ladder_like_the_tutorials() -> None:
+    assert [claim.holds for claim in evaluate(ladder())] == [True, True, True, True, True]
+
+
+def test_claims_do_not_hold_when_the_figures_say_otherwise() -> None:
+    claims = evaluate(ladder(s02=600_000_000, s07=7_000_000))
+    verdicts = {claim.text.split()[0]: claim.verdict for claim in claims}
+    assert verdicts["02"] == "does not hold"
+    assert [claim.verdict for claim in claims if claim.text.startswith("07")] == ["does not hold", "does not hold"]
+
+
+def test_claims_without_their_stage_are_not_checked() -> None:
+    claims = evaluate(ladder(s01=None))
+    assert [claim.verdict for claim in claims] == ["not checked", "not checked", "holds", "holds", "not checked"]
+    assert "01-naive was not measured" in claims[0].evidence
+
+
+def test_the_table_shows_sizes_as_docker_images_does_and_the_ratio() -> None:
+    table = summary_table(ladder())
+    row = next(line for line in table.splitlines() if "01-naive" in line)
+    assert "| 235MB " in row and "| 622MB " in row and "| 2.65 " in row
+    assert "what 01-naive \\| changed" in row  # a pipe in a cell is escaped
+
+
+def test_json_round_trips() -> None:
+    report = ladder()
+    again = from_dict(json.loads(render_json(report)))
+    assert again == report
+    data = to_dict(report)
+    first = data["stages"][0]
+    assert first["size_human"] == "622MB" and first["article_size"] == "235MB"
+    assert set(first) >= {"name", "title", "image", "size_bytes", "size_human", "layers", "outcome", "expected", "observed"}
+    assert first["layers"][1] == {"size_bytes": 10, "created_by": "/bin/sh -c make"}
+    assert data["base"] == "debian:bookworm" and data["engine_version"] == "20.10.24"
+
+
+def test_committed_results_are_what_the_renderer_makes_of_them() -> None:
+    """RESULTS.md is generated from results.json, never edited by hand."""
+    results = REPO_ROOT / "results"
+    report = read_report(results)
+    assert (results / "RESULTS.md").read_text(encoding="utf-8") == render_markdown(report)
+    stored_claims = json.loads((results / "results.json").read_text())["claims"]
+    assert stored_claims == to_dict(report)["claims"]
+
+
+def test_writing_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_files(tmp_path, {"a.json": "old a", "b.md": "old b"})
+    real_fsync = os.fsync
+    calls = []
+
+    def failing_fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(ResultsWriteError, match="No space left on device; the earlier results are unchanged"):
+        write_files(tmp_path, {"a.json": "new a", "b.md": "new b"})
+    assert (tmp_path / "a.json").read_text() == "old a"
+    assert (tmp_path / "b.md").read_text() == "old b"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.json", "b.md"]  # no temporary file left
+
+
+def test_a_results_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    with pytest.raises(ResultsWriteError, match="cannot write results"):
+        write_files(blocker, {"a.json": "x"})
+
+
+def test_reading_missing_results_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(ResultsWriteError, match="run `invoke all` first"):
+        read_report(tmp_path)
+
+
+def test_the_readme_shows_the_committed_results_table() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_with_table(readme, read_report(REPO_ROOT / "results")) == readme
