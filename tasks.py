@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from invoke import Collection, Context, Exit, task
 from harness import labels
 from harness.bases import BaseSource, ensure_base
 from harness.engine import DockerEngine
-from harness.errors import BaseUnavailable, HarnessError
+from harness.errors import BaseUnavailable, EngineLost, HarnessError
+from harness.lock import exclusive_run
 from harness.pipeline import DEFAULT_BASE, Settings, run_stages, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
@@ -24,6 +26,8 @@ from harness.units import human_size
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 README = ROOT / "README.md"
+LOCK = ROOT / ".hello-ladder.lock"
+PARTIAL_NAME = "results.partial.json"
 
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
 STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
@@ -35,14 +39,21 @@ def _reported(body: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(body)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        # SIGTERM unwinds like Ctrl-C, so that every `finally` removes what it must.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
-            return body(*args, **kwargs)
+            with exclusive_run(LOCK):
+                return body(*args, **kwargs)
         except HarnessError as error:
             raise Exit(f"error: {error}", code=1) from None
         except KeyboardInterrupt:
             raise Exit("interrupted: containers removed, results/ left as it was", code=130) from None
 
     return wrapper
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _say(line: str) -> None:
@@ -128,8 +139,16 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
 @_reported
 def all_stages(c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str = str(RESULTS)) -> None:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
-    run = run_stages(DockerEngine.from_env(), _settings(base, no_cache), progress=_say)
     results_dir = Path(results)
+    try:
+        run = run_stages(DockerEngine.from_env(), _settings(base, no_cache), progress=_say)
+    except EngineLost as lost:
+        write_files(results_dir, {PARTIAL_NAME: render_json(lost.report)})
+        raise Exit(
+            f"error: {lost}\nWhat was measured before is in {results_dir / PARTIAL_NAME}; "
+            f"{MARKDOWN_NAME} and {JSON_NAME} are unchanged.",
+            code=1,
+        ) from None
     write_files(results_dir, {JSON_NAME: render_json(run), MARKDOWN_NAME: render_markdown(run)})
     if results_dir.resolve() == RESULTS:
         # The README shows the committed results, so it follows them.
@@ -142,15 +161,23 @@ def all_stages(c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, res
         raise Exit(f"stages that did not do what their stage.toml expects: {problems}", code=1)
 
 
-@task(help={"bases": "also remove the base images the project bootstrapped"})
+@task(
+    help={
+        "bases": "also remove the base images the project bootstrapped",
+        "namespace": "only what runs under this tag namespace made (default: every namespace)",
+    }
+)
 @_reported
-def clean(c: Context, bases: bool = False) -> None:
+def clean(c: Context, bases: bool = False, namespace: str | None = None) -> None:
     """Remove the images and containers this project created (by label), and nothing else."""
     engine = DockerEngine.from_env()
-    removed = engine.remove_containers(labels.selector())
-    for role in (labels.ROLE_STAGE, labels.ROLE_BUILDER) + ((labels.ROLE_BASE,) if bases else ()):
-        removed += engine.remove_images(labels.selector(role=role))
-    removed += engine.remove_images(labels.selector(), dangling_only=True)
+    scope = {"namespace": namespace} if namespace else {}
+    removed = engine.remove_containers(labels.selector(**scope))
+    for role in (labels.ROLE_STAGE, labels.ROLE_BUILDER):
+        removed += engine.remove_images(labels.selector(role=role, **scope))
+    if bases:
+        removed += engine.remove_images(labels.selector(role=labels.ROLE_BASE))
+    removed += engine.remove_images(labels.selector(**scope), dangling_only=True)
     _say(f"removed {len(removed)} container(s) and image(s) labelled {labels.MANAGED}=true")
 
 

@@ -183,6 +183,11 @@ class DockerEngine:
             except docker.errors.APIError as error:
                 # The Engine refuses some Dockerfiles outright (a parse error, an unknown instruction).
                 raise BuildFailed(stage, instruction, tuple(tail), str(error.explanation or error)) from error
+            except KeyboardInterrupt:
+                # Closing the connection is what tells the Engine to cancel the build
+                # (and, with forcerm, to remove the step's container).
+                self._client.api.close()
+                raise
         if not image_id:
             raise BuildFailed(stage, instruction, tuple(tail), "the Engine reported no image id")
         return BuildRecord(image_id=image_id, seconds=time.monotonic() - started, fully_cached=fully_cached)

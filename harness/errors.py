@@ -38,6 +38,15 @@ class EngineUnavailable(HarnessError):
         )
 
 
+class EngineLost(HarnessError):
+    """The Engine stopped answering in the middle of a run; `report` holds what was measured before."""
+
+    def __init__(self, cause: EngineUnavailable, report: object) -> None:
+        self.cause = cause
+        self.report = report
+        super().__init__(f"the Engine stopped answering during the run: {cause}")
+
+
 class EngineError(HarnessError):
     """The Engine answered, but refused or failed a request."""
 

@@ -18,7 +18,7 @@ from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
 from harness.engine import Engine
-from harness.errors import BaseUnavailable, BuildFailed, StageConfigError
+from harness.errors import BaseUnavailable, BuildFailed, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import Stage, WhenBaseMissing, discover, load_stage
 from harness.verify import judge
@@ -92,16 +92,32 @@ def run_stages(
 ) -> RunReport:
     """Build, verify and measure every selected stage, then remove the dangling images the run left."""
     bases = BaseCache(engine)
-    results = []
+    results: list[StageResult] = []
+    lost: EngineUnavailable | None = None
     try:
         for folder in select(discover(settings.stages_dir), wanted):
-            result = process_folder(engine, settings, folder, bases, progress)
+            if lost is None:
+                try:
+                    result = process_folder(engine, settings, folder, bases, progress)
+                except EngineUnavailable as error:
+                    lost = error
+            if lost is not None:
+                # Keep what was measured; the stages after the loss are errors, not silence.
+                result = StageResult(name=folder.name, title="(not measured)", changes="", outcome=Outcome.ERROR, reason=str(lost))
             progress(_summary(result))
             results.append(result)
     finally:
-        # Rebuilt tags and the classic builder's compiler stages leave untagged images behind.
-        engine.remove_images(labels.selector(namespace=settings.namespace), dangling_only=True)
-    return RunReport(base=settings.base, engine_version=engine.version(), stages=tuple(results))
+        if lost is None:
+            # Rebuilt tags and the classic builder's compiler stages leave untagged images behind.
+            engine.remove_images(labels.selector(namespace=settings.namespace), dangling_only=True)
+    report = RunReport(
+        base=settings.base,
+        engine_version=engine.version() if lost is None else "unknown",
+        stages=tuple(results),
+    )
+    if lost is not None:
+        raise EngineLost(lost, report)
+    return report
 
 
 def process_folder(

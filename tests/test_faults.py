@@ -1,0 +1,273 @@
+"""Bad input, faults and cleanup: nothing lost, nothing left behind, nothing let out."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness import labels
+from harness.engine import DockerEngine
+from harness.errors import EngineLost, EngineUnavailable
+from harness.lock import RunInProgress, exclusive_run
+from harness.model import Outcome, RunPolicy
+from harness.pipeline import Settings, run_stages
+
+from .conftest import REPO_ROOT
+from .fakes import FakeEngine, _image
+
+BASE = "debian:bookworm"
+
+
+def copy_repo(target: Path, stages: tuple[str, ...] = ()) -> Path:
+    """A runnable copy of the repository (tasks.py, hello/, the named stages) to break at will."""
+    shutil.copy(REPO_ROOT / "tasks.py", target / "tasks.py")
+    shutil.copy(REPO_ROOT / "README.md", target / "README.md")
+    shutil.copytree(REPO_ROOT / "hello", target / "hello")
+    (target / "stages").mkdir()
+    for stage in stages:
+        shutil.copytree(REPO_ROOT / "stages" / stage, target / "stages" / stage)
+    return target
+
+
+def add_stage(repo: Path, name: str, dockerfile: str, toml: str) -> None:
+    folder = repo / "stages" / name
+    folder.mkdir(parents=True)
+    (folder / "Dockerfile").write_text(dockerfile)
+    (folder / "stage.toml").write_text(toml)
+
+
+def stage_toml(command: str, expect: str = 'stdout = "hello!\\n"', extra: str = "") -> str:
+    return f'title = "t"\nchanges = "c"\nstep = "s"\ncommand = {command}\n{extra}\n[expect]\n{expect}\n'
+
+
+def invoke(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+# --- without an Engine -------------------------------------------------------
+
+
+class LosingEngine(FakeEngine):
+    """A fake Engine that stops answering at the n-th build."""
+
+    def __init__(self, lose_at: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.lose_at = lose_at
+
+    def build(self, stage: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if len(self.built) + 1 == self.lose_at:
+            raise EngineUnavailable("connection refused")
+        return super().build(stage, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path, ("01-naive", "02-purge-layers", "03-single-layer"))
+    engine = LosingEngine(lose_at=2, images={BASE: _image(1)})
+    with pytest.raises(EngineLost) as caught:
+        run_stages(engine, Settings(repo), progress=lambda line: None)
+    report = caught.value.report
+    assert [(s.name, s.outcome) for s in report.stages] == [
+        ("01-naive", Outcome.PASS),
+        ("02-purge-layers", Outcome.ERROR),
+        ("03-single-layer", Outcome.ERROR),
+    ]
+    assert "connection refused" in str(report.stages[2].reason)
+    assert engine.removed_filters == []  # no cleanup calls into an Engine that is gone
+
+
+def test_a_stopped_engine_is_one_clear_line(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path, ("07-scratch-libs",))
+    (repo / "results").mkdir()
+    (repo / "results" / "results.json").write_text("earlier")
+    done = invoke(repo, "all", env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}, timeout=60)
+    assert done.returncode == 1
+    assert "Docker Engine: not reachable" in done.stderr and "scripts/start-engine" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert (repo / "results" / "results.json").read_text() == "earlier"
+
+
+def test_a_second_run_in_the_same_checkout_refuses(tmp_path: Path) -> None:
+    lock = tmp_path / ".hello-ladder.lock"
+    with exclusive_run(lock):
+        with pytest.raises(RunInProgress, match=rf"another run is in progress in this checkout \(pid {os.getpid()}\)"):
+            with exclusive_run(lock):
+                pass
+    with exclusive_run(lock):  # released on exit
+        pass
+
+
+def test_a_second_invoke_all_refuses_while_the_first_holds_the_lock(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys,time; from harness.lock import exclusive_run\n"
+         "from pathlib import Path\nwith exclusive_run(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(60)",
+         str(repo / ".hello-ladder.lock")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = invoke(repo, "all", timeout=60)
+        assert done.returncode == 1
+        assert f"another run is in progress in this checkout (pid {holder.pid})" in done.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --- with an Engine ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def base_image(engine: DockerEngine) -> str:
+    """The Debian base the stages use, provided (bootstrapped if need be) once."""
+    from harness.bases import ensure_base
+
+    ensure_base(engine, BASE)
+    return BASE
+
+
+def run_in_base(engine: DockerEngine, base_image: str, script: str, **policy: object) -> tuple[str, str, int | None, bool, bool]:
+    result = engine.run(
+        base_image,
+        ("/bin/sh", "-c", script),
+        RunPolicy(**{"timeout_s": 20.0, "user": "65534:65534", **policy}),  # type: ignore[arg-type]
+        labels.managed(labels.ROLE_RUN, namespace="hello-ladder-test", stage="faults"),
+    )
+    return result.stdout, result.stderr, result.exit_code, result.timed_out, result.truncated
+
+
+def no_test_containers() -> list[object]:
+    client = docker.from_env()
+    return client.containers.list(all=True, filters={"label": labels.selector(namespace="hello-ladder-test")})
+
+
+@pytest.mark.docker
+def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, base_image: str) -> None:
+    started = time.monotonic()
+    _, _, exit_code, timed_out, _ = run_in_base(engine, base_image, "sleep 600", timeout_s=2.0)
+    assert timed_out and exit_code is None
+    assert time.monotonic() - started < 30
+    assert no_test_containers() == []
+
+
+@pytest.mark.docker
+def test_a_flooding_program_has_its_output_capped(engine: DockerEngine, base_image: str) -> None:
+    stdout, _, _, timed_out, truncated = run_in_base(engine, base_image, "yes flood", timeout_s=3.0, output_cap_bytes=4096)
+    assert truncated and len(stdout.encode()) <= 4096
+    assert timed_out
+    assert no_test_containers() == []
+
+
+@pytest.mark.docker
+def test_nothing_is_let_out(engine: DockerEngine, base_image: str) -> None:
+    script = r"""
+    touch /escape 2>/dev/null && echo write=allowed || echo write=refused
+    echo interfaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ,)
+    echo routes=$(tail -n +2 /proc/net/route | wc -l)
+    grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d '\t ' 
+    echo uid=$(id -u)
+    ( i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done ) 2>/dev/null
+    n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo processes=$n
+    """  # the last line counts with builtins only: at the pids limit, nothing more can fork
+    stdout, stderr, exit_code, _, _ = run_in_base(engine, base_image, script)
+    facts = dict(line.split("=", 1) if "=" in line else line.split(":", 1) for line in stdout.split())
+    assert facts["write"] == "refused"  # read-only root
+    assert facts["interfaces"] == "lo,"  # no network but loopback
+    assert facts["routes"] == "0"
+    assert facts["CapEff"] == "0000000000000000"  # every capability dropped
+    assert facts["NoNewPrivs"] == "1"
+    assert facts["uid"] == "65534"
+    assert 10 < int(facts["processes"]) <= 64  # a fork loop of 200 is stopped by the pids limit
+    assert no_test_containers() == []
+
+
+@pytest.mark.docker
+def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path)
+    add_stage(repo, "01-breaks", "ARG BASE\nFROM ${BASE}\nRUN echo compiling && exit 3\n", stage_toml('["/bin/true"]'))
+    add_stage(repo, "02-no-base", "FROM hello-ladder-test/no-such-base:1\n", stage_toml('["/bin/true"]'))
+    add_stage(repo, "03-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
+    report = run_stages(engine, Settings(repo, namespace="hello-ladder-test"), progress=lambda line: None)
+    broken, no_base, fine = report.stages
+    assert broken.outcome is Outcome.ERROR
+    assert "build failed at `RUN echo compiling && exit 3`" in str(broken.reason)
+    assert "returned a non-zero code: 3" in str(broken.reason)
+    assert "compiling" in broken.log_tail
+    assert no_base.outcome is Outcome.ERROR and "docker load" in str(no_base.reason)
+    assert fine.outcome is Outcome.PASS
+    assert no_test_containers() == []
+    dangling = docker.from_env().images.list(filters={"dangling": True, "label": labels.selector(namespace="hello-ladder-test")})
+    assert dangling == []
+
+
+@pytest.mark.docker
+def test_clean_removes_only_what_carries_the_label(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
+    client = docker.from_env()
+    repo = copy_repo(tmp_path)
+    add_stage(repo, "01-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
+    run_stages(engine, Settings(repo, namespace="hello-ladder-test"), progress=lambda line: None)
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo user > /user-file\n")
+    users, _ = client.images.build(path=str(tmp_path / "ctx"), tag="users-own/image:kept", rm=True)
+    try:
+        assert client.images.list(name="hello-ladder-test/01-fine")
+        done = invoke(repo, "clean", "--namespace", "hello-ladder-test", timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert client.images.list(name="hello-ladder-test/01-fine") == []
+        assert client.images.get("users-own/image:kept").id == users.id
+        assert client.images.get(base_image)  # bases stay unless --bases
+    finally:
+        client.images.remove("users-own/image:kept", force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
+    engine: DockerEngine, base_image: str, tmp_path: Path, signum: signal.Signals
+) -> None:
+    repo = copy_repo(tmp_path)
+    add_stage(repo, "01-hangs", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/sleep", "600"]', extra="timeout = 300"))
+    results = repo / "results"
+    results.mkdir()
+    (results / "results.json").write_text("earlier json")
+    (results / "RESULTS.md").write_text("earlier md")
+    before = sorted(p.name for p in results.iterdir())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "all"],
+        cwd=repo,
+        env={**os.environ, "HELLO_LADDER_NAMESPACE": "hello-ladder-test"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not no_test_containers():  # wait until the stage's program runs
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert no_test_containers() == []
+    assert sorted(p.name for p in results.iterdir()) == before
+    assert (results / "results.json").read_text() == "earlier json"
+    assert (results / "RESULTS.md").read_text() == "earlier md"
