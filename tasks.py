@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,4 +182,10 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None) -> None
     _say(f"removed {len(removed)} container(s) and image(s) labelled {labels.MANAGED}=true")
 
 
-ns = Collection(bases, build, verify, report, all_stages, clean)
+@task
+def faults(c: Context) -> None:
+    """Run every fault test (bad input, a lost Engine, Ctrl-C, ...) and print the fault matrix."""
+    c.run(f"{sys.executable} -m tests.fault_matrix", pty=False)
+
+
+ns = Collection(bases, build, verify, report, all_stages, clean, faults)

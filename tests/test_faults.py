@@ -76,6 +76,7 @@ class LosingEngine(FakeEngine):
         return super().build(stage, *args, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.fault('The Engine stops in the middle of a run', 'stages measured before are kept; the rest are errors; no cleanup call into a dead Engine')
 def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path, ("01-naive", "02-purge-layers", "03-single-layer"))
     engine = LosingEngine(lose_at=2, images={BASE: _image(1)})
@@ -91,6 +92,7 @@ def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
     assert engine.removed_filters == []  # no cleanup calls into an Engine that is gone
 
 
+@pytest.mark.fault('The Engine is not running', 'one line saying how to start it, exit 1, no traceback, results/ unchanged')
 def test_a_stopped_engine_is_one_clear_line(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path, ("07-scratch-libs",))
     (repo / "results").mkdir()
@@ -102,6 +104,7 @@ def test_a_stopped_engine_is_one_clear_line(tmp_path: Path) -> None:
     assert (repo / "results" / "results.json").read_text() == "earlier"
 
 
+@pytest.mark.fault('Two runs at once (same process)', 'the second refuses, naming the first; the lock is released after')
 def test_a_second_run_in_the_same_checkout_refuses(tmp_path: Path) -> None:
     lock = tmp_path / ".hello-ladder.lock"
     with exclusive_run(lock):
@@ -112,6 +115,7 @@ def test_a_second_run_in_the_same_checkout_refuses(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.fault('Two `invoke all` at once on one checkout', "the second refuses with the first's pid, exit 1")
 def test_a_second_invoke_all_refuses_while_the_first_holds_the_lock(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path)
     holder = subprocess.Popen(
@@ -157,6 +161,7 @@ def no_test_containers() -> list[object]:
     return client.containers.list(all=True, filters={"label": labels.selector(namespace="hello-ladder-test")})
 
 
+@pytest.mark.fault("A stage's program hangs", 'killed at its time limit, reported as timed out, container removed')
 @pytest.mark.docker
 def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, base_image: str) -> None:
     started = time.monotonic()
@@ -166,6 +171,7 @@ def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, bas
     assert no_test_containers() == []
 
 
+@pytest.mark.fault("A stage's program floods its output", 'output capped and marked truncated, container removed')
 @pytest.mark.docker
 def test_a_flooding_program_has_its_output_capped(engine: DockerEngine, base_image: str) -> None:
     stdout, _, _, timed_out, truncated = run_in_base(engine, base_image, "yes flood", timeout_s=3.0, output_cap_bytes=4096)
@@ -174,6 +180,7 @@ def test_a_flooding_program_has_its_output_capped(engine: DockerEngine, base_ima
     assert no_test_containers() == []
 
 
+@pytest.mark.fault('A program tries to write /, reach the network, fork without bound', 'read-only root, only loopback, no capabilities, no-new-privileges, nobody, pids limit')
 @pytest.mark.docker
 def test_nothing_is_let_out(engine: DockerEngine, base_image: str) -> None:
     script = r"""
@@ -197,6 +204,7 @@ def test_nothing_is_let_out(engine: DockerEngine, base_image: str) -> None:
     assert no_test_containers() == []
 
 
+@pytest.mark.fault('A Dockerfile fails to build; a base cannot be had', "that stage is an error naming the instruction and the log's tail; the others still run")
 @pytest.mark.docker
 def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
     repo = copy_repo(tmp_path)
@@ -216,6 +224,7 @@ def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEn
     assert dangling == []
 
 
+@pytest.mark.fault("`invoke clean` beside the user's own images", 'only labelled images go; an unlabelled image and the bases stay')
 @pytest.mark.docker
 def test_clean_removes_only_what_carries_the_label(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
     client = docker.from_env()
@@ -236,8 +245,9 @@ def test_clean_removes_only_what_carries_the_label(engine: DockerEngine, base_im
         client.images.remove("users-own/image:kept", force=True)
 
 
+@pytest.mark.fault('Ctrl-C or SIGTERM while a stage runs', 'exit 130, no container left, results/ exactly as before')
 @pytest.mark.docker
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
     engine: DockerEngine, base_image: str, tmp_path: Path, signum: signal.Signals
 ) -> None:
@@ -271,3 +281,34 @@ def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
     assert sorted(p.name for p in results.iterdir()) == before
     assert (results / "results.json").read_text() == "earlier json"
     assert (results / "RESULTS.md").read_text() == "earlier md"
+
+
+@pytest.mark.fault("Ctrl-C in the middle of a build", "the Engine cancels the build; its step container is removed; exit 130")
+@pytest.mark.docker
+def test_an_interrupted_build_leaves_no_container(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
+    client = docker.from_env()
+    repo = copy_repo(tmp_path)
+    add_stage(repo, "01-slow-build", "ARG BASE\nFROM ${BASE}\nRUN sleep 600\n", stage_toml('["/bin/true"]'))
+    before = {container.id for container in client.containers.list(all=True)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "all", "--no-cache"],
+        cwd=repo,
+        env={**os.environ, "HELLO_LADDER_NAMESPACE": "hello-ladder-test"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not {c.id for c in client.containers.list(all=True)} - before:  # the RUN step's container
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    deadline = time.monotonic() + 60
+    while {c.id for c in client.containers.list(all=True)} - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert {c.id for c in client.containers.list(all=True)} - before == set()

@@ -52,6 +52,7 @@ def test_the_builder_stage_of_a_multi_stage_build_is_labelled(repo: Path) -> Non
     assert labels["hello-ladder.role"] == "stage" and labels["hello-ladder.base"] == "debian:bookworm"
 
 
+@pytest.mark.fault('An invalid stage.toml, a failing build', 'those stages are errors with file/field or instruction and log; the others run')
 def test_a_broken_stage_is_an_error_and_the_others_still_run(repo: Path) -> None:
     (repo / "stages" / "03-single-layer" / "stage.toml").write_text("title = \n")
     engine = FakeEngine(images=dict(BASES), failing_builds={"02-purge-layers": "The command returned a non-zero code: 2"})

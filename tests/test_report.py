@@ -89,6 +89,7 @@ def test_committed_results_are_what_the_renderer_makes_of_them() -> None:
     assert stored_claims == to_dict(report)["claims"]
 
 
+@pytest.mark.fault('The disk fills while results are written', 'a clear error; earlier results intact; no temporary file left')
 def test_writing_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_files(tmp_path, {"a.json": "old a", "b.md": "old b"})
     real_fsync = os.fsync
@@ -108,6 +109,7 @@ def test_writing_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.json", "b.md"]  # no temporary file left
 
 
+@pytest.mark.fault('The results folder cannot be written', 'a clear error; nothing written')
 def test_a_results_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "results"
     blocker.write_text("not a folder")
