@@ -14,7 +14,7 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from harness import labels
-from harness.bases import BaseSource, ensure_base
+from harness.bases import ensure_base
 from harness.engine import DockerEngine
 from harness.errors import BaseUnavailable, EngineLost, HarnessError
 from harness.lock import exclusive_run
@@ -22,6 +22,7 @@ from harness.pipeline import DEFAULT_BASE, Settings, run_stages, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
 from harness.stages import discover, load_stage
+from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
 from harness.units import human_size
 
 ROOT = Path(__file__).resolve().parent
@@ -29,6 +30,7 @@ RESULTS = ROOT / "results"
 README = ROOT / "README.md"
 LOCK = ROOT / ".hello-ladder.lock"
 PARTIAL_NAME = "results.partial.json"
+SWEEP_BASES = "debian:bullseye,debian:bookworm,debian:trixie"
 
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
 STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
@@ -85,8 +87,6 @@ def bases(c: Context, base: str = DEFAULT_BASE) -> None:
         line = f"{ref}: {status.source.value}, {human_size(status.size_bytes)}"
         if status.deviation is not None:
             line += f" (official image: {status.official_size}, {status.deviation:+.1%})"
-        if status.source is BaseSource.BOOTSTRAPPED:
-            line += ", bootstrapped from Debian's packages"
         _say(line)
     if missing:
         _say(f"{missing} base(s) unavailable: stages that need them will be skipped or reported as errors.")
@@ -182,10 +182,34 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None) -> None
     _say(f"removed {len(removed)} container(s) and image(s) labelled {labels.MANAGED}=true")
 
 
+@task(
+    help={"bases": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
+          "results": "where to write SWEEP.md and sweep.json"}
+)
+@_reported
+def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> None:
+    """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
+    engine = DockerEngine.from_env()
+    command = f"invoke sweep --bases {bases}"
+    reports = []
+    for base in (ref.strip() for ref in bases.split(",") if ref.strip()):
+        _say(f"== {base}")
+        keep = functools.partial(is_debian_based, base=base)
+        reports.append(run_stages(engine, _settings(base), progress=_say, keep=keep))
+    results_dir = Path(results)
+    write_files(
+        results_dir,
+        {"SWEEP.md": render_sweep_markdown(reports, command), "sweep.json": render_sweep_json(reports, command)},
+    )
+    _say(f"wrote {results_dir / 'SWEEP.md'} and {results_dir / 'sweep.json'}")
+    if not all(report.ok for report in reports):
+        raise Exit("some stages did not do what their stage.toml expects on some release", code=1)
+
+
 @task
 def faults(c: Context) -> None:
     """Run every fault test (bad input, a lost Engine, Ctrl-C, ...) and print the fault matrix."""
     c.run(f"{sys.executable} -m tests.fault_matrix", pty=False)
 
 
-ns = Collection(bases, build, verify, report, all_stages, clean, faults)
+ns = Collection(bases, build, verify, report, all_stages, sweep, clean, faults)

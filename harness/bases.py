@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 # Sizes `docker images` showed for the official images (linux/amd64), to
 # check that a bootstrapped base is a fair stand-in for the real one.
 OFFICIAL_SIZES = {
+    "debian:bullseye": "124MB",
     "debian:bookworm": "117MB",
     "debian:bookworm-slim": "74.8MB",
 }
 SIZE_TOLERANCE = 0.05
 
-# Older suites were published without merged /usr.
+# Older suites were published without merged /usr, and their packages do not
+# ask for it: they bootstrap as they are, with no hook.
 UNMERGED_USR_SUITES = frozenset({"stretch", "buster", "bullseye"})
 
 # What the official slim images exclude (debuerreotype's `debuerreotype-slimify`).
@@ -94,13 +96,11 @@ class BaseStatus:
 
 def mmdebstrap_command(base: DebianBase, output: Path) -> list[str]:
     """The mmdebstrap call that bootstraps `base` into the tarball `output`."""
-    hook = "no-merged-usr" if base.suite in UNMERGED_USR_SUITES else "merged-usr"
-    command = [
-        "mmdebstrap",
-        "--variant=minbase",
-        "--format=tar",
-        f"--hook-dir=/usr/share/mmdebstrap/hooks/{hook}",
-    ]
+    command = ["mmdebstrap", "--variant=minbase", "--format=tar"]
+    if base.suite not in UNMERGED_USR_SUITES:
+        # Merged /usr from the start, as the official images are; without the
+        # hook, mmdebstrap converts with the `usrmerge` package, which pulls in perl.
+        command.append("--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr")
     if base.slim:
         command += [f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS]
     # mmdebstrap empties /var/lib/apt/lists and /var/cache/apt itself.
@@ -153,7 +153,8 @@ def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> None:
                 ref, ("mmdebstrap did not finish",), f"It ran past {MMDEBSTRAP_TIMEOUT_S} s; check the package mirror."
             ) from None
         if done.returncode != 0:
-            last = " | ".join(done.stderr.strip().splitlines()[-3:])
+            lines = done.stderr.strip().splitlines()
+            last = " | ".join([line for line in lines if line.startswith("E:")][:3] or lines[-3:])
             raise BaseUnavailable(
                 ref,
                 (f"mmdebstrap failed with exit code {done.returncode}: {last}",),

@@ -88,14 +88,18 @@ def stage_bases(stage: Stage, settings: Settings) -> tuple[str, ...]:
 
 
 def run_stages(
-    engine: Engine, settings: Settings, wanted: str | None = None, progress: Progress = log.info
+    engine: Engine,
+    settings: Settings,
+    wanted: str | None = None,
+    progress: Progress = log.info,
+    keep: Callable[[Path], bool] = lambda folder: True,
 ) -> RunReport:
-    """Build, verify and measure every selected stage, then remove the dangling images the run left."""
+    """Build, verify and measure every selected stage (and kept by `keep`), then remove the dangling images the run left."""
     bases = BaseCache(engine)
     results: list[StageResult] = []
     lost: EngineUnavailable | None = None
     try:
-        for folder in select(discover(settings.stages_dir), wanted):
+        for folder in filter(keep, select(discover(settings.stages_dir), wanted)):
             if lost is None:
                 try:
                     result = process_folder(engine, settings, folder, bases, progress)

@@ -25,7 +25,7 @@ def render_markdown(report: RunReport, command: str = "invoke all") -> str:
         "## The tutorial's claims",
         claims_table(report),
         "## Stages",
-        *(stage_section(stage) for stage in report.stages),
+        *(stage_section(stage, previous) for stage, previous in zip(report.stages, _previous_measured(report))),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -52,9 +52,32 @@ def claims_table(report: RunReport) -> str:
     return tabulate(rows, headers=("claim", "measured", "verdict"), tablefmt="github", disable_numparse=True)
 
 
-def stage_section(stage: StageResult) -> str:
+def _previous_measured(report: RunReport) -> list[StageResult | None]:
+    """For each stage, the last stage before it that has a size (the step it improves on)."""
+    previous: list[StageResult | None] = []
+    last: StageResult | None = None
+    for stage in report.stages:
+        previous.append(last)
+        if stage.size_bytes is not None:
+            last = stage
+    return previous
+
+
+def step_saving(stage: StageResult, previous: StageResult) -> str:
+    """One sentence: what this step saved (or cost) against the previous one, in bytes and as a ratio."""
+    size, before = stage.size_bytes or 0, previous.size_bytes or 0
+    change = "saves" if size <= before else "adds"
+    return (
+        f"Against `{previous.name}`: {change} {abs(before - size):,} bytes "
+        f"({human_size(before)} → {human_size(size)}, {size / before:.3g} of its size)."
+    )
+
+
+def stage_section(stage: StageResult, previous: StageResult | None = None) -> str:
     lines = [f"### `{stage.name}`: {stage.title}", ""]
     lines.append(f"{stage.changes}. Outcome: **{stage.outcome.value}**" + (f": {stage.reason}" if stage.reason else "."))
+    if previous is not None and stage.size_bytes is not None:
+        lines += ["", step_saving(stage, previous)]
     if stage.expected:
         what = f"prints {stage.expected['stdout']!r}" if "stdout" in stage.expected else f"fails with {stage.expected['failure']!r}"
         lines += ["", f"Expected: {what}. {_observed(stage)}"]

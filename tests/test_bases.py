@@ -32,7 +32,9 @@ def test_the_slim_bootstrap_excludes_what_official_slim_images_exclude(tmp_path:
     assert not any(arg.startswith("--dpkgopt") for arg in regular)
     assert "--dpkgopt=path-exclude=/usr/share/man/*" in slim
     assert "--dpkgopt=path-include=/usr/share/doc/*/copyright" in slim
-    assert any("merged-usr" in arg for arg in regular)
+    assert "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr" in regular
+    older = mmdebstrap_command(DebianBase("bullseye", False), tmp_path / "out.tar")
+    assert not any(arg.startswith("--hook-dir") for arg in older)  # bullseye was not merged-/usr
 
 
 def test_a_present_base_is_used_as_it_is() -> None:

@@ -125,3 +125,9 @@ def test_reading_missing_results_says_what_to_run(tmp_path: Path) -> None:
 def test_the_readme_shows_the_committed_results_table() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert readme_with_table(readme, read_report(REPO_ROOT / "results")) == readme
+
+
+def test_each_stage_says_what_its_step_saved() -> None:
+    text = render_markdown(ladder())
+    assert "Against `01-naive`: adds 82,000,000 bytes (622MB → 704MB, 1.13 of its size)." in text
+    assert "Against `02-purge-layers`: saves 322,000,000 bytes (704MB → 382MB, 0.543 of its size)." in text
