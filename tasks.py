@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import functools
+import json as json_module
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
 from harness import labels
 from harness.bases import ensure_base
+from harness.elf import Resolver, closure_dict, render_tree
+from harness.imagefs import unpacked_image
+from harness.model import RunPolicy
+from harness.slim import Bundle, SlimSpec
 from harness.engine import DockerEngine
 from harness.errors import BaseUnavailable, EngineLost, HarnessError
 from harness.lock import exclusive_run
-from harness.pipeline import DEFAULT_BASE, Settings, run_stages, stage_bases
+from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stages, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
-from harness.stages import discover, load_stage
+from harness.stages import DEFAULT_USER, discover, load_stage
 from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
 from harness.units import human_size
 
@@ -183,6 +189,77 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None) -> None
 
 
 @task(
+    iterable=["path"],
+    help={
+        "image": "the image to read (its file system is exported, never run)",
+        "root": "or: a folder holding a root file system",
+        "path": "an ELF file inside it; repeat for more",
+        "json": "print JSON instead of a tree",
+        "with_dlopen": "also resolve the optional libraries named in .note.dlopen notes",
+    },
+)
+@_reported
+def deps(
+    c: Context, path: list[str], image: str | None = None, root: str | None = None, json: bool = False,
+    with_dlopen: bool = False,
+) -> None:
+    """Print what the dynamic loader would load for ELF files in an image or a root folder, as lddtree does."""
+    if (image is None) == (root is None) or not path:
+        raise Exit("error: give --image IMAGE or --root DIR, and at least one --path", code=2)
+
+    def show(root_dir: Path) -> None:
+        closures = Resolver(root_dir).resolve_many(path, with_dlopen=with_dlopen)
+        if json:
+            _say(json_module.dumps([closure_dict(closure) for closure in closures], indent=2))
+        else:
+            for closure in closures:
+                _say(render_tree(closure))
+
+    if root is not None:
+        show(Path(root))
+    else:
+        with unpacked_image(DockerEngine.from_env(), image, _settings(DEFAULT_BASE).namespace) as root_dir:
+            show(root_dir)
+
+
+@task(
+    iterable=["extra"],
+    help={
+        "image": "the source image",
+        "binary": "the program inside it",
+        "tag": "the tag of the new scratch image",
+        "extra": "another path to copy (a file or a folder); repeat for more",
+        "cmd": "the command to run in the new image (default: the binary)",
+        "with_": "bundles of files no ELF reference shows: certs,tzdata,passwd,tmp,nss",
+        "with_dlopen": "also copy the optional libraries named in .note.dlopen notes",
+    },
+)
+@_reported
+def slim(
+    c: Context, image: str, binary: str, tag: str, extra: list[str], cmd: str | None = None, with_: str = "",
+    with_dlopen: bool = False,
+) -> None:
+    """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
+    engine = DockerEngine.from_env()
+    namespace = _settings(DEFAULT_BASE).namespace
+    spec = SlimSpec(PurePosixPath(binary), tuple(PurePosixPath(e) for e in extra), Bundle.parse_list(with_), with_dlopen)
+    command = tuple(shlex.split(cmd)) if cmd else (binary,)
+    image_labels = labels.managed(labels.ROLE_STAGE, namespace=namespace, stage="slim")
+    _, plan = build_slim_image(engine, image, spec, tag, command, image_labels, namespace)
+    result = engine.run(tag, command, RunPolicy(timeout_s=30.0, user=DEFAULT_USER), labels.managed(labels.ROLE_RUN, namespace=namespace))
+    source_size, slim_size = engine.image_info(image).size_bytes, engine.image_info(tag).size_bytes
+    _say(f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
+         f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller")
+    _say(f"run {' '.join(command)}: exit code {result.exit_code}" + (f", error {result.error}" if result.error else ""))
+    if result.stdout:
+        _say(f"stdout: {result.stdout[:500]!r}")
+    if result.stderr:
+        _say(f"stderr: {result.stderr[:500]!r}")
+    if result.error or result.exit_code != 0:
+        raise Exit(code=1)
+
+
+@task(
     help={"bases": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
           "results": "where to write SWEEP.md and sweep.json"}
 )
@@ -212,4 +289,4 @@ def faults(c: Context) -> None:
     c.run(f"{sys.executable} -m tests.fault_matrix", pty=False)
 
 
-ns = Collection(bases, build, verify, report, all_stages, sweep, clean, faults)
+ns = Collection(bases, build, verify, report, all_stages, sweep, deps, slim, clean, faults)

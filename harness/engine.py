@@ -60,6 +60,8 @@ class Engine(Protocol):
 
     def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]: ...
 
+    def export_filesystem(self, image: str, labels: dict[str, str]) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
+
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]: ...
 
 
@@ -243,6 +245,19 @@ class DockerEngine:
         stderr, err_cut = _capped(container.logs(stdout=False, stderr=True), policy.output_cap_bytes)
         error = f"killed after the {policy.timeout_s:g} s time limit" if timed_out else None
         return RunResult(stdout, stderr, exit_code, error=error, timed_out=timed_out, truncated=out_cut or err_cut)
+
+    @contextlib.contextmanager
+    def export_filesystem(self, image: str, labels: dict[str, str]) -> Iterator[Iterator[bytes]]:
+        """The image's merged file system as a tar stream, from a container that is never started."""
+        with _converted(f"exporting {image}"):
+            # A command is required to create a container, even one never started.
+            container = self._client.containers.create(image, command=["/nonexistent"], labels=labels, network_mode="none")
+        try:
+            with _converted(f"exporting {image}"):
+                yield container.export(chunk_size=1024 * 1024)
+        finally:
+            with contextlib.suppress(docker.errors.NotFound), _converted(f"removing the export container of {image}"):
+                container.remove(force=True)
 
     def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
         removed: list[str] = []

@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+# The tutorial's own program; other runtimes get a table of their own in the report.
+DEFAULT_RUNTIME = "c"
+
 
 @dataclass(frozen=True)
 class LayerRecord:
@@ -91,6 +94,7 @@ class StageResult:
     observed: RunResult | None = None
     reason: str | None = None
     log_tail: tuple[str, ...] = ()
+    runtime: str = DEFAULT_RUNTIME
 
     @property
     def size_bytes(self) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,9 @@ from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
 from harness.engine import Engine
+from harness.imagefs import unpacked_image
+from harness.slim import DOCKERFILE_NAME as SLIM_DOCKERFILE
+from harness.slim import SlimPlan, SlimSpec, plan_slim, scratch_context
 from harness.errors import BaseUnavailable, BuildFailed, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import Stage, WhenBaseMissing, discover, load_stage
@@ -138,6 +142,7 @@ def process_folder(
         article_size=stage.article_size,
         expected=stage.expect.as_dict(),
         image=settings.tag(stage.name),
+        runtime=stage.runtime,
     )
     for ref in stage_bases(stage, settings):
         status = bases.provide(ref)
@@ -163,6 +168,8 @@ def build_stage(engine: Engine, stage: Stage, settings: Settings, progress: Prog
     builder_labels = labels.managed(labels.ROLE_BUILDER, namespace=settings.namespace)
     dockerfile = label_build_stages(stage.dockerfile.read_text(encoding="utf-8"), builder_labels)
     tag = settings.tag(stage.name)
+    if stage.slim is not None:
+        return build_slim_stage(engine, stage, settings, progress, dockerfile)
     progress(f"{stage.name}: building {tag}")
     record = engine.build(
         stage=stage.name,
@@ -175,6 +182,55 @@ def build_stage(engine: Engine, stage: Stage, settings: Settings, progress: Prog
         on_line=lambda line: log.debug("%s: %s", stage.name, line),
     )
     return record, engine.image_info(tag)
+
+
+def build_slim_stage(
+    engine: Engine, stage: Stage, settings: Settings, progress: Progress, dockerfile: str
+) -> tuple[BuildRecord, ImageInfo]:
+    """Build the stage's Dockerfile as a source image, then a scratch image of the binary's closure from it."""
+    assert stage.slim is not None
+    tag = settings.tag(stage.name)
+    source = f"{tag}-source"
+    progress(f"{stage.name}: building the source image {source}")
+    started = time.monotonic()
+    source_build = engine.build(
+        stage=stage.name,
+        context=build_context(settings.source_dir, dockerfile),
+        dockerfile=DOCKERFILE_NAME,
+        tag=source,
+        build_args=settings.build_args,
+        labels=labels.managed(labels.ROLE_BUILDER, namespace=settings.namespace, stage=stage.name),
+        no_cache=settings.no_cache,
+    )
+    try:
+        stage_labels = labels.managed(labels.ROLE_STAGE, namespace=settings.namespace, stage=stage.name, base=settings.base)
+        record, plan = build_slim_image(engine, source, stage.slim, tag, stage.command, stage_labels, settings.namespace)
+        progress(f"{stage.name}: {len(plan.copies)} paths from the resolver")
+    finally:
+        # The source image served only to read the closure from.
+        engine.remove_images(labels.selector(namespace=settings.namespace, stage=stage.name, role=labels.ROLE_BUILDER))
+    seconds = time.monotonic() - started
+    cached = source_build.fully_cached and record.fully_cached
+    return BuildRecord(record.image_id, seconds, cached), engine.image_info(tag)
+
+
+def build_slim_image(
+    engine: Engine,
+    source: str,
+    spec: SlimSpec,
+    tag: str,
+    command: tuple[str, ...],
+    image_labels: dict[str, str],
+    namespace: str,
+) -> tuple[BuildRecord, SlimPlan]:
+    """Build `tag` FROM scratch with `spec.binary`'s closure (and extras, bundles) read from the image `source`."""
+    with unpacked_image(engine, source, namespace) as root:
+        plan = plan_slim(root, spec)
+        context = scratch_context(root, plan, command)
+    record = engine.build(
+        stage=tag, context=context, dockerfile=SLIM_DOCKERFILE, tag=tag, build_args={}, labels=image_labels
+    )
+    return record, plan
 
 
 def _summary(result: StageResult) -> str:

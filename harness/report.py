@@ -7,7 +7,7 @@ import re
 from tabulate import tabulate
 
 from harness.claims import evaluate
-from harness.model import RunReport, StageResult
+from harness.model import DEFAULT_RUNTIME, RunReport, StageResult
 from harness.units import human_size, parse_size
 
 INSTRUCTION_WIDTH = 90
@@ -22,6 +22,7 @@ def render_markdown(report: RunReport, command: str = "invoke all") -> str:
         "for each image, printed as `docker images` prints them (decimal units); the tutorial's figures "
         "were measured on Debian stretch in 2018.",
         summary_table(report),
+        *runtime_sections(report),
         "## The tutorial's claims",
         claims_table(report),
         "## Stages",
@@ -31,6 +32,7 @@ def render_markdown(report: RunReport, command: str = "invoke all") -> str:
 
 
 def summary_table(report: RunReport) -> str:
+    """The tutorial's ladder: the C program's stages."""
     rows = [
         (
             f"`{stage.name}`",
@@ -42,9 +44,33 @@ def summary_table(report: RunReport) -> str:
             stage.outcome.value,
         )
         for stage in report.stages
+        if stage.runtime == DEFAULT_RUNTIME
     ]
     headers = ("stage", "what changed", "tutorial", "measured", "measured ÷ tutorial", "layers", "outcome")
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def runtime_sections(report: RunReport) -> list[str]:
+    """One table per other runtime: each stage's size against the runtime's first (naive) stage."""
+    runtimes = list(dict.fromkeys(s.runtime for s in report.stages if s.runtime != DEFAULT_RUNTIME))
+    sections = []
+    for runtime in runtimes:
+        stages = [s for s in report.stages if s.runtime == runtime]
+        naive = stages[0].size_bytes
+        rows = [
+            (
+                f"`{stage.name}`",
+                _cell(stage.changes),
+                human_size(stage.size_bytes) if stage.size_bytes is not None else "–",
+                f"{stage.size_bytes / naive:.3g}" if stage.size_bytes is not None and naive else "–",
+                stage.image_info.layer_count if stage.image_info else "–",
+                stage.outcome.value,
+            )
+            for stage in stages
+        ]
+        headers = ("stage", "what changed", "measured", f"÷ {stages[0].name}", "layers", "outcome")
+        sections += [f"### Runtime: {runtime}", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
+    return sections
 
 
 def claims_table(report: RunReport) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.claims import evaluate
 from harness.errors import ResultsWriteError
-from harness.model import BuildRecord, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
+from harness.model import DEFAULT_RUNTIME, BuildRecord, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
 from harness.units import human_size
 
 JSON_NAME = "results.json"
@@ -41,6 +41,7 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
     info, build, observed = stage.image_info, stage.build, stage.observed
     return {
         "name": stage.name,
+        "runtime": stage.runtime,
         "title": stage.title,
         "changes": stage.changes,
         "image": stage.image,
@@ -104,6 +105,7 @@ def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
         observed=None if observed is None else RunResult(**observed),
         reason=data.get("reason"),
         log_tail=tuple(data.get("log_tail") or ()),
+        runtime=str(data.get("runtime") or DEFAULT_RUNTIME),
     )
 
 

@@ -11,10 +11,12 @@ import enum
 import re
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness.errors import StageConfigError
+from harness.model import DEFAULT_RUNTIME
+from harness.slim import Bundle, SlimSpec
 from harness.units import parse_size
 
 STAGE_FILE = "stage.toml"
@@ -25,6 +27,7 @@ DEFAULT_TIMEOUT_S = 30.0
 # Where a stage says nothing, its program runs as `nobody`: a numeric id
 # needs no /etc/passwd, so it works in scratch images too.
 DEFAULT_USER = "65534:65534"
+RUNTIME_PATTERN = re.compile(r"^[a-z][a-z0-9+-]*$")
 
 
 class WhenBaseMissing(enum.Enum):
@@ -63,6 +66,10 @@ class Stage:
     timeout_s: float
     user: str
     when_base_missing: WhenBaseMissing
+    runtime: str = DEFAULT_RUNTIME
+    # When set, the Dockerfile builds a source image, and the stage's image is
+    # a scratch image of `slim.binary` and its closure, made by the resolver.
+    slim: SlimSpec | None = None
 
     @property
     def dockerfile(self) -> Path:
@@ -114,6 +121,7 @@ def load_stage(folder: Path) -> Stage:
 
 _KNOWN_KEYS = {
     "title", "changes", "step", "article_size", "command", "expect", "timeout", "user", "when_base_missing",
+    "runtime", "slim",
 }  # fmt: skip
 
 
@@ -138,6 +146,9 @@ def _parse(folder: Path, path: Path, data: dict[str, Any]) -> Stage:
         when_base_missing = WhenBaseMissing(when_missing)
     except ValueError:
         raise StageConfigError(path, "when_base_missing", 'must be "error" or "skip"') from None
+    runtime = _optional_str(path, data, "runtime") or DEFAULT_RUNTIME
+    if not RUNTIME_PATTERN.match(runtime):
+        raise StageConfigError(path, "runtime", "must be a lower-case word, e.g. \"go\"")
     return Stage(
         name=folder.name,
         directory=folder,
@@ -150,6 +161,8 @@ def _parse(folder: Path, path: Path, data: dict[str, Any]) -> Stage:
         timeout_s=float(timeout),
         user=_optional_str(path, data, "user") or DEFAULT_USER,
         when_base_missing=when_base_missing,
+        runtime=runtime,
+        slim=_parse_slim(path, data.get("slim")),
     )
 
 
@@ -166,6 +179,39 @@ def _parse_expectation(path: Path, table: Any) -> Expectation:
     if not isinstance(value, str) or (key == "failure" and not value):
         raise StageConfigError(path, f"expect.{key}", "must be a string" + (" (non-empty)" if key == "failure" else ""))
     return Expectation(**{key: value})
+
+
+def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise StageConfigError(path, "slim", 'must be a table: [slim] with binary = "/path"')
+    unknown = sorted(set(table) - {"binary", "extra", "with", "with_dlopen"})
+    if unknown:
+        raise StageConfigError(path, f"slim.{unknown[0]}", "unknown field (known: binary, extra, with, with_dlopen)")
+    binary = table.get("binary")
+    if not isinstance(binary, str) or not binary.startswith("/"):
+        raise StageConfigError(path, "slim.binary", "must be an absolute path inside the image")
+    for key in ("extra", "with"):
+        value = table.get(key, [])
+        if not (isinstance(value, list) and all(isinstance(item, str) and item for item in value)):
+            raise StageConfigError(path, f"slim.{key}", "must be a list of strings")
+    if any(not extra.startswith("/") for extra in table.get("extra", [])):
+        raise StageConfigError(path, "slim.extra", "must be absolute paths inside the image")
+    try:
+        bundles = tuple(Bundle(name) for name in table.get("with", []))
+    except ValueError:
+        known = ", ".join(bundle.value for bundle in Bundle)
+        raise StageConfigError(path, "slim.with", f"unknown bundle (known: {known})") from None
+    with_dlopen = table.get("with_dlopen", False)
+    if not isinstance(with_dlopen, bool):
+        raise StageConfigError(path, "slim.with_dlopen", "must be true or false")
+    return SlimSpec(
+        binary=PurePosixPath(binary),
+        extras=tuple(PurePosixPath(extra) for extra in table.get("extra", [])),
+        bundles=bundles,
+        with_dlopen=with_dlopen,
+    )
 
 
 def _required_str(path: Path, data: dict[str, Any], key: str) -> str:

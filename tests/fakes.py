@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+import io
+import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,9 +57,6 @@ class FakeEngine:
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
     ) -> BuildRecord:
-        import io
-        import tarfile
-
         with tarfile.open(fileobj=io.BytesIO(context)) as tar:
             member = tar.extractfile(dockerfile)
             assert member is not None
@@ -76,6 +77,24 @@ class FakeEngine:
 
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:
         return ()
+
+    @contextlib.contextmanager
+    def export_filesystem(self, image: str, labels: dict[str, str]) -> Iterator[Iterator[bytes]]:
+        """Every image's file system is the same small root: the host's `true` as /hello, with its closure."""
+        yield iter([_hello_root_tar()])
+
+
+@functools.cache
+def _hello_root_tar() -> bytes:
+    from harness.elf import Resolver
+
+    closure = Resolver(Path("/")).resolve("/usr/bin/true")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in closure.files:
+            name = "hello" if path == closure.path else str(path).lstrip("/")
+            tar.add(str(path), arcname=name, recursive=False)
+    return buffer.getvalue()
 
 
 def _image(size: int) -> ImageInfo:

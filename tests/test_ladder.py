@@ -6,6 +6,7 @@ Docker SDK directly rather than through the harness.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -19,11 +20,12 @@ from harness import labels
 from harness.bases import OFFICIAL_SIZES, SIZE_TOLERANCE
 from harness.claims import evaluate
 from harness.engine import DockerEngine
+from harness.imagefs import unpacked_image
 from harness.model import Outcome, RunReport
 from harness.pipeline import Settings, run_stages
 from harness.units import human_size, parse_size
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, TEST_NAMESPACE
 
 pytestmark = pytest.mark.docker
 
@@ -134,3 +136,24 @@ def test_sizes_fall_in_the_order_of_the_ladder(ladder: RunReport) -> None:
     assert size["01"] > size["03"] > size["03b"]  # type: ignore[operator]
     scratch = [size[n] for n in ("07", "09", "10", "11") if n in size]
     assert len(scratch) >= 3 and scratch == sorted(scratch, reverse=True) and len(set(scratch)) == len(scratch)
+
+
+def _file_digests(engine: DockerEngine, image: str) -> list[str]:
+    """The sha256 of every regular file in the image, sorted (symlinks and folders left out)."""
+    with unpacked_image(engine, image, TEST_NAMESPACE) as root:
+        return sorted(
+            hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in root.rglob("*")
+            if path.is_file() and not path.is_symlink()
+        )
+
+
+def test_the_resolver_makes_the_tutorials_scratch_image_by_itself(ladder: RunReport, engine: DockerEngine) -> None:
+    by_hand, automatic = ladder.stage("07-scratch-libs"), ladder.stage("08-scratch-auto")
+    assert by_hand is not None and automatic is not None
+    assert automatic.outcome is Outcome.PASS and automatic.observed is not None
+    assert automatic.observed.stdout == "hello!\n"
+    assert by_hand.image and automatic.image
+    assert _file_digests(engine, automatic.image) == _file_digests(engine, by_hand.image)  # the same three files
+    by_hand_size, automatic_size = by_hand.size_bytes or 0, automatic.size_bytes or 0
+    assert abs(automatic_size - by_hand_size) / by_hand_size < 0.01

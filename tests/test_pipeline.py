@@ -30,8 +30,11 @@ def test_every_stage_is_built_run_and_judged(repo: Path) -> None:
     assert outcomes.pop("05-alpine") is Outcome.SKIPPED  # no Alpine image, and none to pull or bootstrap
     assert set(outcomes.values()) == {Outcome.PASS}
     assert report.ok
-    # The run removes only the dangling images labelled with its namespace.
-    assert engine.removed_filters == [(("hello-ladder.managed=true", "hello-ladder.namespace=hello-ladder"), True)]
+    # The run removes the source image of the slim stage, and the dangling images labelled with its namespace.
+    assert engine.removed_filters == [
+        (("hello-ladder.managed=true", "hello-ladder.namespace=hello-ladder", "hello-ladder.stage=08-scratch-auto", "hello-ladder.role=builder"), False),
+        (("hello-ladder.managed=true", "hello-ladder.namespace=hello-ladder"), True),
+    ]
 
 
 def test_runs_are_locked_down_and_labelled(repo: Path) -> None:

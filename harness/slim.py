@@ -1,0 +1,194 @@
+"""Only include what you need, automatically: a `FROM scratch` image holding a program and its closure.
+
+The tutorial finds the two libraries of its scratch image with `ldd` and
+copies them by hand.  Here the resolver (`harness.elf`) reads the program's
+ELF headers inside the source image's file system and lists every file the
+loader would open, symlinks included; those files, the extras the user names
+and the bundles they ask for become the only contents of the new image.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from harness.elf import Closure, Resolver, RootFS
+from harness.errors import HarnessError
+
+ROOTFS_DIR = "rootfs"
+DOCKERFILE_NAME = "Dockerfile"
+
+
+class SlimError(HarnessError):
+    """A slim image that cannot be planned: a missing extra or bundle file."""
+
+
+class Bundle(enum.Enum):
+    """Files a program may need that no ELF reference shows (as distroless's static image ships them)."""
+
+    CERTS = "certs"  # the CA bundle, and SSL_CERT_FILE pointing at it
+    TZDATA = "tzdata"  # /usr/share/zoneinfo
+    PASSWD = "passwd"  # root, nobody and nonroot users and groups
+    TMP = "tmp"  # a world-writable /tmp (mode 1777)
+    NSS = "nss"  # nsswitch.conf and the libnss_* modules with their closure
+
+    @classmethod
+    def parse_list(cls, text: str) -> tuple[Bundle, ...]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        try:
+            return tuple(cls(name) for name in names)
+        except ValueError:
+            known = ", ".join(bundle.value for bundle in cls)
+            raise SlimError(f"--with {text}: unknown bundle (known: {known})") from None
+
+
+CA_BUNDLE = PurePosixPath("/etc/ssl/certs/ca-certificates.crt")
+ZONEINFO = PurePosixPath("/usr/share/zoneinfo")
+NSSWITCH = PurePosixPath("/etc/nsswitch.conf")
+NSS_MODULES = ("libnss_files.so.2", "libnss_dns.so.2")
+PASSWD = b"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+GROUP = b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
+
+
+@dataclass(frozen=True)
+class SlimSpec:
+    binary: PurePosixPath
+    extras: tuple[PurePosixPath, ...] = ()
+    bundles: tuple[Bundle, ...] = ()
+    with_dlopen: bool = False
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A file or folder the slim image gets that the source image does not provide."""
+
+    path: PurePosixPath
+    content: bytes | None  # None: a folder
+    mode: int
+
+
+@dataclass(frozen=True)
+class SlimPlan:
+    closure: Closure
+    copies: tuple[PurePosixPath, ...]  # physical paths in the source root, links kept as links
+    generated: tuple[Generated, ...]
+    env: tuple[tuple[str, str], ...]
+
+
+def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
+    """Everything the slim image must contain, read from the unpacked source root."""
+    resolver = Resolver(root)
+    fs = RootFS(root)
+    closure = resolver.resolve(spec.binary, with_dlopen=spec.with_dlopen)
+    copies: list[PurePosixPath] = [*closure.files]
+    generated: list[Generated] = []
+    env: list[tuple[str, str]] = []
+    for extra in spec.extras:
+        copies += _tree(fs, extra, "--extra")
+    for bundle in spec.bundles:
+        if bundle is Bundle.CERTS:
+            copies += _tree(fs, CA_BUNDLE, "bundle certs (install ca-certificates in the source image)")
+            env.append(("SSL_CERT_FILE", str(CA_BUNDLE)))
+        elif bundle is Bundle.TZDATA:
+            copies += _tree(fs, ZONEINFO, "bundle tzdata (install tzdata in the source image)")
+        elif bundle is Bundle.PASSWD:
+            generated += [Generated(PurePosixPath("/etc/passwd"), PASSWD, 0o644), Generated(PurePosixPath("/etc/group"), GROUP, 0o644)]
+            generated.append(Generated(PurePosixPath("/home/nonroot"), None, 0o700))
+        elif bundle is Bundle.TMP:
+            generated.append(Generated(PurePosixPath("/tmp"), None, 0o1777))
+        elif bundle is Bundle.NSS:
+            copies += _tree(fs, NSSWITCH, "bundle nss")
+            # glibc dlopens its NSS modules from the folder it was loaded from.
+            libc = next((dep for dep in closure.needed if dep.soname.startswith("libc.so")), None)
+            if libc is None:
+                raise SlimError(f"bundle nss: {spec.binary} does not load glibc, so it loads no NSS modules")
+            for module in NSS_MODULES:
+                found = fs.resolve(libc.path.parent / module)
+                if found is None:
+                    raise SlimError(f"bundle nss: {libc.path.parent / module}: not in the source image")
+                copies += resolver.resolve(found.path).files
+    return SlimPlan(closure, tuple(dict.fromkeys(copies)), tuple(generated), tuple(env))
+
+
+def _tree(fs: RootFS, path: PurePosixPath, what: str) -> list[PurePosixPath]:
+    """A path (with the links on its way) and, for a folder, everything below it."""
+    found = fs.resolve(path)
+    if found is None:
+        raise SlimError(f"{path}: not in the source image ({what})")
+    paths = list(found.files)
+    if not found.is_file:
+        host = fs.host_path(found.real)
+        for folder, dirs, names in os.walk(host):
+            dirs.sort()
+            for name in sorted([*dirs, *names]):
+                inside = PurePosixPath("/") / Path(folder, name).relative_to(fs.root)
+                paths.append(inside)
+    return paths
+
+
+def scratch_context(root: Path, plan: SlimPlan, command: Iterable[str]) -> bytes:
+    """A build context: the planned files under rootfs/ and a Dockerfile that copies them into scratch."""
+    fs = RootFS(root)
+    buffer = io.BytesIO()
+    folders_done: set[PurePosixPath] = set()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in plan.copies:
+            _add_parents(tar, path, folders_done)
+            host = fs.host_path(path)
+            info = tar.gettarinfo(str(host), arcname=f"{ROOTFS_DIR}{path}")
+            _normalise(info)
+            if info.isreg():
+                with open(host, "rb") as handle:
+                    tar.addfile(info, handle)
+            elif info.isdir():
+                folders_done.add(path)
+                tar.addfile(info)
+            elif info.issym():
+                tar.addfile(info)
+        for item in plan.generated:
+            _add_parents(tar, item.path, folders_done)
+            info = tarfile.TarInfo(f"{ROOTFS_DIR}{item.path}")
+            info.mode = item.mode
+            if item.content is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(item.content)
+                tar.addfile(info, io.BytesIO(item.content))
+        dockerfile = dockerfile_text(plan, command).encode()
+        info = tarfile.TarInfo(DOCKERFILE_NAME)
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    return buffer.getvalue()
+
+
+def dockerfile_text(plan: SlimPlan, command: Iterable[str]) -> str:
+    lines = ["FROM scratch", f"COPY {ROOTFS_DIR}/ /"]
+    lines += [f'ENV {key}="{value}"' for key, value in plan.env]
+    quoted = ", ".join(f'"{arg}"' for arg in command)
+    lines.append(f"CMD [{quoted}]")
+    return "\n".join(lines) + "\n"
+
+
+def _add_parents(tar: tarfile.TarFile, path: PurePosixPath, done: set[PurePosixPath]) -> None:
+    for parent in reversed(path.parents[:-1]):  # every folder above `path`, without the root
+        if parent in done:
+            continue
+        info = tarfile.TarInfo(f"{ROOTFS_DIR}{parent}")
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        tar.addfile(info)
+        done.add(parent)
+
+
+def _normalise(info: tarfile.TarInfo) -> None:
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = stat.S_IMODE(info.mode) & 0o7777

@@ -1,0 +1,72 @@
+"""Planning a scratch image from a root file system (the host's own, read only)."""
+
+import io
+import tarfile
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from harness.errors import StageConfigError
+from harness.slim import Bundle, SlimError, SlimSpec, dockerfile_text, plan_slim, scratch_context
+from harness.stages import load_stage
+
+from .conftest import REPO_ROOT
+from .test_stages import VALID, make_stage
+
+HOST = Path("/")
+TRUE = PurePosixPath("/usr/bin/true")
+
+
+def context_members(context: bytes) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(context)) as tar:
+        return {info.name: info for info in tar.getmembers()}
+
+
+def test_the_plan_is_the_closure_with_links_kept_as_links() -> None:
+    plan = plan_slim(HOST, SlimSpec(TRUE))
+    assert plan.copies == plan.closure.files
+    members = context_members(scratch_context(HOST, plan, ["/usr/bin/true"]))
+    for path in plan.copies:
+        info = members[f"rootfs{path}"]
+        assert info.issym() == Path(path).is_symlink()
+    assert members["rootfs/usr"].isdir()  # parent folders are made, owned by root
+    assert all(info.uid == 0 and info.mtime == 0 for info in members.values())
+
+
+def test_bundles_add_what_no_elf_reference_shows() -> None:
+    plan = plan_slim(HOST, SlimSpec(TRUE, bundles=(Bundle.PASSWD, Bundle.TMP)))
+    generated = {str(item.path): item for item in plan.generated}
+    assert b"nobody:x:65534:65534" in (generated["/etc/passwd"].content or b"")
+    assert generated["/tmp"].mode == 0o1777 and generated["/tmp"].content is None
+    members = context_members(scratch_context(HOST, plan, ["/usr/bin/true"]))
+    assert members["rootfs/tmp"].mode == 0o1777
+
+
+def test_the_dockerfile_copies_the_root_and_sets_env_and_cmd() -> None:
+    plan = plan_slim(HOST, SlimSpec(TRUE))
+    text = dockerfile_text(plan, ["/usr/bin/true", "--version"])
+    assert text.splitlines() == ["FROM scratch", "COPY rootfs/ /", 'CMD ["/usr/bin/true", "--version"]']
+
+
+def test_unknown_bundles_and_missing_extras_are_clear_errors() -> None:
+    with pytest.raises(SlimError, match="unknown bundle"):
+        Bundle.parse_list("certs,sertz")
+    with pytest.raises(SlimError, match="/no/such/file: not in the source image"):
+        plan_slim(HOST, SlimSpec(TRUE, extras=(PurePosixPath("/no/such/file"),)))
+
+
+def test_the_scratch_auto_stage_asks_for_the_resolver() -> None:
+    stage = load_stage(REPO_ROOT / "stages" / "08-scratch-auto")
+    assert stage.slim == SlimSpec(PurePosixPath("/hello"))
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [('binary = "hello"', "slim.binary"), ('binary = "/h"\nwith = ["certz"]', "slim.with"),
+     ('binary = "/h"\nextra = "x"', "slim.extra"), ('binary = "/h"\nsize = 1', "slim.size")],
+)
+def test_a_malformed_slim_table_names_the_field(tmp_path: Path, table: str, field: str) -> None:
+    folder = make_stage(tmp_path, toml=VALID.replace("[expect]", f"[slim]\n{table}\n\n[expect]"))
+    with pytest.raises(StageConfigError) as caught:
+        load_stage(folder)
+    assert caught.value.field == field
