@@ -17,6 +17,10 @@ from invoke import Collection, Context, Exit, task
 
 from harness import labels
 from harness.bases import ensure_base
+from harness.chart import render_svg
+from harness.layers import layer_table
+from harness.layers import to_json as layers_to_json
+from harness.measure import analyse_image
 from harness.elf import Resolver, closure_dict, render_tree
 from harness.imagefs import unpacked_image
 from harness.model import RunPolicy
@@ -36,6 +40,7 @@ RESULTS = ROOT / "results"
 README = ROOT / "README.md"
 LOCK = ROOT / ".hello-ladder.lock"
 PARTIAL_NAME = "results.partial.json"
+CHART_NAME = "sizes.svg"
 SWEEP_BASES = "debian:bullseye,debian:bookworm,debian:trixie"
 
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
@@ -125,7 +130,7 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
     results_dir = Path(results)
     run = read_report(results_dir)
     if stage is None:
-        write_files(results_dir, {MARKDOWN_NAME: render_markdown(run)})
+        write_files(results_dir, {MARKDOWN_NAME: render_markdown(run), CHART_NAME: render_svg(run)})
         _say(f"wrote {results_dir / MARKDOWN_NAME}")
         return
     chosen = [s for s in run.stages if s.name == stage or s.name.split("-", 1)[0] == stage]
@@ -156,7 +161,7 @@ def all_stages(c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, res
             f"{MARKDOWN_NAME} and {JSON_NAME} are unchanged.",
             code=1,
         ) from None
-    write_files(results_dir, {JSON_NAME: render_json(run), MARKDOWN_NAME: render_markdown(run)})
+    write_files(results_dir, {JSON_NAME: render_json(run), MARKDOWN_NAME: render_markdown(run), CHART_NAME: render_svg(run)})
     if results_dir.resolve() == RESULTS:
         # The README shows the committed results, so it follows them.
         write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})
@@ -186,6 +191,49 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None) -> None
         removed += engine.remove_images(labels.selector(role=labels.ROLE_BASE))
     removed += engine.remove_images(labels.selector(**scope), dangling_only=True)
     _say(f"removed {len(removed)} container(s) and image(s) labelled {labels.MANAGED}=true")
+
+
+@task(
+    help={
+        "image": "the image to analyse",
+        "json": "print JSON (totals: dead_bytes, wire_bytes, size_bytes, efficiency) instead of tables",
+        "max_dead": "exit 1 if the image has more dead bytes than this",
+        "min_efficiency": "exit 1 if dive's efficiency score is below this (0 to 1)",
+        "no_wire": "skip the gzip wire size (the slow part)",
+    }
+)
+@_reported
+def layers(
+    c: Context, image: str, json: bool = False, max_dead: str | None = None, min_efficiency: str | None = None,
+    no_wire: bool = False,
+) -> None:
+    """Per-layer contents of an image: files added, changed, deleted, dead bytes, dive's efficiency, wire size."""
+    from tabulate import tabulate
+
+    try:
+        dead_limit = None if max_dead is None else int(max_dead)
+        efficiency_limit = None if min_efficiency is None else float(min_efficiency)
+    except ValueError:
+        raise Exit("error: --max-dead takes a number of bytes, --min-efficiency a number from 0 to 1", code=2) from None
+    analysis = analyse_image(DockerEngine.from_env(), image, wire=not no_wire)
+    if json:
+        _say(json_module.dumps(layers_to_json(analysis), indent=2))
+    else:
+        headers, rows = layer_table(analysis, human=True)
+        _say(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+        wire = human_size(analysis.wire_bytes) if analysis.wire_bytes is not None else "not computed"
+        _say(
+            f"\n{image}: {human_size(analysis.size_bytes)} stored, {human_size(analysis.live_bytes)} live, "
+            f"{human_size(analysis.dead_bytes)} dead ({analysis.dead_bytes:,} bytes); dive efficiency "
+            f"{analysis.efficiency:.2%}, wasted {human_size(analysis.wasted_bytes)}; wire {wire}"
+        )
+    failures = []
+    if dead_limit is not None and analysis.dead_bytes > dead_limit:
+        failures.append(f"{analysis.dead_bytes:,} dead bytes > --max-dead {dead_limit:,}")
+    if efficiency_limit is not None and analysis.efficiency < efficiency_limit:
+        failures.append(f"efficiency {analysis.efficiency:.4f} < --min-efficiency {efficiency_limit}")
+    if failures:
+        raise Exit(f"{image}: " + "; ".join(failures), code=1)
 
 
 @task(
@@ -289,4 +337,4 @@ def faults(c: Context) -> None:
     c.run(f"{sys.executable} -m tests.fault_matrix", pty=False)
 
 
-ns = Collection(bases, build, verify, report, all_stages, sweep, deps, slim, clean, faults)
+ns = Collection(bases, build, verify, report, all_stages, sweep, deps, slim, layers, clean, faults)

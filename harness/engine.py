@@ -62,6 +62,8 @@ class Engine(Protocol):
 
     def export_filesystem(self, image: str, labels: dict[str, str]) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
 
+    def save_image(self, image: str) -> Iterator[bytes]: ...
+
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]: ...
 
 
@@ -258,6 +260,13 @@ class DockerEngine:
         finally:
             with contextlib.suppress(docker.errors.NotFound), _converted(f"removing the export container of {image}"):
                 container.remove(force=True)
+
+    def save_image(self, image: str) -> Iterator[bytes]:
+        """The image as `docker save` writes it (layer tars, config, manifest), as a stream of chunks."""
+        with _converted(f"saving {image}"):
+            chunks = self._client.images.get(image).save(chunk_size=1024 * 1024, named=False)
+        with _converted(f"saving {image}"):
+            yield from chunks
 
     def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
         removed: list[str] = []

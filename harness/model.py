@@ -67,6 +67,35 @@ class RunResult:
         return "\n".join(part for part in (self.error, self.stderr, self.stdout) if part)
 
 
+@dataclass(frozen=True)
+class LayerFigure:
+    """One layer as its tar shows it: what it adds, changes and deletes, and the bytes it stores in vain."""
+
+    instruction: str
+    file_bytes: int
+    added: int
+    changed: int
+    deleted: int
+    dead_bytes: int  # stored in this layer, not shown by the final file system
+    killed_bytes: int  # of lower layers, made dead by this one
+    wire_bytes: int | None
+    largest: tuple[tuple[str, int], ...]  # (path, bytes), largest first
+
+
+@dataclass(frozen=True)
+class LayerFigures:
+    """Where an image's bytes are (from its saved layer tars; see harness.layers for the definitions)."""
+
+    live_bytes: int
+    dead_bytes: int
+    wire_bytes: int | None
+    efficiency: float  # dive's score
+    wasted_bytes: int  # dive's
+    user_wasted_percent: float | None  # dive's, a fraction
+    layers: tuple[LayerFigure, ...]
+    leftover_packages: tuple[tuple[str, int], ...] = ()  # (package, installed bytes) the stage added
+
+
 class Outcome(enum.Enum):
     PASS = "pass"  # did what stage.toml expects
     FAIL = "fail"  # built, but did not do what stage.toml expects
@@ -95,6 +124,7 @@ class StageResult:
     reason: str | None = None
     log_tail: tuple[str, ...] = ()
     runtime: str = DEFAULT_RUNTIME
+    layer_figures: LayerFigures | None = None
 
     @property
     def size_bytes(self) -> int | None:

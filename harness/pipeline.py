@@ -20,6 +20,7 @@ from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
 from harness.engine import Engine
 from harness.imagefs import unpacked_image
+from harness.measure import installed_packages, layer_figures
 from harness.slim import DOCKERFILE_NAME as SLIM_DOCKERFILE
 from harness.slim import SlimPlan, SlimSpec, plan_slim, scratch_context
 from harness.errors import BaseUnavailable, BuildFailed, EngineLost, EngineUnavailable, StageConfigError
@@ -41,6 +42,9 @@ class Settings:
     base: str = DEFAULT_BASE
     namespace: str = "hello-ladder"
     no_cache: bool = False
+    # Read every image's layer tars for dead bytes, dive's figures and (slow: gzip) the wire size.
+    layer_analysis: bool = True
+    wire_size: bool = True
 
     @property
     def stages_dir(self) -> Path:
@@ -65,6 +69,13 @@ class BaseCache:
 
     engine: Engine
     statuses: dict[str, BaseStatus | BaseUnavailable] = field(default_factory=dict)
+    packages: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def installed(self, ref: str) -> dict[str, int]:
+        """The base's dpkg packages, read once per run."""
+        if ref not in self.packages:
+            self.packages[ref] = installed_packages(self.engine, ref)
+        return self.packages[ref]
 
     def provide(self, ref: str) -> BaseStatus | BaseUnavailable:
         if ref not in self.statuses:
@@ -160,7 +171,16 @@ def process_folder(
         labels.managed(labels.ROLE_RUN, namespace=settings.namespace, stage=stage.name),
     )
     outcome, reason = judge(stage.expect, observed)
-    return StageResult(**common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed)
+    figures = None
+    if settings.layer_analysis:
+        progress(f"{stage.name}: reading its layers")
+        base_packages: dict[str, int] = {}
+        for ref in stage_bases(stage, settings):
+            base_packages.update(bases.installed(ref))
+        figures = layer_figures(engine, settings.tag(stage.name), base_packages, wire=settings.wire_size)
+    return StageResult(
+        **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures
+    )
 
 
 def build_stage(engine: Engine, stage: Stage, settings: Settings, progress: Progress) -> tuple[BuildRecord, ImageInfo]:

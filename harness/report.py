@@ -21,8 +21,10 @@ def render_markdown(report: RunReport, command: str = "invoke all") -> str:
         f"Base `{report.base}`, Docker Engine {report.engine_version}. Sizes are what the Engine reports "
         "for each image, printed as `docker images` prints them (decimal units); the tutorial's figures "
         "were measured on Debian stretch in 2018.",
+        "![Image size per stage, log scale, the tutorial's figure beside it](sizes.svg)",
         summary_table(report),
         *runtime_sections(report),
+        *bytes_section(report),
         "## The tutorial's claims",
         claims_table(report),
         "## Stages",
@@ -73,6 +75,39 @@ def runtime_sections(report: RunReport) -> list[str]:
     return sections
 
 
+def bytes_section(report: RunReport) -> list[str]:
+    """Where each image's bytes are: live, dead (stored but hidden), dive's efficiency, and the wire size."""
+    measured = [stage for stage in report.stages if stage.layer_figures is not None]
+    if not measured:
+        return []
+    rows = []
+    for stage in measured:
+        figures = stage.layer_figures
+        assert figures is not None
+        leftovers = sum(size for _, size in figures.leftover_packages)
+        rows.append(
+            (
+                f"`{stage.name}`",
+                human_size(stage.size_bytes or 0),
+                human_size(figures.live_bytes),
+                human_size(figures.dead_bytes),
+                f"{figures.efficiency:.1%}",
+                human_size(figures.wire_bytes) if figures.wire_bytes is not None else "–",
+                f"{len(figures.leftover_packages)} ({human_size(leftovers)})" if figures.leftover_packages else "–",
+            )
+        )
+    headers = ("stage", "size", "live", "dead", "efficiency (dive)", "wire (gzip)", "packages added")
+    intro = (
+        "**Live** bytes are what the final file system shows; **dead** bytes are stored in some layer but "
+        "hidden by a later one (deleted, or copied up by a change, even of metadata only), yet still shipped. "
+        "**Efficiency** is dive's score (smallest copy of each path ÷ all its copies); dead bytes are the fairer "
+        "figure, since dive counts a deleted file as free. **Wire** is what a registry push sends: each layer "
+        "tar gzip-compressed at the default level. **Packages added** are dpkg packages the image has that its "
+        "base had not."
+    )
+    return ["## Where the bytes are", intro, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
+
+
 def claims_table(report: RunReport) -> str:
     rows = [(claim.text, _cell(claim.evidence), claim.verdict) for claim in evaluate(report)]
     return tabulate(rows, headers=("claim", "measured", "verdict"), tablefmt="github", disable_numparse=True)
@@ -110,7 +145,9 @@ def stage_section(stage: StageResult, previous: StageResult | None = None) -> st
     if stage.build is not None:
         built = "every step from the build cache" if stage.build.fully_cached else f"built in {stage.build.seconds:.1f} s"
         lines += ["", f"Image `{stage.image}`: {built}."]
-    if stage.image_info is not None:
+    if stage.layer_figures is not None:
+        lines += ["", layer_figures_table(stage), *_why_it_grew(stage), *_leftovers(stage)]
+    elif stage.image_info is not None:
         rows = [
             (index, human_size(layer.size_bytes), f"{layer.size_bytes:,}", f"`{_instruction(layer.created_by)}`")
             for index, layer in enumerate(stage.image_info.layers, start=1)
@@ -120,6 +157,60 @@ def stage_section(stage: StageResult, previous: StageResult | None = None) -> st
     if stage.log_tail:
         lines += ["", "Last lines of the build log:", "", "```", *stage.log_tail, "```"]
     return "\n".join(lines)
+
+
+def layer_figures_table(stage: StageResult) -> str:
+    figures = stage.layer_figures
+    assert figures is not None
+    rows = [
+        (
+            index,
+            f"`{_instruction(layer.instruction)}`",
+            human_size(layer.file_bytes),
+            layer.added,
+            layer.changed,
+            layer.deleted,
+            human_size(layer.dead_bytes),
+            human_size(layer.killed_bytes),
+            human_size(layer.wire_bytes) if layer.wire_bytes is not None else "–",
+        )
+        for index, layer in enumerate(figures.layers, start=1)
+    ]
+    headers = ("layer", "instruction", "files", "added", "changed", "deleted", "dead here", "kills below", "wire")
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _why_it_grew(stage: StageResult) -> list[str]:
+    """A paragraph for each layer that hides bytes of the layers below it: what it stores, and what it hides."""
+    figures = stage.layer_figures
+    assert figures is not None
+    paragraphs = []
+    for index, layer in enumerate(figures.layers, start=1):
+        if layer.killed_bytes == 0:
+            continue
+        largest = ", ".join(f"`/{path.lstrip('/')}` ({human_size(size)})" for path, size in layer.largest[:3])
+        stores = f"stores {human_size(layer.file_bytes)}" + (f", mostly {largest}" if largest else "")
+        paragraphs.append(
+            f"Layer {index} (`{_instruction(layer.instruction)}`) {stores}, and hides "
+            f"{human_size(layer.killed_bytes)} of the layers below by deleting or rewriting them: a layer can only "
+            "add to the image, so the hidden copies are still stored and shipped."
+        )
+    return ["", *paragraphs] if paragraphs else []
+
+
+def _leftovers(stage: StageResult) -> list[str]:
+    figures = stage.layer_figures
+    assert figures is not None
+    if not figures.leftover_packages:
+        return []
+    total = sum(size for _, size in figures.leftover_packages)
+    named = ", ".join(f"{name} ({human_size(size)})" for name, size in figures.leftover_packages[:8])
+    more = len(figures.leftover_packages) - 8
+    return [
+        "",
+        f"Packages added over the base and still installed, none of them needed to run `hello`: "
+        f"{len(figures.leftover_packages)} packages, {human_size(total)}: {named}" + (f", and {more} more." if more > 0 else "."),
+    ]
 
 
 def _observed(stage: StageResult) -> str:

@@ -8,6 +8,7 @@ that is not writable, Ctrl-C) leaves the earlier results exactly as they were.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -17,7 +18,7 @@ from typing import Any
 
 from harness.claims import evaluate
 from harness.errors import ResultsWriteError
-from harness.model import DEFAULT_RUNTIME, BuildRecord, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
+from harness.model import DEFAULT_RUNTIME, BuildRecord, LayerFigure, LayerFigures, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
 from harness.units import human_size
 
 JSON_NAME = "results.json"
@@ -67,7 +68,27 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
         },
         "article_size": stage.article_size,
         "log_tail": list(stage.log_tail),
+        "layer_figures": None if stage.layer_figures is None else _figures_to_dict(stage.layer_figures),
     }
+
+
+def _figures_to_dict(figures: LayerFigures) -> dict[str, Any]:
+    data = dataclasses.asdict(figures)
+    data["layers"] = [
+        {**dataclasses.asdict(layer), "largest": [{"path": p, "size_bytes": s} for p, s in layer.largest]}
+        for layer in figures.layers
+    ]
+    data["leftover_packages"] = [{"package": n, "installed_bytes": s} for n, s in figures.leftover_packages]
+    return data
+
+
+def _figures_from_dict(data: Mapping[str, Any]) -> LayerFigures:
+    layers = tuple(
+        LayerFigure(**{**layer, "largest": tuple((p["path"], int(p["size_bytes"])) for p in layer["largest"])})
+        for layer in data["layers"]
+    )
+    leftovers = tuple((p["package"], int(p["installed_bytes"])) for p in data["leftover_packages"])
+    return LayerFigures(**{**data, "layers": layers, "leftover_packages": leftovers})
 
 
 def from_dict(data: Mapping[str, Any]) -> RunReport:
@@ -106,6 +127,7 @@ def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
         reason=data.get("reason"),
         log_tail=tuple(data.get("log_tail") or ()),
         runtime=str(data.get("runtime") or DEFAULT_RUNTIME),
+        layer_figures=None if data.get("layer_figures") is None else _figures_from_dict(data["layer_figures"]),
     )
 
 

@@ -78,6 +78,12 @@ class FakeEngine:
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:
         return ()
 
+    def save_image(self, image: str) -> Iterator[bytes]:
+        """Every image saves as one layer holding /hello."""
+        from .layers.test_layers_build import F, layer_tar, save_stream
+
+        yield save_stream([layer_tar(F("hello", b"hello!"))]).stream
+
     @contextlib.contextmanager
     def export_filesystem(self, image: str, labels: dict[str, str]) -> Iterator[Iterator[bytes]]:
         """Every image's file system is the same small root: the host's `true` as /hello, with its closure."""

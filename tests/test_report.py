@@ -131,3 +131,31 @@ def test_each_stage_says_what_its_step_saved() -> None:
     text = render_markdown(ladder())
     assert "Against `01-naive`: adds 82,000,000 bytes (622MB → 704MB, 1.13 of its size)." in text
     assert "Against `02-purge-layers`: saves 322,000,000 bytes (704MB → 382MB, 0.543 of its size)." in text
+
+
+def test_the_chart_is_svg_with_a_bar_per_measured_stage() -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    from harness.chart import render_svg
+
+    svg = render_svg(ladder(s03=None))
+    root = ElementTree.fromstring(svg)
+    texts = [element.text for element in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "01-naive" in texts and "07-scratch-libs" in texts and "03-single-layer" not in texts
+    assert "622MB" in texts and "2.16MB" in texts
+
+
+def test_layer_figures_explain_what_a_layer_hides() -> None:
+    import dataclasses
+
+    from harness.model import LayerFigure, LayerFigures
+
+    purge = LayerFigure("/bin/sh -c apt-get purge -y gcc", 41_141_456, 0, 16, 47, 41_141_456, 41_141_456, 12_000_000,
+                        (("var/cache/apt/pkgcache.bin", 39_978_436),))
+    figures = LayerFigures(619_000_000, 85_222_169, 300_000_000, 0.8785, 127_000_000, 0.2, (purge,), (("gcc-12", 69_873_664),))
+    report = ladder()
+    stages = tuple(dataclasses.replace(s, layer_figures=figures) if s.name == "02-purge-layers" else s for s in report.stages)
+    text = render_markdown(dataclasses.replace(report, stages=stages))
+    assert "Layer 1 (`apt-get purge -y gcc`) stores 41.1MB, mostly `/var/cache/apt/pkgcache.bin` (40MB), and hides 41.1MB" in text
+    assert "| `02-purge-layers` | 704MB  | 619MB  | 85.2MB | 87.8%" in text
+    assert "1 packages, 69.9MB: gcc-12 (69.9MB)." in text

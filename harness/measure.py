@@ -1,0 +1,58 @@
+"""An image's layer figures, read from the Engine's save stream (dead bytes, dive's figures, wire size)."""
+
+from __future__ import annotations
+
+from harness.engine import Engine
+from harness.layers import ImageAnalysis, analyse_save_stream
+from harness.model import LayerFigure, LayerFigures
+from harness.unpack import ChunkStream
+
+LARGEST = 5
+# Compressing the layers for the wire size is the slow part: both cores.
+WORKERS = 2
+
+
+def analyse_image(engine: Engine, image: str, wire: bool = True) -> ImageAnalysis:
+    return analyse_save_stream(ChunkStream(engine.save_image(image)), wire=wire, workers=WORKERS)
+
+
+def installed_packages(engine: Engine, image: str) -> dict[str, int]:
+    """dpkg's installed packages of an image, name -> installed bytes (empty without dpkg)."""
+    analysis = analyse_image(engine, image, wire=False)
+    return _packages(analysis)
+
+
+def _packages(analysis: ImageAnalysis) -> dict[str, int]:
+    return {package.name: package.installed_size_bytes or 0 for package in analysis.packages or ()}
+
+
+def layer_figures(engine: Engine, image: str, base_packages: dict[str, int], wire: bool = True) -> LayerFigures:
+    """The figures of `image`; `leftover_packages` are the dpkg packages it has that its base had not."""
+    analysis = analyse_image(engine, image, wire=wire)
+    installed = _packages(analysis)
+    leftovers = sorted(
+        ((name, size) for name, size in installed.items() if name not in base_packages), key=lambda item: (-item[1], item[0])
+    )
+    return LayerFigures(
+        live_bytes=analysis.live_bytes,
+        dead_bytes=analysis.dead_bytes,
+        wire_bytes=analysis.wire_bytes,
+        efficiency=analysis.efficiency,
+        wasted_bytes=analysis.wasted_bytes,
+        user_wasted_percent=analysis.user_wasted_percent,
+        layers=tuple(
+            LayerFigure(
+                instruction=layer.instruction or "",
+                file_bytes=layer.file_bytes,
+                added=layer.added,
+                changed=layer.changed,
+                deleted=layer.deleted,
+                dead_bytes=layer.dead_bytes,
+                killed_bytes=layer.killed_bytes,
+                wire_bytes=layer.wire_bytes,
+                largest=tuple((path.path, path.size) for path in layer.largest[:LARGEST]),
+            )
+            for layer in analysis.layers
+        ),
+        leftover_packages=tuple(leftovers),
+    )
