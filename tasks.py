@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json as json_module
 import logging
@@ -31,7 +32,7 @@ from harness.lock import exclusive_run
 from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stages, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
-from harness.stages import DEFAULT_USER, discover, load_stage
+from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage
 from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
 from harness.units import human_size
 
@@ -146,14 +147,18 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
         "base": BASE_HELP,
         "no_cache": "rebuild every step instead of using the build cache",
         "results": "where to write RESULTS.md and results.json",
+        "no_wire": "skip the gzip wire size of each layer (the slow part of the layer figures)",
     }
 )
 @_reported
-def all_stages(c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str = str(RESULTS)) -> None:
+def all_stages(
+    c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str = str(RESULTS), no_wire: bool = False
+) -> None:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
     results_dir = Path(results)
+    settings = dataclasses.replace(_settings(base, no_cache), wire_size=not no_wire)
     try:
-        run = run_stages(DockerEngine.from_env(), _settings(base, no_cache), progress=_say)
+        run = run_stages(DockerEngine.from_env(), settings, progress=_say)
     except EngineLost as lost:
         write_files(results_dir, {PARTIAL_NAME: render_json(lost.report)})
         raise Exit(
@@ -320,7 +325,9 @@ def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> 
     for base in (ref.strip() for ref in bases.split(",") if ref.strip()):
         _say(f"== {base}")
         keep = functools.partial(is_debian_based, base=base)
-        reports.append(run_stages(engine, _settings(base), progress=_say, keep=keep))
+        # Sizes only: the layer figures are in RESULTS.md for the default base.
+        settings = dataclasses.replace(_settings(base), layer_analysis=False)
+        reports.append(run_stages(engine, settings, progress=_say, keep=keep))
     results_dir = Path(results)
     write_files(
         results_dir,
@@ -331,10 +338,18 @@ def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> 
         raise Exit("some stages did not do what their stage.toml expects on some release", code=1)
 
 
+@task(name="new-stage", help={"name": "the new folder's name, e.g. 12-my-stage", "from_": "the stage to start from"})
+@_reported
+def new_stage(c: Context, name: str, from_: str) -> None:
+    """Copy a stage folder as the starting point of a new stage."""
+    target = copy_stage(ROOT / "stages", from_, name)
+    _say(f"created {target.relative_to(ROOT)}: edit its Dockerfile and stage.toml, then `invoke verify --stage {name}`")
+
+
 @task
 def faults(c: Context) -> None:
     """Run every fault test (bad input, a lost Engine, Ctrl-C, ...) and print the fault matrix."""
     c.run(f"{sys.executable} -m tests.fault_matrix", pty=False)
 
 
-ns = Collection(bases, build, verify, report, all_stages, sweep, deps, slim, layers, clean, faults)
+ns = Collection(bases, build, verify, report, all_stages, sweep, deps, slim, layers, new_stage, clean, faults)

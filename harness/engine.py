@@ -25,6 +25,7 @@ from docker.types import LogConfig
 
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
 from harness.model import BuildRecord, ImageInfo, LayerRecord, RunPolicy, RunResult
+from harness.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +172,13 @@ class DockerEngine:
                 )
                 for chunk in stream:
                     if "error" in chunk:
-                        reason = str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
+                        reason = redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
                         raise BuildFailed(stage, instruction, tuple(tail), reason)
                     image_id = _aux_id(chunk) or image_id
                     for line in str(chunk.get("stream", "")).splitlines():
                         if not line.strip():
                             continue
-                        tail.append(line.rstrip())
+                        tail.append(redact(line.rstrip()))
                         if on_line is not None:
                             on_line(line.rstrip())
                         if line.startswith("Step "):

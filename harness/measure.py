@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.engine import Engine
 from harness.layers import ImageAnalysis, analyse_save_stream
 from harness.model import LayerFigure, LayerFigures
+from harness.redact import redact
 from harness.unpack import ChunkStream
 
 LARGEST = 5
@@ -50,7 +51,7 @@ def layer_figures(engine: Engine, image: str, base_packages: dict[str, int], wir
                 dead_bytes=layer.dead_bytes,
                 killed_bytes=layer.killed_bytes,
                 wire_bytes=layer.wire_bytes,
-                largest=tuple((path.path, path.size) for path in layer.largest[:LARGEST]),
+                largest=tuple((redact(path.path), path.size) for path in layer.largest[:LARGEST]),
             )
             for layer in analysis.layers
         ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -99,6 +100,21 @@ def discover(stages_dir: Path) -> tuple[Path, ...]:
 
 def _looks_like_stage(folder: Path) -> bool:
     return (folder / STAGE_FILE).exists() or (folder / DOCKERFILE).exists()
+
+
+def copy_stage(stages_dir: Path, source: str, name: str) -> Path:
+    """Copy the stage `source` (a name or its number) to a new folder `name`; the copy must load."""
+    if not NAME_PATTERN.match(name):
+        raise StageConfigError(stages_dir / name, None, "stage folder names look like '12-my-stage' (two digits, a dash, lower-case words)")
+    target = stages_dir / name
+    if target.exists():
+        raise StageConfigError(target, None, "already exists")
+    matches = [f for f in discover(stages_dir) if f.name == source or f.name.split("-", 1)[0] == source]
+    if len(matches) != 1:
+        raise StageConfigError(stages_dir / source, None, "no such stage to copy")
+    shutil.copytree(matches[0], target)
+    load_stage(target)
+    return target
 
 
 def load_stage(folder: Path) -> Stage:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -58,6 +59,30 @@ def invoke(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: f
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def interrupt_invoke_all(
+    repo: Path, args: list[str], ready: Callable[[], bool], signum: signal.Signals
+) -> tuple[int, str]:
+    """Start `invoke all` in `repo`, send `signum` once `ready()` holds, and return its exit code and stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "all", *args],
+        cwd=repo,
+        env={**os.environ, "HELLO_LADDER_NAMESPACE": "hello-ladder-test"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode, stderr
 
 
 # --- without an Engine -------------------------------------------------------
@@ -258,24 +283,8 @@ def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
     (results / "results.json").write_text("earlier json")
     (results / "RESULTS.md").write_text("earlier md")
     before = sorted(p.name for p in results.iterdir())
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "all"],
-        cwd=repo,
-        env={**os.environ, "HELLO_LADDER_NAMESPACE": "hello-ladder-test"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not no_test_containers():  # wait until the stage's program runs
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.2)
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+    returncode, stderr = interrupt_invoke_all(repo, [], lambda: bool(no_test_containers()), signum)  # once it runs
+    assert returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert no_test_containers() == []
     assert sorted(p.name for p in results.iterdir()) == before
@@ -290,24 +299,12 @@ def test_an_interrupted_build_leaves_no_container(engine: DockerEngine, base_ima
     repo = copy_repo(tmp_path)
     add_stage(repo, "01-slow-build", "ARG BASE\nFROM ${BASE}\nRUN sleep 600\n", stage_toml('["/bin/true"]'))
     before = {container.id for container in client.containers.list(all=True)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "all", "--no-cache"],
-        cwd=repo,
-        env={**os.environ, "HELLO_LADDER_NAMESPACE": "hello-ladder-test"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not {c.id for c in client.containers.list(all=True)} - before:  # the RUN step's container
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+
+    def step_container_runs() -> bool:
+        return bool({c.id for c in client.containers.list(all=True)} - before)
+
+    returncode, stderr = interrupt_invoke_all(repo, ["--no-cache"], step_container_runs, signal.SIGINT)
+    assert returncode == 130, stderr
     deadline = time.monotonic() + 60
     while {c.id for c in client.containers.list(all=True)} - before and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -38,7 +38,9 @@ def client(engine: DockerEngine) -> docker.DockerClient:
 @pytest.fixture(scope="session")
 def ladder(engine: DockerEngine, cleanup_namespace: str) -> RunReport:
     """Every stage of the repository, built once for the whole session under the test namespace."""
-    return run_stages(engine, Settings(REPO_ROOT, namespace=cleanup_namespace), progress=lambda line: None)
+    # The wire size is checked on its own (test_layer_figures); gzip-compressing every layer here would double the time.
+    settings = Settings(REPO_ROOT, namespace=cleanup_namespace, wire_size=False)
+    return run_stages(engine, settings, progress=lambda line: None)
 
 
 def test_every_stage_does_what_its_stage_toml_expects(ladder: RunReport) -> None:
@@ -114,7 +116,7 @@ def test_bootstrapped_bases_come_within_five_percent_of_the_official_images(
 def test_invoke_all_writes_the_results_and_exits_zero(ladder: RunReport, tmp_path: Path, cleanup_namespace: str) -> None:
     """The command users run, end to end, into a scratch results folder."""
     done = subprocess.run(
-        [sys.executable, "-m", "invoke", "all", "--results", str(tmp_path)],
+        [sys.executable, "-m", "invoke", "all", "--no-wire", "--results", str(tmp_path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -157,3 +159,17 @@ def test_the_resolver_makes_the_tutorials_scratch_image_by_itself(ladder: RunRep
     assert _file_digests(engine, automatic.image) == _file_digests(engine, by_hand.image)  # the same three files
     by_hand_size, automatic_size = by_hand.size_bytes or 0, automatic.size_bytes or 0
     assert abs(automatic_size - by_hand_size) / by_hand_size < 0.01
+
+
+def test_layer_figures_show_why_purging_in_new_layers_grows_the_image(ladder: RunReport) -> None:
+    naive, purged, scratch = (ladder.stage(name) for name in ("01-naive", "02-purge-layers", "07-scratch-libs"))
+    assert naive and purged and scratch
+    assert naive.layer_figures and purged.layer_figures and scratch.layer_figures
+    assert purged.layer_figures.dead_bytes > naive.layer_figures.dead_bytes
+    purges = [layer for layer in purged.layer_figures.layers if "apt-get purge" in layer.instruction]
+    assert len(purges) == 2 and all(layer.killed_bytes > 0 and layer.file_bytes > 0 for layer in purges)
+    # apt rewrites its package cache on every run: each purge layer stores a new copy.
+    assert all(any(path.endswith("var/cache/apt/pkgcache.bin") for path, _ in layer.largest) for layer in purges)
+    assert scratch.layer_figures.dead_bytes == 0 and scratch.layer_figures.efficiency == 1.0
+    leftovers = dict(naive.layer_figures.leftover_packages)
+    assert "gcc-12" in leftovers and "libc6" not in leftovers  # libc6 came with the base

@@ -101,3 +101,15 @@ def test_missing_dockerfile_and_bad_names_are_errors(tmp_path: Path) -> None:
         load_stage(folder)
     with pytest.raises(StageConfigError, match="stage folder names look like"):
         load_stage(make_stage(tmp_path, "Eight"))
+
+
+def test_new_stage_copies_a_stage_that_loads(tmp_path: Path) -> None:
+    from harness.stages import copy_stage
+
+    make_stage(tmp_path, "06-scratch-dynamic")
+    copy = copy_stage(tmp_path, "06", "12-my-stage")
+    assert load_stage(copy).name == "12-my-stage"
+    with pytest.raises(StageConfigError, match="already exists"):
+        copy_stage(tmp_path, "06", "12-my-stage")
+    with pytest.raises(StageConfigError, match="no such stage to copy"):
+        copy_stage(tmp_path, "99", "13-other")

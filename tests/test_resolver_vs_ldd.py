@@ -1,0 +1,79 @@
+"""The resolver agrees with the dynamic loader: every dynamic ELF file under /usr of a builder image.
+
+The builder image is the default base with gcc and make installed (the first
+two steps of stage 01, so the build cache usually has it).  `ldd` runs inside
+a locked-down container of that image; the resolver reads the same image's
+file system, unpacked, without running anything.  Every closure must agree,
+as a set of real paths; a file ldd reports missing libraries for must be
+missing exactly those sonames for the resolver too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness import labels
+from harness.bases import ensure_base
+from harness.elf import Resolver, RootFS
+from harness.elf.corpus import dynamic_elf_files, parse_ldd_output
+from harness.engine import DockerEngine
+from harness.imagefs import unpacked_image
+from harness.model import RunPolicy
+
+from .conftest import TEST_NAMESPACE
+
+pytestmark = pytest.mark.docker
+
+BASE = "debian:bookworm"
+BUILDER = f"{TEST_NAMESPACE}/builder:bookworm"
+CHUNK = 150
+LDD_LOOP = 'for f in "$@"; do echo "== $f"; ldd "$f" 2>&1; done'
+
+
+@pytest.fixture(scope="module")
+def builder(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    ensure_base(engine, BASE)
+    folder = tmp_path_factory.mktemp("builder")
+    (folder / "Dockerfile").write_text(f"FROM {BASE}\nRUN apt-get update -qq && apt-get install -y gcc make\n")
+    client = docker.from_env()
+    client.images.build(path=str(folder), tag=BUILDER, rm=True, forcerm=True, labels=labels.managed(labels.ROLE_BUILDER, namespace=TEST_NAMESPACE))
+    yield BUILDER
+    client.images.remove(BUILDER, force=True)
+
+
+def test_every_closure_under_usr_agrees_with_ldd(engine: DockerEngine, builder: str) -> None:
+    with unpacked_image(engine, builder, TEST_NAMESPACE) as root:
+        paths = [str(path) for path in dynamic_elf_files(root)]
+        assert len(paths) > 500, "a builder image has hundreds of dynamic ELF files under /usr"
+        fs = RootFS(root)
+
+        def realpath(path: str) -> str:
+            found = fs.resolve(path)
+            return str(found.real) if found else path
+
+        loader: dict[str, object] = {}
+        for start in range(0, len(paths), CHUNK):
+            chunk = paths[start : start + CHUNK]
+            result = engine.run(
+                builder,
+                ("/bin/sh", "-c", LDD_LOOP, "sh", *chunk),
+                RunPolicy(timeout_s=300.0, user="65534:65534", output_cap_bytes=8 * 1024 * 1024),
+                labels.managed(labels.ROLE_RUN, namespace=TEST_NAMESPACE, stage="ldd"),
+            )
+            assert not result.truncated and not result.timed_out and result.error is None
+            loader.update(parse_ldd_output(result.stdout, chunk, realpath))
+
+        resolver = Resolver(root)
+        disagreements = []
+        for path, expected in loader.items():
+            closure = resolver.resolve(path, strict=False)
+            ours_found = frozenset(realpath(str(real)) for real in closure.real_paths())
+            ours_missing = frozenset(soname for soname, _ in closure.missing)
+            if (ours_found, ours_missing) != (expected.found, expected.missing):  # type: ignore[attr-defined]
+                disagreements.append((path, sorted(ours_found ^ expected.found), sorted(ours_missing ^ expected.missing)))  # type: ignore[attr-defined]
+    assert len(loader) > 500
+    assert disagreements == [], f"{len(disagreements)} of {len(loader)} disagree: {disagreements[:5]}"
