@@ -19,19 +19,19 @@ from invoke import Collection, Context, Exit, task
 from harness import labels
 from harness.bases import ensure_base
 from harness.chart import render_svg
-from harness.layers import layer_table
-from harness.layers import to_json as layers_to_json
-from harness.measure import analyse_image
 from harness.elf import Resolver, closure_dict, render_tree
-from harness.imagefs import unpacked_image
-from harness.model import RunPolicy
-from harness.slim import Bundle, SlimSpec
 from harness.engine import DockerEngine
 from harness.errors import BaseUnavailable, EngineLost, HarnessError
+from harness.imagefs import unpacked_image
+from harness.layers import layer_table
+from harness.layers import to_json as layers_to_json
 from harness.lock import exclusive_run
+from harness.measure import analyse_image
+from harness.model import RunPolicy
 from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stages, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
+from harness.slim import Bundle, SlimSpec
 from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage
 from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
 from harness.units import human_size

@@ -11,7 +11,6 @@ missing exactly those sonames for the resolver too.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest

@@ -414,12 +414,14 @@ def dive_figures(layers: Sequence[Sequence[LayerEntry]], *, keep: int = 50) -> D
     data: dict[str, list[int]] = {}  # path -> [cumulative, min, occurrences]
     sizes = [sum(e.size for e in entries) for entries in layers]
     stacked: _DNode | None = None
+    first: _DNode | None = None  # the bottom layer's tree, stacked on when the second layer comes
     for index, entries in enumerate(layers):
         tree = _dive_tree(entries)
         if index == 0:
             lookup = tree
         else:
             if stacked is None:
+                assert first is not None
                 stacked = first.copy()
                 _dive_stack(stacked, first)
                 first = None
