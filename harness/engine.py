@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig
 
+from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
 from harness.model import BuildRecord, ImageInfo, LayerRecord, RunPolicy, RunResult
 from harness.redact import redact
@@ -198,30 +200,42 @@ class DockerEngine:
         return BuildRecord(image_id=image_id, seconds=time.monotonic() - started, fully_cached=fully_cached)
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult:
+        # A label of its own finds the container even if an interrupt lands between
+        # the Engine creating it and this process learning its id.
+        run_label = {labels_module.RUN_ID: uuid.uuid4().hex}
         with _converted(f"running {image}"):
-            container = self._client.containers.create(
-                image,
-                command=list(command),
-                labels=labels,
-                network_mode="none",
-                read_only=True,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                mem_limit=policy.memory_bytes,
-                memswap_limit=policy.memory_bytes,
-                pids_limit=policy.pids,
-                user=policy.user,
-                # Bound what a flooding program can write to the Engine's disk.
-                log_config=LogConfig(
-                    type=LogConfig.types.JSON,
-                    config={"max-size": str(max(policy.output_cap_bytes * 4, 1024 * 1024)), "max-file": "1"},
-                ),
-            )
+            try:
+                container = self._create_locked_down(image, command, policy, {**labels, **run_label})
+            except BaseException:
+                self.remove_containers([f"{key}={value}" for key, value in run_label.items()])
+                raise
             try:
                 return self._start_and_wait(container, policy)
             finally:
                 with contextlib.suppress(docker.errors.NotFound):
                     container.remove(force=True)
+
+    def _create_locked_down(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> Any:
+        return self._client.containers.create(
+            image,
+            command=list(command),
+            labels=labels,
+            network_mode="none",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=policy.memory_bytes,
+            memswap_limit=policy.memory_bytes,
+            pids_limit=policy.pids,
+            user=policy.user,
+            # Bound what a flooding program can write to the Engine's disk.
+            log_config=LogConfig(
+                type=LogConfig.types.JSON,
+                # Two files: after a rotation the previous one is still there, so a
+                # flood always reads back as more than the cap.
+                config={"max-size": str(max(policy.output_cap_bytes * 4, 1024 * 1024)), "max-file": "2"},
+            ),
+        )
 
     def _start_and_wait(self, container: Any, policy: RunPolicy) -> RunResult:
         try:
@@ -278,9 +292,17 @@ class DockerEngine:
             for image in self._client.images.list(filters=filters):
                 refs = image.tags or [image.id]
                 for ref in refs:
-                    with contextlib.suppress(docker.errors.ImageNotFound):
+                    try:
                         self._client.images.remove(ref, force=False)
-                removed.extend(refs)
+                    except docker.errors.ImageNotFound:
+                        continue
+                    except docker.errors.APIError as error:
+                        if error.status_code != 409:
+                            raise
+                        # In use by a container or a child image: never forced, left for `invoke clean`.
+                        log.warning("%s: not removed: %s", ref, error.explanation)
+                        continue
+                    removed.append(ref)
         return tuple(removed)
 
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:

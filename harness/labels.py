@@ -11,6 +11,7 @@ ROLE = "hello-ladder.role"
 STAGE = "hello-ladder.stage"
 NAMESPACE = "hello-ladder.namespace"
 BASE = "hello-ladder.base"
+RUN_ID = "hello-ladder.run"  # one per container run, to find it again whatever happens
 
 ROLE_STAGE = "stage"
 ROLE_BUILDER = "builder"

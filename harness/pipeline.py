@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class Settings:
     # Read every image's layer tars for dead bytes, dive's figures and (slow: gzip) the wire size.
     layer_analysis: bool = True
     wire_size: bool = True
+    # Labels every container of this run, so an interrupted run can find all of them.
+    session: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def stages_dir(self) -> Path:
@@ -125,6 +128,9 @@ def run_stages(
                 result = StageResult(name=folder.name, title="(not measured)", changes="", outcome=Outcome.ERROR, reason=str(lost))
             progress(_summary(result))
             results.append(result)
+    except KeyboardInterrupt:
+        engine.remove_containers(labels.selector(session=settings.session))
+        raise
     finally:
         if lost is None:
             # Rebuilt tags and the classic builder's compiler stages leave untagged images behind.
@@ -168,7 +174,7 @@ def process_folder(
         settings.tag(stage.name),
         stage.command,
         RunPolicy(timeout_s=stage.timeout_s, user=stage.user),
-        labels.managed(labels.ROLE_RUN, namespace=settings.namespace, stage=stage.name),
+        labels.managed(labels.ROLE_RUN, namespace=settings.namespace, stage=stage.name, session=settings.session),
     )
     outcome, reason = judge(stage.expect, observed)
     figures = None

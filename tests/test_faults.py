@@ -183,7 +183,8 @@ def run_in_base(engine: DockerEngine, base_image: str, script: str, **policy: ob
 
 def no_test_containers() -> list[object]:
     client = docker.from_env()
-    return client.containers.list(all=True, filters={"label": labels.selector(namespace="hello-ladder-test")})
+    # sparse: no inspect per container, which races with a container being removed
+    return client.containers.list(all=True, sparse=True, filters={"label": labels.selector(namespace="hello-ladder-test")})
 
 
 @pytest.mark.fault("A stage's program hangs", 'killed at its time limit, reported as timed out, container removed')
