@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.layers import analyse_save_stream, layer_table, to_json  # noqa: E402
+from harness.unpack import ChunkStream  # noqa: E402
 
 MB = 1000 * 1000
 FILE = 1 << 20
@@ -45,26 +46,6 @@ class _Counted(io.RawIOBase):
         n = self._raw.readinto(buffer)
         self.count += n or 0
         return n or 0
-
-
-class _Generated(io.RawIOBase):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._current = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._current:
-            try:
-                self._current = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._current))
-        buffer[:n] = self._current[:n]
-        self._current = self._current[n:]
-        return n
 
 
 def _header(name: str, size: int) -> bytes:
@@ -149,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic is not None:
         content = pools(args.kind)
         start = time.perf_counter()
-        drain = _Generated(synthetic_chunks(args.synthetic, content, args.layers))
+        drain = ChunkStream(synthetic_chunks(args.synthetic, content, args.layers))
         while drain.read(FILE):
             pass
         source_seconds = time.perf_counter() - start
-        stream = _Counted(_Generated(synthetic_chunks(args.synthetic, content, args.layers)))
+        stream = _Counted(ChunkStream(synthetic_chunks(args.synthetic, content, args.layers)))
         label = f"synthetic {args.synthetic} MB {args.kind}, {args.layers} layer(s)"
     elif args.path == "-":
         stream = _Counted(sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer)

@@ -60,7 +60,8 @@ class ChunkStream(io.RawIOBase):
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
-        self._pending = b""
+        # A view, so that taking a small read off a large chunk copies nothing else.
+        self._pending = memoryview(b"")
 
     def readable(self) -> bool:
         return True
@@ -68,7 +69,7 @@ class ChunkStream(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending:
             try:
-                self._pending = next(self._chunks)
+                self._pending = memoryview(next(self._chunks))
             except StopIteration:
                 return 0
         size = min(len(buffer), len(self._pending))

@@ -18,6 +18,8 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from harness.unpack import ChunkStream
+
 EMPTY_LAYER_TAR = bytes(1024)
 
 
@@ -183,26 +185,8 @@ def save_stream(layers: Iterable[bytes], *, history: list[dict] | None = None,
     return Saved(buffer.getvalue(), layers, names, config, config_name, manifest)
 
 
-class GeneratorStream(io.RawIOBase):
-    """A read-only binary stream over an iterator of byte chunks (nothing kept but the current chunk)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._current = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._current:
-            try:
-                self._current = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._current))
-        buffer[:n] = self._current[:n]
-        self._current = self._current[n:]
-        return n
+# A read-only binary stream over an iterator of byte chunks (nothing kept but the current chunk).
+GeneratorStream = ChunkStream
 
 
 def tar_header(name: str, size: int, typeflag: bytes = b"0") -> bytes:
