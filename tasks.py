@@ -32,7 +32,7 @@ from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stage
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
 from harness.slim import Bundle, SlimSpec
-from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage
+from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage, names_stage
 from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
 from harness.units import human_size
 
@@ -134,7 +134,7 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
         write_files(results_dir, {MARKDOWN_NAME: render_markdown(run), CHART_NAME: render_svg(run)})
         _say(f"wrote {results_dir / MARKDOWN_NAME}")
         return
-    chosen = [s for s in run.stages if s.name == stage or s.name.split("-", 1)[0] == stage]
+    chosen = [s for s in run.stages if names_stage(s.name, stage)]
     if not chosen:
         raise Exit(f"error: no stage {stage!r} in {results_dir / JSON_NAME}", code=1)
     for result in chosen:

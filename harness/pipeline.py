@@ -26,7 +26,7 @@ from harness.slim import DOCKERFILE_NAME as SLIM_DOCKERFILE
 from harness.slim import SlimPlan, SlimSpec, plan_slim, scratch_context
 from harness.errors import BaseUnavailable, BuildFailed, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
-from harness.stages import Stage, WhenBaseMissing, discover, load_stage
+from harness.stages import Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def select(folders: Iterable[Path], wanted: str | None) -> tuple[Path, ...]:
     folders = tuple(folders)
     if wanted is None:
         return folders
-    chosen = tuple(f for f in folders if f.name == wanted or f.name.split("-", 1)[0] == wanted)
+    chosen = tuple(f for f in folders if names_stage(f.name, wanted))
     if not chosen:
         names = ", ".join(f.name for f in folders)
         raise StageConfigError(Path("stages") / wanted, None, f"no such stage (stages: {names})")

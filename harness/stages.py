@@ -102,6 +102,11 @@ def _looks_like_stage(folder: Path) -> bool:
     return (folder / STAGE_FILE).exists() or (folder / DOCKERFILE).exists()
 
 
+def names_stage(name: str, wanted: str) -> bool:
+    """Whether `wanted` names the stage `name`: in full (`07-scratch-libs`) or by its number (`07`)."""
+    return name == wanted or name.split("-", 1)[0] == wanted
+
+
 def copy_stage(stages_dir: Path, source: str, name: str) -> Path:
     """Copy the stage `source` (a name or its number) to a new folder `name`; the copy must load."""
     if not NAME_PATTERN.match(name):
@@ -109,7 +114,7 @@ def copy_stage(stages_dir: Path, source: str, name: str) -> Path:
     target = stages_dir / name
     if target.exists():
         raise StageConfigError(target, None, "already exists")
-    matches = [f for f in discover(stages_dir) if f.name == source or f.name.split("-", 1)[0] == source]
+    matches = [f for f in discover(stages_dir) if names_stage(f.name, source)]
     if len(matches) != 1:
         raise StageConfigError(stages_dir / source, None, "no such stage to copy")
     shutil.copytree(matches[0], target)
