@@ -161,7 +161,8 @@ def process_folder(
         image=settings.tag(stage.name),
         runtime=stage.runtime,
     )
-    for ref in stage_bases(stage, settings):
+    base_refs = stage_bases(stage, settings)
+    for ref in base_refs:
         status = bases.provide(ref)
         if isinstance(status, BaseUnavailable):
             skip = stage.when_base_missing is WhenBaseMissing.SKIP
@@ -181,7 +182,7 @@ def process_folder(
     if settings.layer_analysis:
         progress(f"{stage.name}: reading its layers")
         base_packages: dict[str, int] = {}
-        for ref in stage_bases(stage, settings):
+        for ref in base_refs:
             base_packages.update(bases.installed(ref))
         figures = layer_figures(engine, settings.tag(stage.name), base_packages, wire=settings.wire_size)
     return StageResult(
