@@ -6,7 +6,9 @@
     to_json(analysis)                                # {"dead_bytes": ..., "wire_bytes": ..., "layers": [...]}
 
 Reading is streaming and single-pass (memory does not grow with image size);
-see `savetar` for the stream and wire-size definitions, `analysis` for the figures.
+see `savetar` for the stream (read with `tarstream`, the strict tar reader, and
+`layertar`, one layer tar), `wire` for the wire-size definition, `analysis` for the
+figures, `dive` for dive's figures and `render` for the table and json.
 """
 
 from __future__ import annotations
@@ -14,33 +16,19 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from harness.layers.analysis import (
-    TABLE_HEADERS,
-    DiveFigures,
-    DivePath,
     ImageAnalysis,
     Layer,
     PathSize,
     analyse_layers,
     analyse_saved,
-    dive_figures,
-    layer_table,
-    short_instruction,
-    to_json,
 )
+from harness.layers.dive import DiveFigures, DivePath, dive_figures
 from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages, parse_status
-from harness.layers.savetar import (
-    WIRE_LEVEL,
-    CorruptTar,
-    EntryKind,
-    HistoryEntry,
-    HostileMember,
-    LayerEntry,
-    LayerTar,
-    SavedImage,
-    SaveStreamError,
-    read_layer_tar,
-    read_save,
-)
+from harness.layers.layertar import EntryKind, LayerEntry, LayerTar, read_layer_tar
+from harness.layers.render import TABLE_HEADERS, layer_table, short_instruction, to_json
+from harness.layers.savetar import HistoryEntry, SavedImage, read_save
+from harness.layers.tarstream import CorruptTar, HostileMember, SaveStreamError
+from harness.layers.wire import WIRE_LEVEL
 
 
 def analyse_save_stream(stream: BinaryIO, *, image: str | None = None, wire: bool = True, top_n: int = 10,

@@ -1,4 +1,4 @@
-"""The figures of an image, from its layer tars' metadata: per layer, dead bytes, dive's efficiency.
+"""The figures of an image, from its layer tars' metadata: the merged view, per-layer figures, dead bytes.
 
 Merged view
 -----------
@@ -36,20 +36,22 @@ Figures (all byte figures are regular-file content bytes, as in the tar headers)
   rewrites included); deleted = non-directories of the view below that the view
   after this layer no longer has (whiteouts, opaque directories, and a directory
   replacing a file).  `*_bytes` are the regular-file sizes of those paths.
-* `wire_bytes`: gzip length at level 6 of each layer tar (see savetar).
+* `wire_bytes`: gzip length at level 6 of each layer tar (see `wire`).
 
-dive's figures are computed by `dive_figures`; see its docstring.
+dive's figures are computed by `dive.dive_figures`; see its docstring.  `render` turns
+the figures into a per-layer table or json.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.layers.dive import DiveFigures, dive_figures
 from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages
-from harness.layers.savetar import EntryKind, LayerEntry, LayerTar, SavedImage
+from harness.layers.layertar import EntryKind, LayerEntry, LayerTar
+from harness.layers.savetar import SavedImage
 
 # --------------------------------------------------------------------------- results
 
@@ -84,29 +86,6 @@ class Layer:
     dead_bytes: int  # stored here, not shown by the final view
     killed_bytes: int  # made dead by this layer
     largest: tuple[PathSize, ...]  # the largest regular files of this layer tar, largest first
-
-
-@dataclass(frozen=True)
-class DivePath:
-    """dive's EfficiencyData for one path."""
-
-    path: str
-    cumulative_bytes: int
-    min_bytes: int
-    occurrences: int
-
-
-@dataclass(frozen=True)
-class DiveFigures:
-    """dive's image efficiency figures (see `dive_figures`)."""
-
-    efficiency: float
-    wasted_bytes: int
-    user_wasted_percent: float | None  # a fraction, as dive's WastedUserPercent (0.1 is 10 %)
-    size_bytes: int  # dive's SizeBytes: header sizes of all members of all layers
-    user_size_bytes: int  # the same without the first layer
-    inefficient_paths: int  # paths seen in more than one layer
-    inefficiencies: tuple[DivePath, ...]  # the largest of those, by cumulative size, largest first
 
 
 @dataclass(frozen=True)
@@ -276,197 +255,6 @@ def _apply(view: _View, index: int, entries: Sequence[LayerEntry]) -> _Counts:
     return counts
 
 
-# --------------------------------------------------------------------------- dive
-
-
-class _DNode:
-    __slots__ = ("info", "children")
-
-    def __init__(self, info: tuple[int, bool] | None = None) -> None:
-        self.info = info  # (size, is_dir); None for a node dive creates without a payload
-        self.children: dict[str, _DNode] | None = None
-
-    def copy(self) -> _DNode:
-        new = _DNode(self.info)
-        if self.children:
-            new.children = {name: child.copy() for name, child in self.children.items()}
-        return new
-
-    def subtree_size(self) -> int:
-        total = 0
-        stack = [self]
-        while stack:
-            node = stack.pop()
-            if node.info is not None:
-                total += node.info[0]
-            if node.children:
-                stack.extend(node.children.values())
-        return total
-
-
-def _dive_components(entry: LayerEntry) -> list[str]:
-    parts = [p for p in entry.path.split("/") if p]
-    if entry.kind is EntryKind.WHITEOUT:
-        parts[-1] = ".wh." + parts[-1]
-    elif entry.kind is EntryKind.OPAQUE:
-        parts.append(".wh..wh..opq")
-    return parts
-
-
-def _dive_add(root: _DNode, parts: Sequence[str], info: tuple[int, bool] | None) -> None:
-    """dive's FileTree.AddPath."""
-    node = root
-    last = len(parts) - 1
-    for i, name in enumerate(parts):
-        children = node.children
-        child = children.get(name) if children else None
-        if child is None:
-            if name.startswith(".wh..wh."):
-                return
-            if children is None:
-                children = node.children = {}
-            child = children[name] = _DNode()
-        node = child
-        if i == last:
-            node.info = info
-
-
-def _dive_tree(entries: Sequence[LayerEntry]) -> _DNode:
-    root = _DNode()
-    for entry in entries:
-        _dive_add(root, _dive_components(entry), (entry.size, entry.kind is EntryKind.DIR))
-    return root
-
-
-def _dive_get(root: _DNode, parts: Sequence[str]) -> _DNode | None:
-    node = root
-    for name in parts:
-        if not node.children:
-            return None
-        node = node.children.get(name)
-        if node is None:
-            return None
-    return node
-
-
-def _dive_walk(root: _DNode) -> Iterator[tuple[tuple[str, ...], _DNode]]:
-    """dive's VisitDepthChildFirst: every node below `root`, children (sorted by name) before their parent."""
-    if not root.children:
-        return
-    stack = [(root, (), iter(sorted(root.children)))]
-    while stack:
-        node, parts, names = stack[-1]
-        for name in names:
-            child = node.children[name]
-            child_parts = (*parts, name)
-            if child.children:
-                stack.append((child, child_parts, iter(sorted(child.children))))
-                break
-            yield child_parts, child
-        else:
-            stack.pop()
-            if parts:
-                yield parts, node
-
-
-def _trim(parts: Sequence[str]) -> tuple[str, ...]:
-    return (*parts[:-1], parts[-1][4:]) if parts[-1].startswith(".wh.") else tuple(parts)
-
-
-def _dive_stack(lower: _DNode, upper: _DNode) -> None:
-    """dive's FileTree.Stack: whiteouts remove, every other node (payload-less ones too) is re-added."""
-    for parts, node in _dive_walk(upper):
-        if parts[-1].startswith(".wh."):
-            trimmed = _trim(parts)
-            parent = _dive_get(lower, trimmed[:-1])
-            if parent is not None and parent.children:
-                parent.children.pop(trimmed[-1], None)
-        else:
-            _dive_add(lower, parts, node.info)
-
-
-def dive_figures(layers: Sequence[Sequence[LayerEntry]], *, keep: int = 50) -> DiveFigures:
-    """dive's efficiency figures, mirroring dive's filetree/efficiency.go and image/image.go.
-
-    Each layer is a tree built like dive's `AddPath` (intermediate directories
-    without their own tar entry get an empty payload; `.wh..wh.*` names are not
-    added; a whiteout `.wh.x` is a node of its own).  For every *leaf* node of
-    every layer tree (directories with children in that layer are not visited;
-    empty directories are, with their header size, i.e. 0):
-
-    * the node's path (with the `.wh.` prefix trimmed) gets `size` added to its
-      cumulative size and is counted once more; its minimum is the smallest
-      single `size` seen;
-    * `size` is the tar header size, except for a whiteout: if the path is a
-      directory in the stack of the lower layers (dive stacks 0..i-1; for layer 0,
-      layer 0's own tree), the sum of the sizes of that directory and everything
-      below it; otherwise 0.  NB: dive's code gives a whiteout of a *file* size 0
-      (only directories are sized), and so do we.  A whiteout of a path absent
-      below also counts 0 (dive logs it).  Opaque markers are ignored, as dive
-      ignores them.
-
-    efficiency = sum(min over paths) / sum(cumulative over paths), 1.0 if the
-    latter is 0; wasted_bytes = sum of the cumulative sizes of the paths seen in
-    more than one layer (the kept copy included); user_wasted_percent =
-    wasted_bytes / (sum of header sizes of all members of all layers but the
-    first), a fraction as in dive (None if that is 0, where dive divides by 0).
-    """
-    data: dict[str, list[int]] = {}  # path -> [cumulative, min, occurrences]
-    sizes = [sum(e.size for e in entries) for entries in layers]
-    stacked: _DNode | None = None
-    first: _DNode | None = None  # the bottom layer's tree, stacked on when the second layer comes
-    for index, entries in enumerate(layers):
-        tree = _dive_tree(entries)
-        if index == 0:
-            lookup = tree
-        else:
-            if stacked is None:
-                assert first is not None
-                stacked = first.copy()
-                _dive_stack(stacked, first)
-                first = None
-            lookup = stacked
-        for parts, node in _dive_walk(tree):
-            if node.children:
-                continue
-            if parts[-1].startswith(".wh."):
-                trimmed = _trim(parts)
-                below = _dive_get(lookup, trimmed)
-                size = below.subtree_size() if below is not None and below.info and below.info[1] else 0
-                path = "/" + "/".join(trimmed)
-            else:
-                size = node.info[0] if node.info else 0
-                path = "/" + "/".join(parts)
-            record = data.get(path)
-            if record is None:
-                data[path] = [size, size, 1]
-            else:
-                record[0] += size
-                if size < record[1]:
-                    record[1] = size
-                record[2] += 1
-        if index == 0:
-            first = tree
-        else:
-            _dive_stack(stacked, tree)
-    minimum = sum(r[1] for r in data.values())
-    discovered = sum(r[0] for r in data.values())
-    efficiency = 1.0 if discovered == 0 else minimum / discovered
-    repeated = [(p, r) for p, r in data.items() if r[2] > 1]
-    wasted = sum(r[0] for _, r in repeated)
-    user = sum(sizes[1:])
-    top = heapq.nlargest(keep, repeated, key=lambda pr: (pr[1][0], pr[0]))
-    return DiveFigures(
-        efficiency=efficiency,
-        wasted_bytes=wasted,
-        user_wasted_percent=wasted / user if user else None,
-        size_bytes=sum(sizes),
-        user_size_bytes=user,
-        inefficient_paths=len(repeated),
-        inefficiencies=tuple(DivePath(p, r[0], r[1], r[2]) for p, r in top),
-    )
-
-
 # --------------------------------------------------------------------------- the image
 
 
@@ -528,100 +316,3 @@ def analyse_saved(saved: SavedImage, *, top_n: int = 10) -> ImageAnalysis:
     """Analyse an image read by `read_save`."""
     return analyse_layers(saved.layers, diff_ids=saved.diff_ids, instructions=saved.instructions(),
                           repo_tags=saved.repo_tags, image_id=saved.image_id, top_n=top_n)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def short_instruction(created_by: str | None, width: int = 48) -> str:
-    """`created_by` made readable: shell prefixes and `# buildkit` dropped, whitespace collapsed, truncated."""
-    if not created_by:
-        return "(missing)"
-    text = " ".join(created_by.split())
-    for prefix, replacement in (("/bin/sh -c #(nop) ", ""), ("/bin/sh -c ", "RUN "), ("RUN /bin/sh -c ", "RUN ")):
-        if text.startswith(prefix):
-            text = replacement + text[len(prefix):]
-            break
-    text = text.removesuffix(" # buildkit")
-    return text if len(text) <= width else text[:max(1, width - 1)] + "…"
-
-
-TABLE_HEADERS = ("layer", "instruction", "bytes", "added", "changed", "deleted", "dead bytes", "killed bytes",
-                 "wire bytes")
-
-
-def layer_table(analysis: ImageAnalysis, *, width: int = 48, human: bool = False
-                ) -> tuple[tuple[str, ...], tuple[tuple[object, ...], ...]]:
-    """(headers, rows) for `tabulate(rows, headers)`: one row per layer.
-
-    bytes = regular-file bytes of the layer tar; dead bytes = of those, the ones
-    the final image does not show; killed bytes = bytes this layer made dead;
-    wire bytes = gzip length at level 6.  `human` formats sizes as `docker images` does.
-    """
-    if human:
-        from harness.units import human_size
-
-        def fmt(value: int | None) -> object:
-            return "-" if value is None else human_size(value)
-    else:
-        def fmt(value: int | None) -> object:
-            return value
-
-    rows = tuple(
-        (layer.index, short_instruction(layer.instruction, width), fmt(layer.file_bytes), layer.added,
-         layer.changed, layer.deleted, fmt(layer.dead_bytes), fmt(layer.killed_bytes), fmt(layer.wire_bytes))
-        for layer in analysis.layers)
-    return TABLE_HEADERS, rows
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) or math.isinf(value) else value
-
-
-def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict:
-    """A json-serialisable dict: totals at the top level, then `layers`, dive's details and packages."""
-    return {
-        "repo_tags": list(analysis.repo_tags),
-        "image_id": analysis.image_id,
-        "size_bytes": analysis.size_bytes,
-        "live_bytes": analysis.live_bytes,
-        "dead_bytes": analysis.dead_bytes,
-        "tar_bytes": analysis.tar_bytes,
-        "wire_bytes": analysis.wire_bytes,
-        "efficiency": _finite(analysis.efficiency),
-        "wasted_bytes": analysis.wasted_bytes,
-        "user_wasted_percent": _finite(analysis.user_wasted_percent),
-        "final_paths": analysis.final_paths,
-        "layers": [
-            {
-                "index": layer.index, "name": layer.name, "diff_id": layer.diff_id,
-                "digest_matches": layer.digest_matches, "instruction": layer.instruction,
-                "tar_bytes": layer.tar_bytes, "wire_bytes": layer.wire_bytes, "file_bytes": layer.file_bytes,
-                "entries": layer.entries, "added": layer.added, "changed": layer.changed,
-                "deleted": layer.deleted, "added_bytes": layer.added_bytes,
-                "changed_bytes": layer.changed_bytes, "deleted_bytes": layer.deleted_bytes,
-                "whiteouts": layer.whiteouts, "opaque_dirs": layer.opaque_dirs,
-                "dead_bytes": layer.dead_bytes, "killed_bytes": layer.killed_bytes,
-                "largest": [{"path": p.path, "size": p.size} for p in layer.largest],
-            }
-            for layer in analysis.layers
-        ],
-        "dive": {
-            "efficiency": _finite(analysis.dive.efficiency),
-            "wasted_bytes": analysis.dive.wasted_bytes,
-            "user_wasted_percent": _finite(analysis.dive.user_wasted_percent),
-            "size_bytes": analysis.dive.size_bytes,
-            "user_size_bytes": analysis.dive.user_size_bytes,
-            "inefficient_paths": analysis.dive.inefficient_paths,
-            "inefficiencies": [
-                {"path": d.path, "cumulative_bytes": d.cumulative_bytes, "min_bytes": d.min_bytes,
-                 "occurrences": d.occurrences}
-                for d in analysis.dive.inefficiencies[:inefficiencies]
-            ],
-        },
-        "packages": None if analysis.packages is None else [
-            {"name": p.name, "version": p.version, "installed_size_bytes": p.installed_size_bytes,
-             "status": p.status}
-            for p in analysis.packages
-        ],
-    }

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.layers import EntryKind, LayerEntry, analyse_layers
-from harness.layers.savetar import LayerTar
+from harness.layers.layertar import LayerTar
 
 PATHS = ["/a", "/b", "/a/x", "/a/y", "/a/x/p", "/b/q", "/c/d/e"]
 

@@ -1,0 +1,101 @@
+"""An image's figures for people and programs: a per-layer table (`layer_table`) and json (`to_json`)."""
+
+from __future__ import annotations
+
+import math
+
+from harness.layers.analysis import ImageAnalysis
+
+
+def short_instruction(created_by: str | None, width: int = 48) -> str:
+    """`created_by` made readable: shell prefixes and `# buildkit` dropped, whitespace collapsed, truncated."""
+    if not created_by:
+        return "(missing)"
+    text = " ".join(created_by.split())
+    for prefix, replacement in (("/bin/sh -c #(nop) ", ""), ("/bin/sh -c ", "RUN "), ("RUN /bin/sh -c ", "RUN ")):
+        if text.startswith(prefix):
+            text = replacement + text[len(prefix):]
+            break
+    text = text.removesuffix(" # buildkit")
+    return text if len(text) <= width else text[:max(1, width - 1)] + "…"
+
+
+TABLE_HEADERS = ("layer", "instruction", "bytes", "added", "changed", "deleted", "dead bytes", "killed bytes",
+                 "wire bytes")
+
+
+def layer_table(analysis: ImageAnalysis, *, width: int = 48, human: bool = False
+                ) -> tuple[tuple[str, ...], tuple[tuple[object, ...], ...]]:
+    """(headers, rows) for `tabulate(rows, headers)`: one row per layer.
+
+    bytes = regular-file bytes of the layer tar; dead bytes = of those, the ones
+    the final image does not show; killed bytes = bytes this layer made dead;
+    wire bytes = gzip length at level 6.  `human` formats sizes as `docker images` does.
+    """
+    if human:
+        from harness.units import human_size
+
+        def fmt(value: int | None) -> object:
+            return "-" if value is None else human_size(value)
+    else:
+        def fmt(value: int | None) -> object:
+            return value
+
+    rows = tuple(
+        (layer.index, short_instruction(layer.instruction, width), fmt(layer.file_bytes), layer.added,
+         layer.changed, layer.deleted, fmt(layer.dead_bytes), fmt(layer.killed_bytes), fmt(layer.wire_bytes))
+        for layer in analysis.layers)
+    return TABLE_HEADERS, rows
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) or math.isinf(value) else value
+
+
+def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict:
+    """A json-serialisable dict: totals at the top level, then `layers`, dive's details and packages."""
+    return {
+        "repo_tags": list(analysis.repo_tags),
+        "image_id": analysis.image_id,
+        "size_bytes": analysis.size_bytes,
+        "live_bytes": analysis.live_bytes,
+        "dead_bytes": analysis.dead_bytes,
+        "tar_bytes": analysis.tar_bytes,
+        "wire_bytes": analysis.wire_bytes,
+        "efficiency": _finite(analysis.efficiency),
+        "wasted_bytes": analysis.wasted_bytes,
+        "user_wasted_percent": _finite(analysis.user_wasted_percent),
+        "final_paths": analysis.final_paths,
+        "layers": [
+            {
+                "index": layer.index, "name": layer.name, "diff_id": layer.diff_id,
+                "digest_matches": layer.digest_matches, "instruction": layer.instruction,
+                "tar_bytes": layer.tar_bytes, "wire_bytes": layer.wire_bytes, "file_bytes": layer.file_bytes,
+                "entries": layer.entries, "added": layer.added, "changed": layer.changed,
+                "deleted": layer.deleted, "added_bytes": layer.added_bytes,
+                "changed_bytes": layer.changed_bytes, "deleted_bytes": layer.deleted_bytes,
+                "whiteouts": layer.whiteouts, "opaque_dirs": layer.opaque_dirs,
+                "dead_bytes": layer.dead_bytes, "killed_bytes": layer.killed_bytes,
+                "largest": [{"path": p.path, "size": p.size} for p in layer.largest],
+            }
+            for layer in analysis.layers
+        ],
+        "dive": {
+            "efficiency": _finite(analysis.dive.efficiency),
+            "wasted_bytes": analysis.dive.wasted_bytes,
+            "user_wasted_percent": _finite(analysis.dive.user_wasted_percent),
+            "size_bytes": analysis.dive.size_bytes,
+            "user_size_bytes": analysis.dive.user_size_bytes,
+            "inefficient_paths": analysis.dive.inefficient_paths,
+            "inefficiencies": [
+                {"path": d.path, "cumulative_bytes": d.cumulative_bytes, "min_bytes": d.min_bytes,
+                 "occurrences": d.occurrences}
+                for d in analysis.dive.inefficiencies[:inefficiencies]
+            ],
+        },
+        "packages": None if analysis.packages is None else [
+            {"name": p.name, "version": p.version, "installed_size_bytes": p.installed_size_bytes,
+             "status": p.status}
+            for p in analysis.packages
+        ],
+    }

@@ -1,0 +1,360 @@
+"""A strict tar reader, streaming and single-pass: headers, PAX and GNU long names, member names.
+
+A small strict reader (ustar, GNU long names, PAX `path`/`linkpath`/`size`/
+`uid`/`gid`) is used instead of `tarfile`, because `tarfile` in stream mode
+silently stops at a corrupt header; here every header checksum is verified, a
+truncated member is an error, and anything but zeros after the end-of-archive
+marker is an error.  Member names are normalised (`./` and leading `/` removed,
+`a/../b` folded); a name, hard-link target or whiteout that climbs out of the
+root (`../x`) is refused with `HostileMember`, as the Engine refuses to load it.
+Device nodes, fifos and symlinks are metadata only; nothing is ever written.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from harness.errors import HarnessError
+
+BLOCK = 512
+CHUNK = 1 << 20
+_META_LIMIT = 16 << 20  # PAX / GNU long-name payloads
+_ZERO_BLOCK = bytes(BLOCK)
+_HEADER_ONLY = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+class SaveStreamError(HarnessError):
+    """A docker-save stream (or a layer tar in it) that cannot be analysed.
+
+    The message is one line, `<subject>: <what failed>: <evidence>`.
+    """
+
+    def __init__(self, subject: str, what: str, evidence: str) -> None:
+        self.subject = subject
+        self.what = what
+        self.evidence = evidence
+        super().__init__(f"{subject}: {what}: {_one_line(evidence)}")
+
+
+class CorruptTar(SaveStreamError):
+    """A tar that is truncated, has a bad header checksum, or has data after its end."""
+
+
+class HostileMember(SaveStreamError):
+    """A member whose name, hard-link target or whiteout climbs out of the root."""
+
+
+# --------------------------------------------------------------------------- byte sources
+
+
+class _Short(Exception):
+    """Internal: the source ended before the bytes the tar promised."""
+
+
+class _OuterShort(Exception):
+    """Internal: the enclosing stream ended inside a member (not an error of the inner tar)."""
+
+
+class _Source:
+    """A buffered reader over `read(n)`; `hook` sees every byte once, as it is pulled in."""
+
+    __slots__ = ("_read", "_buf", "_pos", "_chunk", "_hook", "offset")
+
+    def __init__(self, read: Callable[[int], bytes], hook: Callable[[bytes], None] | None = None,
+                 chunk: int = CHUNK) -> None:
+        self._read = read
+        self._buf = b""
+        self._pos = 0
+        self._chunk = chunk
+        self._hook = hook
+        self.offset = 0  # bytes handed out (read or skipped) so far
+
+    def _fill(self) -> bool:
+        data = self._read(self._chunk)
+        if not data:
+            return False
+        if self._hook is not None:
+            self._hook(data)
+        if self._pos < len(self._buf):
+            self._buf = self._buf[self._pos:] + data
+        else:
+            self._buf = data
+        self._pos = 0
+        return True
+
+    def peek(self, n: int) -> bytes:
+        while len(self._buf) - self._pos < n:
+            if not self._fill():
+                break
+        return self._buf[self._pos:self._pos + n]
+
+    def read_exact(self, n: int) -> bytes:
+        pos = self._pos
+        if len(self._buf) - pos >= n:
+            self._pos = pos + n
+            self.offset += n
+            return self._buf[pos:pos + n]
+        parts = []
+        need = n
+        while need:
+            avail = len(self._buf) - self._pos
+            if not avail:
+                if not self._fill():
+                    raise _Short(need)
+                continue
+            take = min(avail, need)
+            parts.append(self._buf[self._pos:self._pos + take])
+            self._pos += take
+            need -= take
+        self.offset += n
+        return b"".join(parts)
+
+    def read_some(self, n: int) -> bytes:
+        """Up to n bytes (at least one unless at the end)."""
+        if self._pos >= len(self._buf) and not self._fill():
+            return b""
+        pos = self._pos
+        data = self._buf[pos:pos + n]
+        self._pos = pos + len(data)
+        self.offset += len(data)
+        return data
+
+    def skip(self, n: int) -> None:
+        while n:
+            avail = len(self._buf) - self._pos
+            if not avail:
+                if not self._fill():
+                    raise _Short(n)
+                continue
+            take = min(avail, n)
+            self._pos += take
+            self.offset += take
+            n -= take
+
+    def scan_rest(self) -> int | None:
+        """Consume everything left; the offset of the first non-zero byte, or None if all zero."""
+        found = None
+        while True:
+            avail = len(self._buf) - self._pos
+            if not avail:
+                if not self._fill():
+                    return found
+                continue
+            if found is None:
+                rest = self._buf[self._pos:] if self._pos else self._buf
+                if rest.count(0) != len(rest):
+                    found = self.offset + next(i for i, b in enumerate(rest) if b)
+            self.offset += avail
+            self._pos = len(self._buf)
+
+
+class _Member:
+    """`read(n)` over exactly `size` bytes of an enclosing source."""
+
+    __slots__ = ("_src", "_left", "_subject")
+
+    def __init__(self, src: _Source, size: int, subject: str) -> None:
+        self._src = src
+        self._left = size
+        self._subject = subject
+
+    def read(self, n: int) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._src.read_some(min(n, self._left))
+        if not data:
+            raise _OuterShort(self._left)
+        self._left -= len(data)
+        return data
+
+
+# --------------------------------------------------------------------------- tar headers
+
+
+@dataclass(slots=True)
+class _Header:
+    name: str
+    typeflag: bytes
+    size: int  # header (or PAX) size
+    data_size: int  # bytes of data following the header
+    mode: int
+    uid: int
+    gid: int
+    linkname: str
+    offset: int  # offset of the (first) header block
+
+
+def _number(field: bytes, subject: str, what: str, offset: int) -> int:
+    if field and field[0] & 0x80:
+        if field[0] == 0xFF:
+            raise CorruptTar(subject, "corrupt tar", f"negative base-256 {what} in the header at offset {offset}")
+        value = field[0] & 0x7F
+        for byte in field[1:]:
+            value = (value << 8) | byte
+        return value
+    text = field.split(b"\0", 1)[0]
+    try:
+        return int(text, 8)  # int() ignores surrounding spaces
+    except ValueError:
+        if not text.strip(b" "):
+            return 0
+        raise CorruptTar(subject, "corrupt tar",
+                         f"{what} field {field!r} of the header at offset {offset} is not octal") from None
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _pax_records(data: bytes, subject: str, offset: int) -> dict[str, str]:
+    records: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        if data[pos] == 0:  # trailing NUL padding
+            break
+        space = data.find(b" ", pos)
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            length = -1
+        if space < 0 or length <= 0 or pos + length > len(data) or data[pos + length - 1:pos + length] != b"\n":
+            raise CorruptTar(subject, "corrupt tar", f"malformed PAX record in the header at offset {offset}")
+        key, sep, value = data[space + 1:pos + length - 1].partition(b"=")
+        if not sep:
+            raise CorruptTar(subject, "corrupt tar", f"PAX record without '=' in the header at offset {offset}")
+        records[_text(key)] = _text(value)
+        pos += length
+    return records
+
+
+def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
+    """Yield the entries of a tar; after each yield the caller may consume any part of the data.
+
+    Whatever the caller leaves of an entry's data, and the padding after it, is
+    skipped here.  Ends at the end-of-archive marker (checking that only zeros
+    follow it), or at a clean end of the stream at a header boundary.
+    """
+    pax: dict[str, str] = {}
+    long_name: str | None = None
+    long_link: str | None = None
+    while True:
+        offset = src.offset
+        try:
+            block = src.read_exact(BLOCK)
+        except _Short as short:
+            got = BLOCK - short.args[0]
+            if got == 0:
+                if pax or long_name is not None or long_link is not None:
+                    raise CorruptTar(subject, "truncated tar",
+                                     f"stream ends after an extended header, at offset {offset}") from None
+                return  # no end-of-archive marker: accepted at a header boundary, as Go's reader does
+            raise CorruptTar(subject, "truncated tar", f"stream ends inside the header at offset {offset}") from None
+        if block == _ZERO_BLOCK:
+            nonzero = src.scan_rest()
+            if nonzero is not None:
+                raise CorruptTar(subject, "corrupt tar",
+                                 f"non-zero byte at offset {nonzero}, after the end-of-archive marker at {offset}")
+            return
+        stored = _number(block[148:156], subject, "checksum", offset)
+        unsigned = sum(block) - sum(block[148:156]) + 8 * 32
+        if stored != unsigned:
+            signed = unsigned - 256 * sum(1 for i, b in enumerate(block) if b >= 128 and not 148 <= i < 156)
+            if stored != signed:
+                raise CorruptTar(subject, "corrupt tar",
+                                 f"bad header checksum at offset {offset}: stored {stored}, computed {unsigned}")
+        typeflag = block[156:157]
+        size = _number(block[124:136], subject, "size", offset)
+        data_size = 0 if typeflag in _HEADER_ONLY else size
+        if typeflag in (b"x", b"g", b"L", b"K"):
+            if data_size > _META_LIMIT:
+                raise CorruptTar(subject, "corrupt tar",
+                                 f"extended header of {data_size} bytes at offset {offset}")
+            try:
+                data = src.read_exact(data_size)
+                src.skip(-data_size % BLOCK)
+            except _Short:
+                raise CorruptTar(subject, "truncated tar",
+                                 f"stream ends inside the extended header at offset {offset}") from None
+            if typeflag == b"x":
+                pax.update(_pax_records(data, subject, offset))
+            elif typeflag == b"L":
+                long_name = _text(data.split(b"\0", 1)[0])
+            elif typeflag == b"K":
+                long_link = _text(data.split(b"\0", 1)[0])
+            # b"g" (global PAX header): no field it may carry matters here
+            continue
+        if typeflag in (b"S", b"M") or any(key.startswith("GNU.sparse.") for key in pax):
+            raise SaveStreamError(subject, "unsupported tar member",
+                                  f"sparse or multi-volume member at offset {offset}")
+        name_raw = block[0:100].split(b"\0", 1)[0]
+        magic = block[257:263]
+        if magic == b"ustar\x00":
+            prefix = block[345:500].split(b"\0", 1)[0]
+            if prefix:
+                name_raw = prefix + b"/" + name_raw
+        name = pax.get("path", long_name if long_name is not None else _text(name_raw))
+        linkname = pax.get("linkpath", long_link if long_link is not None else _text(block[157:257].split(b"\0", 1)[0]))
+        try:
+            if "size" in pax:
+                size = int(pax["size"])
+                if typeflag not in _HEADER_ONLY:
+                    data_size = size
+            uid = int(pax["uid"]) if "uid" in pax else _number(block[108:116], subject, "uid", offset)
+            gid = int(pax["gid"]) if "gid" in pax else _number(block[116:124], subject, "gid", offset)
+        except ValueError:
+            raise CorruptTar(subject, "corrupt tar",
+                             f"non-numeric PAX field in the header at offset {offset}") from None
+        if size < 0 or data_size < 0:
+            raise CorruptTar(subject, "corrupt tar", f"negative size in the header at offset {offset}")
+        mode = _number(block[100:108], subject, "mode", offset) & 0o7777
+        if typeflag == b"\0" and name.endswith("/"):
+            typeflag = b"5"  # old-style directory, as Go's and Python's readers read it
+        pax = {}
+        long_name = long_link = None
+        start = src.offset
+        yield _Header(name, typeflag, size, data_size, mode, uid, gid, linkname, offset)
+        try:
+            src.skip(data_size - (src.offset - start) + (-data_size % BLOCK))
+        except _Short:
+            raise CorruptTar(subject, "truncated tar",
+                             f"stream ends inside the data of {name!r} (header at offset {offset}, "
+                             f"{data_size} bytes of data)") from None
+
+
+def _is_tar_start(block: bytes) -> bool:
+    if len(block) < BLOCK:
+        return False
+    if block[:BLOCK] == _ZERO_BLOCK:
+        return True
+    try:
+        stored = int(block[148:156].split(b"\0", 1)[0].strip(b" ") or b"-1", 8)
+    except ValueError:
+        return False
+    return stored == sum(block[:BLOCK]) - sum(block[148:156]) + 256
+
+
+# --------------------------------------------------------------------------- names
+
+
+def normalise(name: str, subject: str, what: str = "member") -> str:
+    """`./a//b/../c` -> `/a/c`; `/` for the root; HostileMember if the name climbs out of the root.
+
+    A leading `/` is neutralised (taken relative to the root), as the Engine does.
+    """
+    if "\0" in name:
+        raise HostileMember(subject, f"hostile {what}", f"{name!r} contains a NUL byte")
+    stripped = name.lstrip("/")
+    if not stripped:
+        return "/"
+    norm = posixpath.normpath(stripped)
+    if norm == "..":
+        raise HostileMember(subject, f"hostile {what}", f"{name!r} climbs out of the root")
+    if norm.startswith("../"):
+        raise HostileMember(subject, f"hostile {what}", f"{name!r} climbs out of the root")
+    return "/" if norm == "." else "/" + norm
