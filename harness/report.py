@@ -7,6 +7,7 @@ import re
 from tabulate import tabulate
 
 from harness.claims import evaluate
+from harness.layers import short_instruction
 from harness.model import DEFAULT_RUNTIME, RunReport, StageResult
 from harness.units import human_size, parse_size
 
@@ -237,9 +238,7 @@ def _instruction(created_by: str) -> str:
     """History's `/bin/sh -c #(nop) ADD file:… in /src` shortened to what the Dockerfile said."""
     if not created_by:
         return "(base image)"
-    text = created_by.removeprefix("/bin/sh -c ").removeprefix("#(nop) ").strip()
-    text = _CONTENT_HASH.sub(r"\1:\2…", " ".join(text.split()))
-    return text if len(text) <= INSTRUCTION_WIDTH else text[: INSTRUCTION_WIDTH - 1] + "…"
+    return short_instruction(_CONTENT_HASH.sub(r"\1:\2…", created_by), width=INSTRUCTION_WIDTH)
 
 
 def _cell(text: str) -> str:

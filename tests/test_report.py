@@ -156,6 +156,6 @@ def test_layer_figures_explain_what_a_layer_hides() -> None:
     report = ladder()
     stages = tuple(dataclasses.replace(s, layer_figures=figures) if s.name == "02-purge-layers" else s for s in report.stages)
     text = render_markdown(dataclasses.replace(report, stages=stages))
-    assert "Layer 1 (`apt-get purge -y gcc`) stores 41.1MB, mostly `/var/cache/apt/pkgcache.bin` (40MB), and hides 41.1MB" in text
+    assert "Layer 1 (`RUN apt-get purge -y gcc`) stores 41.1MB, mostly `/var/cache/apt/pkgcache.bin` (40MB), and hides 41.1MB" in text
     assert "| `02-purge-layers` | 704MB  | 619MB  | 85.2MB | 87.8%" in text
     assert "1 packages, 69.9MB: gcc-12 (69.9MB)." in text
