@@ -198,17 +198,25 @@ def build_stage(engine: Engine, stage: Stage, settings: Settings, progress: Prog
     if stage.slim is not None:
         return build_slim_stage(engine, stage, settings, progress, dockerfile)
     progress(f"{stage.name}: building {tag}")
-    record = engine.build(
+    stage_labels = labels.managed(labels.ROLE_STAGE, namespace=settings.namespace, stage=stage.name, base=settings.base)
+    record = _build_dockerfile(engine, stage, settings, dockerfile, tag, stage_labels)
+    return record, engine.image_info(tag)
+
+
+def _build_dockerfile(
+    engine: Engine, stage: Stage, settings: Settings, dockerfile: str, tag: str, image_labels: dict[str, str]
+) -> BuildRecord:
+    """Build the stage's Dockerfile with the source folder as context."""
+    return engine.build(
         stage=stage.name,
         context=build_context(settings.source_dir, dockerfile),
         dockerfile=DOCKERFILE_NAME,
         tag=tag,
         build_args=settings.build_args,
-        labels=labels.managed(labels.ROLE_STAGE, namespace=settings.namespace, stage=stage.name, base=settings.base),
+        labels=image_labels,
         no_cache=settings.no_cache,
         on_line=lambda line: log.debug("%s: %s", stage.name, line),
     )
-    return record, engine.image_info(tag)
 
 
 def build_slim_stage(
@@ -220,19 +228,12 @@ def build_slim_stage(
     source = f"{tag}-source"
     progress(f"{stage.name}: building the source image {source}")
     started = time.monotonic()
-    source_build = engine.build(
-        stage=stage.name,
-        context=build_context(settings.source_dir, dockerfile),
-        dockerfile=DOCKERFILE_NAME,
-        tag=source,
-        build_args=settings.build_args,
-        labels=labels.managed(labels.ROLE_BUILDER, namespace=settings.namespace, stage=stage.name),
-        no_cache=settings.no_cache,
-    )
+    source_labels = labels.managed(labels.ROLE_BUILDER, namespace=settings.namespace, stage=stage.name)
+    source_build = _build_dockerfile(engine, stage, settings, dockerfile, source, source_labels)
     try:
         stage_labels = labels.managed(labels.ROLE_STAGE, namespace=settings.namespace, stage=stage.name, base=settings.base)
         record, plan = build_slim_image(engine, source, stage.slim, tag, stage.command, stage_labels, settings.namespace)
-        progress(f"{stage.name}: {len(plan.copies)} paths from the resolver")
+        progress(f"{stage.name}: {len(plan.copies)} paths copied: the closure from the resolver, and the extras")
     finally:
         # The source image served only to read the closure from.
         engine.remove_images(labels.selector(namespace=settings.namespace, stage=stage.name, role=labels.ROLE_BUILDER))
