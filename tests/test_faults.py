@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -21,7 +21,7 @@ from harness.lock import RunInProgress, exclusive_run
 from harness.model import Outcome, RunPolicy
 from harness.pipeline import Settings, run_stages
 
-from .conftest import REPO_ROOT
+from .conftest import FAULT_NAMESPACE, REPO_ROOT
 from .fakes import FakeEngine, _image
 
 BASE = "debian:bookworm"
@@ -68,7 +68,7 @@ def interrupt_invoke_all(
     process = subprocess.Popen(
         [sys.executable, "-m", "invoke", "all", *args],
         cwd=repo,
-        env={**os.environ, "HELLO_LADDER_NAMESPACE": "hello-ladder-test"},
+        env={**os.environ, "HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -163,12 +163,14 @@ def test_a_second_invoke_all_refuses_while_the_first_holds_the_lock(tmp_path: Pa
 # --- with an Engine ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def base_image(engine: DockerEngine) -> str:
-    """The Debian base the stages use, provided (bootstrapped if need be) once."""
+def base_image(engine: DockerEngine) -> Iterator[str]:
+    """The Debian base the stages use, provided (bootstrapped if need be) once; what the faults made goes after."""
     from harness.bases import ensure_base
 
     ensure_base(engine, BASE)
-    return BASE
+    yield BASE
+    engine.remove_containers(labels.selector(namespace=FAULT_NAMESPACE))
+    engine.remove_images(labels.selector(namespace=FAULT_NAMESPACE))
 
 
 def run_in_base(engine: DockerEngine, base_image: str, script: str, **policy: object) -> tuple[str, str, int | None, bool, bool]:
@@ -176,7 +178,7 @@ def run_in_base(engine: DockerEngine, base_image: str, script: str, **policy: ob
         base_image,
         ("/bin/sh", "-c", script),
         RunPolicy(**{"timeout_s": 20.0, "user": "65534:65534", **policy}),  # type: ignore[arg-type]
-        labels.managed(labels.ROLE_RUN, namespace="hello-ladder-test", stage="faults"),
+        labels.managed(labels.ROLE_RUN, namespace=FAULT_NAMESPACE, stage="faults"),
     )
     return result.stdout, result.stderr, result.exit_code, result.timed_out, result.truncated
 
@@ -184,7 +186,7 @@ def run_in_base(engine: DockerEngine, base_image: str, script: str, **policy: ob
 def no_test_containers() -> list[object]:
     client = docker.from_env()
     # sparse: no inspect per container, which races with a container being removed
-    return client.containers.list(all=True, sparse=True, filters={"label": labels.selector(namespace="hello-ladder-test")})
+    return client.containers.list(all=True, sparse=True, filters={"label": labels.selector(namespace=FAULT_NAMESPACE)})
 
 
 @pytest.mark.fault("A stage's program hangs", 'killed at its time limit, reported as timed out, container removed')
@@ -237,7 +239,7 @@ def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEn
     add_stage(repo, "01-breaks", "ARG BASE\nFROM ${BASE}\nRUN echo compiling && exit 3\n", stage_toml('["/bin/true"]'))
     add_stage(repo, "02-no-base", "FROM hello-ladder-test/no-such-base:1\n", stage_toml('["/bin/true"]'))
     add_stage(repo, "03-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
-    report = run_stages(engine, Settings(repo, namespace="hello-ladder-test"), progress=lambda line: None)
+    report = run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
     broken, no_base, fine = report.stages
     assert broken.outcome is Outcome.ERROR
     assert "build failed at `RUN echo compiling && exit 3`" in str(broken.reason)
@@ -246,7 +248,7 @@ def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEn
     assert no_base.outcome is Outcome.ERROR and "docker load" in str(no_base.reason)
     assert fine.outcome is Outcome.PASS
     assert no_test_containers() == []
-    dangling = docker.from_env().images.list(filters={"dangling": True, "label": labels.selector(namespace="hello-ladder-test")})
+    dangling = docker.from_env().images.list(filters={"dangling": True, "label": labels.selector(namespace=FAULT_NAMESPACE)})
     assert dangling == []
 
 
@@ -256,15 +258,15 @@ def test_clean_removes_only_what_carries_the_label(engine: DockerEngine, base_im
     client = docker.from_env()
     repo = copy_repo(tmp_path)
     add_stage(repo, "01-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
-    run_stages(engine, Settings(repo, namespace="hello-ladder-test"), progress=lambda line: None)
+    run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo user > /user-file\n")
     users, _ = client.images.build(path=str(tmp_path / "ctx"), tag="users-own/image:kept", rm=True)
     try:
-        assert client.images.list(name="hello-ladder-test/01-fine")
-        done = invoke(repo, "clean", "--namespace", "hello-ladder-test", timeout=120)
+        assert client.images.list(name=f"{FAULT_NAMESPACE}/01-fine")
+        done = invoke(repo, "clean", "--namespace", FAULT_NAMESPACE, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert client.images.list(name="hello-ladder-test/01-fine") == []
+        assert client.images.list(name=f"{FAULT_NAMESPACE}/01-fine") == []
         assert client.images.get("users-own/image:kept").id == users.id
         assert client.images.get(base_image)  # bases stay unless --bases
     finally:
