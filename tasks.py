@@ -276,12 +276,14 @@ def deps(
 
 
 @task(
-    iterable=["extra"],
+    iterable=["extra", "env"],
     help={
         "image": "the source image",
         "binary": "the program inside it",
         "tag": "the tag of the new scratch image",
         "extra": "another path to copy (a file or a folder); repeat for more",
+        "extras_from": "a file in the image listing more paths to copy, one per line",
+        "env": "NAME=VALUE for the new image's environment; repeat for more",
         "cmd": "the command to run in the new image (default: the binary)",
         "with_": "bundles of files no ELF reference shows: certs,tzdata,passwd,tmp,nss",
         "with_dlopen": "also copy the optional libraries named in .note.dlopen notes",
@@ -289,13 +291,20 @@ def deps(
 )
 @_reported
 def slim(
-    c: Context, image: str, binary: str, tag: str, extra: list[str], cmd: str | None = None, with_: str = "",
-    with_dlopen: bool = False,
+    c: Context, image: str, binary: str, tag: str, extra: list[str], env: list[str], extras_from: str | None = None,
+    cmd: str | None = None, with_: str = "", with_dlopen: bool = False,
 ) -> None:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
     engine = DockerEngine.from_env()
     namespace = _settings(DEFAULT_BASE).namespace
-    spec = SlimSpec(PurePosixPath(binary), tuple(PurePosixPath(e) for e in extra), Bundle.parse_list(with_), with_dlopen)
+    spec = SlimSpec(
+        PurePosixPath(binary),
+        tuple(PurePosixPath(e) for e in extra),
+        Bundle.parse_list(with_),
+        with_dlopen,
+        extras_from=PurePosixPath(extras_from) if extras_from else None,
+        env=_env_pairs(env),
+    )
     command = tuple(shlex.split(cmd)) if cmd else (binary,)
     image_labels = labels.managed(labels.ROLE_STAGE, namespace=namespace, stage="slim")
     _, plan = build_slim_image(engine, image, spec, tag, command, image_labels, namespace)
@@ -310,6 +319,16 @@ def slim(
         _say(f"stderr: {result.stderr[:500]!r}")
     if result.error or result.exit_code != 0:
         raise Exit(code=1)
+
+
+def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise Exit(f"error: --env {item}: give NAME=VALUE", code=2)
+        pairs.append((name, value))
+    return tuple(pairs)
 
 
 @task(

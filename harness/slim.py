@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import io
+import json
 import os
+import re
 import stat
 import tarfile
 from collections.abc import Iterable
@@ -56,12 +58,25 @@ PASSWD = b"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/non
 GROUP = b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
 
 
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ELF_MAGIC = b"\x7fELF"
+
+
 @dataclass(frozen=True)
 class SlimSpec:
     binary: PurePosixPath
     extras: tuple[PurePosixPath, ...] = ()
     bundles: tuple[Bundle, ...] = ()
     with_dlopen: bool = False
+    # A file in the source image listing more extras, one path per line: what
+    # the build found the program needs (an interpreter's imported modules).
+    extras_from: PurePosixPath | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, value in self.env:
+            if not ENV_NAME.match(name) or "\n" in value:
+                raise SlimError(f"env {name}={value!r}: names are letters, digits and _; values are one line")
 
 
 @dataclass(frozen=True)
@@ -89,8 +104,16 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
     copies: list[PurePosixPath] = [*closure.files]
     generated: list[Generated] = []
     env: list[tuple[str, str]] = []
-    for extra in spec.extras:
-        copies += _tree(fs, extra, "--extra")
+    extras = [(extra, "--extra") for extra in spec.extras]
+    if spec.extras_from is not None:
+        extras += [(extra, f"listed in {spec.extras_from}") for extra in _listed_paths(fs, spec.extras_from)]
+    for extra, why in extras:
+        tree = _tree(fs, extra, why)
+        copies += tree
+        # An extra that is itself an ELF file (a Python extension module, say) brings its own closure.
+        for path in tree:
+            if _is_elf(fs, path):
+                copies += resolver.resolve(path).files
     for bundle in spec.bundles:
         if bundle is Bundle.CERTS:
             copies += _tree(fs, CA_BUNDLE, "bundle certs (install ca-certificates in the source image)")
@@ -113,7 +136,33 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
                 if found is None:
                     raise SlimError(f"bundle nss: {libc.path.parent / module}: not in the source image")
                 copies += resolver.resolve(found.path).files
+    env += spec.env
     return SlimPlan(closure, tuple(dict.fromkeys(copies)), tuple(generated), tuple(env))
+
+
+def _listed_paths(fs: RootFS, listing: PurePosixPath) -> list[PurePosixPath]:
+    """The absolute paths a file in the source image lists, one per line; blank lines and # comments skipped."""
+    found = fs.resolve(listing)
+    if found is None or not found.is_file:
+        raise SlimError(f"{listing}: not in the source image (extras_from: the build must write it)")
+    paths = []
+    text = fs.host_path(found.real).read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("/"):
+            raise SlimError(f"{listing}, line {number}: {line!r} is not an absolute path")
+        paths.append(PurePosixPath(line))
+    return paths
+
+
+def _is_elf(fs: RootFS, path: PurePosixPath) -> bool:
+    host = fs.host_path(path)
+    if host.is_symlink() or not host.is_file():
+        return False
+    with open(host, "rb") as handle:
+        return handle.read(len(ELF_MAGIC)) == ELF_MAGIC
 
 
 def _tree(fs: RootFS, path: PurePosixPath, what: str) -> list[PurePosixPath]:
@@ -170,10 +219,14 @@ def scratch_context(root: Path, plan: SlimPlan, command: Iterable[str]) -> bytes
 
 def dockerfile_text(plan: SlimPlan, command: Iterable[str]) -> str:
     lines = ["FROM scratch", f"COPY {ROOTFS_DIR}/ /"]
-    lines += [f'ENV {key}="{value}"' for key, value in plan.env]
-    quoted = ", ".join(f'"{arg}"' for arg in command)
-    lines.append(f"CMD [{quoted}]")
+    lines += [f"ENV {key}={_quoted(value)}" for key, value in plan.env]
+    lines.append(f"CMD {json.dumps(list(command))}")
     return "\n".join(lines) + "\n"
+
+
+def _quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def _add_parents(tar: tarfile.TarFile, path: PurePosixPath, done: set[PurePosixPath]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.errors import StageConfigError
 from harness.model import DEFAULT_RUNTIME
-from harness.slim import Bundle, SlimSpec
+from harness.slim import Bundle, SlimError, SlimSpec
 from harness.units import parse_size
 
 STAGE_FILE = "stage.toml"
@@ -202,14 +202,17 @@ def _parse_expectation(path: Path, table: Any) -> Expectation:
     return Expectation(**{key: value})
 
 
+_SLIM_KEYS = ("binary", "extra", "extras_from", "with", "with_dlopen", "env")
+
+
 def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
     if table is None:
         return None
     if not isinstance(table, dict):
         raise StageConfigError(path, "slim", 'must be a table: [slim] with binary = "/path"')
-    unknown = sorted(set(table) - {"binary", "extra", "with", "with_dlopen"})
+    unknown = sorted(set(table) - set(_SLIM_KEYS))
     if unknown:
-        raise StageConfigError(path, f"slim.{unknown[0]}", "unknown field (known: binary, extra, with, with_dlopen)")
+        raise StageConfigError(path, f"slim.{unknown[0]}", f"unknown field (known: {', '.join(_SLIM_KEYS)})")
     binary = table.get("binary")
     if not isinstance(binary, str) or not binary.startswith("/"):
         raise StageConfigError(path, "slim.binary", "must be an absolute path inside the image")
@@ -219,6 +222,9 @@ def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
             raise StageConfigError(path, f"slim.{key}", "must be a list of strings")
     if any(not extra.startswith("/") for extra in table.get("extra", [])):
         raise StageConfigError(path, "slim.extra", "must be absolute paths inside the image")
+    extras_from = table.get("extras_from")
+    if extras_from is not None and not (isinstance(extras_from, str) and extras_from.startswith("/")):
+        raise StageConfigError(path, "slim.extras_from", "must be an absolute path inside the image")
     try:
         bundles = tuple(Bundle(name) for name in table.get("with", []))
     except ValueError:
@@ -227,12 +233,20 @@ def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
     with_dlopen = table.get("with_dlopen", False)
     if not isinstance(with_dlopen, bool):
         raise StageConfigError(path, "slim.with_dlopen", "must be true or false")
-    return SlimSpec(
-        binary=PurePosixPath(binary),
-        extras=tuple(PurePosixPath(extra) for extra in table.get("extra", [])),
-        bundles=bundles,
-        with_dlopen=with_dlopen,
-    )
+    env = table.get("env", {})
+    if not (isinstance(env, dict) and all(isinstance(value, str) for value in env.values())):
+        raise StageConfigError(path, "slim.env", 'must be a table of strings: [slim.env] NAME = "value"')
+    try:
+        return SlimSpec(
+            binary=PurePosixPath(binary),
+            extras=tuple(PurePosixPath(extra) for extra in table.get("extra", [])),
+            bundles=bundles,
+            with_dlopen=with_dlopen,
+            extras_from=PurePosixPath(extras_from) if extras_from is not None else None,
+            env=tuple(env.items()),
+        )
+    except SlimError as error:
+        raise StageConfigError(path, "slim.env", str(error)) from error
 
 
 def _required_str(path: Path, data: dict[str, Any], key: str) -> str:

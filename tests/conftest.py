@@ -6,14 +6,19 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from harness import labels
 from harness.engine import DockerEngine
 from harness.errors import EngineUnavailable
+from harness.model import RunReport
+from harness.pipeline import Settings, run_stages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_NAMESPACE = "hello-ladder-test"
+# The fault tests run `invoke clean` on their own namespace, which must not take the ladder's images.
+FAULT_NAMESPACE = "hello-ladder-test-faults"
 
 
 def in_ci() -> bool:
@@ -37,3 +42,16 @@ def cleanup_namespace(engine: DockerEngine) -> Iterator[str]:
     yield TEST_NAMESPACE
     engine.remove_containers(labels.selector(namespace=TEST_NAMESPACE))
     engine.remove_images(labels.selector(namespace=TEST_NAMESPACE))
+
+
+@pytest.fixture(scope="session")
+def client(engine: DockerEngine) -> docker.DockerClient:
+    return docker.from_env()
+
+
+@pytest.fixture(scope="session")
+def ladder(engine: DockerEngine, cleanup_namespace: str) -> RunReport:
+    """Every stage of the repository, built once for the whole session under the test namespace."""
+    # The wire size is checked on its own (test_layer_figures); gzip-compressing every layer here would double the time.
+    settings = Settings(REPO_ROOT, namespace=cleanup_namespace, wire_size=False)
+    return run_stages(engine, settings, progress=lambda line: None)

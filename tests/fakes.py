@@ -86,20 +86,26 @@ class FakeEngine:
 
     @contextlib.contextmanager
     def export_filesystem(self, image: str, labels: dict[str, str]) -> Iterator[Iterator[bytes]]:
-        """Every image's file system is the same small root: the host's `true` as /hello, with its closure."""
-        yield iter([_hello_root_tar()])
+        """Every image's file system is the same small root, holding what the repository's [slim] stages read."""
+        yield iter([_slim_sources_root_tar()])
 
 
 @functools.cache
-def _hello_root_tar() -> bytes:
+def _slim_sources_root_tar() -> bytes:
+    """The host's `true` as /hello; the host's python3 with its closure, a /hello.py and an empty /imports.txt."""
     from harness.elf import Resolver
 
-    closure = Resolver(Path("/")).resolve("/usr/bin/true")
+    resolver = Resolver(Path("/"))
+    true, python = resolver.resolve("/usr/bin/true"), resolver.resolve("/usr/bin/python3")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in closure.files:
-            name = "hello" if path == closure.path else str(path).lstrip("/")
+        for path in dict.fromkeys([*true.files, *python.files]):
+            name = "hello" if path == true.path else str(path).lstrip("/")
             tar.add(str(path), arcname=name, recursive=False)
+        for name, content in (("hello.py", b'print("hello!")\n'), ("imports.txt", b"")):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
 

@@ -1,6 +1,7 @@
 """Planning a scratch image from a root file system (the host's own, read only)."""
 
 import io
+import re
 import tarfile
 from pathlib import Path, PurePosixPath
 
@@ -63,10 +64,61 @@ def test_the_scratch_auto_stage_asks_for_the_resolver() -> None:
 @pytest.mark.parametrize(
     ("table", "field"),
     [('binary = "hello"', "slim.binary"), ('binary = "/h"\nwith = ["certz"]', "slim.with"),
-     ('binary = "/h"\nextra = "x"', "slim.extra"), ('binary = "/h"\nsize = 1', "slim.size")],
+     ('binary = "/h"\nextra = "x"', "slim.extra"), ('binary = "/h"\nsize = 1', "slim.size"),
+     ('binary = "/h"\nextras_from = "imports.txt"', "slim.extras_from"), ('binary = "/h"\nenv = {A = 1}', "slim.env"),
+     ('binary = "/h"\nenv = {"A-B" = "x"}', "slim.env")],
 )
 def test_a_malformed_slim_table_names_the_field(tmp_path: Path, table: str, field: str) -> None:
     folder = make_stage(tmp_path, toml=VALID.replace("[expect]", f"[slim]\n{table}\n\n[expect]"))
     with pytest.raises(StageConfigError) as caught:
         load_stage(folder)
     assert caught.value.field == field
+
+
+def test_extras_from_copies_what_a_file_in_the_image_lists(tmp_path: Path) -> None:
+    listing = tmp_path / "imports.txt"
+    listing.write_text(f"# written by the build\n\n{tmp_path / 'a.pyc'}\n  {tmp_path / 'pkg'}\n")
+    (tmp_path / "a.pyc").write_bytes(b"code")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.pyc").write_bytes(b"code")
+    plan = plan_slim(HOST, SlimSpec(TRUE, extras_from=PurePosixPath(listing)))
+    copies = set(map(str, plan.copies))
+    assert {str(tmp_path / "a.pyc"), str(tmp_path / "pkg"), str(tmp_path / "pkg" / "__init__.pyc")} <= copies
+    assert str(listing) not in copies
+
+
+def test_an_elf_extra_brings_its_own_closure() -> None:
+    program = PurePosixPath("/usr/bin/python3")  # any host program with libraries true does not need
+    plan = plan_slim(HOST, SlimSpec(TRUE, extras=(program,)))
+    own = plan_slim(HOST, SlimSpec(program)).closure.files
+    assert set(own) - set(plan.closure.files), "the extra needs libraries the binary does not"
+    assert set(own) <= set(plan.copies)
+
+
+@pytest.mark.parametrize(
+    ("listing", "message"),
+    [(None, "not in the source image (extras_from"), ("relative/path\n", "line 1: 'relative/path' is not an absolute path"),
+     ("/no/such/module.pyc\n", "/no/such/module.pyc: not in the source image (listed in")],
+)
+def test_a_bad_extras_from_listing_is_a_clear_error(tmp_path: Path, listing: str | None, message: str) -> None:
+    path = tmp_path / "imports.txt"
+    if listing is not None:
+        path.write_text(listing)
+    with pytest.raises(SlimError, match=re.escape(message)):
+        plan_slim(HOST, SlimSpec(TRUE, extras_from=PurePosixPath(path)))
+
+
+def test_env_goes_into_the_scratch_image_quoted() -> None:
+    plan = plan_slim(HOST, SlimSpec(TRUE, env=(("PYTHONHOME", "/usr"), ("GREETING", 'say "hi" \\o/'))))
+    lines = dockerfile_text(plan, ["/usr/bin/true"]).splitlines()
+    assert lines[2:4] == ['ENV PYTHONHOME="/usr"', 'ENV GREETING="say \\"hi\\" \\\\o/"']
+    with pytest.raises(SlimError, match="names are letters"):
+        SlimSpec(TRUE, env=(("NOT-A-NAME", "x"),))
+
+
+def test_the_python_scratch_stage_asks_the_build_for_its_modules() -> None:
+    stage = load_stage(REPO_ROOT / "stages" / "42-python-scratch")
+    assert stage.slim is not None
+    assert stage.slim.binary == PurePosixPath("/usr/bin/python3")
+    assert stage.slim.extras_from == PurePosixPath("/imports.txt")
+    assert dict(stage.slim.env) == {"PYTHONHOME": "/usr"}

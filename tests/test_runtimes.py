@@ -1,0 +1,120 @@
+"""The other runtimes on a real Engine: each goes from a naive image to a scratch image that prints hello!,
+and each scratch image holds nothing the program does not need.
+
+"Needs" is measured, not listed: the ELF closure of the command's program,
+resolved in the scratch image itself; the files the command names; and, for
+an interpreter, the files it loads while running the program, as it reports
+them itself under `-v` in a locked-down container of the scratch image.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+import pytest
+
+from harness import labels
+from harness.dockerfile import instructions
+from harness.elf import Resolver
+from harness.engine import DockerEngine
+from harness.imagefs import unpacked_image
+from harness.layers import EntryKind, read_save
+from harness.model import DEFAULT_RUNTIME, Outcome, RunPolicy, RunReport, StageResult
+from harness.stages import Stage, discover, load_stage
+from harness.unpack import ChunkStream
+
+from .conftest import REPO_ROOT, TEST_NAMESPACE
+
+pytestmark = pytest.mark.docker
+
+# `python3 -v` names every file it reads code from, and every extension module it loads.
+PYTHON_LOADED = re.compile(r"^# (?:code object from|extension module '[^']+' loaded from) '(?P<path>[^']+)'$")
+
+
+def is_scratch(stage: Stage) -> bool:
+    """The stage's image starts from nothing: a resolver-made image, or a Dockerfile whose last FROM is scratch."""
+    if stage.slim is not None:
+        return True
+    froms = [i.arguments.split()[0] for i in instructions(stage.dockerfile.read_text()) if i.keyword == "FROM"]
+    return froms[-1] == "scratch"
+
+
+RUNTIME_STAGES = [stage for stage in map(load_stage, discover(REPO_ROOT / "stages")) if stage.runtime != DEFAULT_RUNTIME]
+SCRATCH_STAGES = [stage for stage in RUNTIME_STAGES if is_scratch(stage)]
+
+
+def measured(ladder: RunReport, name: str) -> StageResult:
+    result = ladder.stage(name)
+    assert result is not None and result.image is not None and result.size_bytes is not None, name
+    return result
+
+
+@pytest.mark.parametrize("runtime", ["go", "rust", "python"])
+def test_each_runtime_goes_from_a_naive_image_to_a_scratch_image_that_prints_hello(ladder: RunReport, runtime: str) -> None:
+    stages = [stage for stage in RUNTIME_STAGES if stage.runtime == runtime]
+    naive = [stage for stage in stages if not is_scratch(stage)]
+    scratch = [stage for stage in stages if is_scratch(stage)]
+    assert naive and scratch, f"{runtime}: a naive stage and a scratch stage"
+    for stage in stages:
+        result = measured(ladder, stage.name)
+        assert result.outcome is Outcome.PASS, (stage.name, result.reason)
+        assert result.observed is not None and result.observed.stdout == "hello!\n", stage.name
+    naive_size = measured(ladder, naive[0].name).size_bytes or 0
+    for stage in scratch:
+        assert (measured(ladder, stage.name).size_bytes or 0) * 20 < naive_size, stage.name
+
+
+def test_python_in_scratch_is_under_25_mb_and_silent_on_stderr(ladder: RunReport) -> None:
+    scratch, installed = measured(ladder, "42-python-scratch"), measured(ladder, "41-python-one-layer")
+    assert (scratch.size_bytes or 0) < 25_000_000
+    # debian:bookworm with python3: about 160MB; the ratio, not the figure, is what holds across releases.
+    assert (installed.size_bytes or 0) > 5 * (scratch.size_bytes or 0)
+    assert scratch.observed is not None and scratch.observed.stderr == ""
+
+
+def image_entries(engine: DockerEngine, image: str) -> set[PurePosixPath]:
+    """Every file and symlink the image's layers hold (folders left out), read from the Engine's save stream.
+
+    Not from an exported container, which adds the Engine's own /etc/hosts, /.dockerenv and the like.
+    """
+    saved = read_save(ChunkStream(engine.save_image(image)), wire=False)
+    entries = [entry for layer in saved.layers for entry in layer.entries]
+    assert not [entry for entry in entries if entry.kind in (EntryKind.WHITEOUT, EntryKind.OPAQUE)], "built from scratch"
+    return {PurePosixPath(entry.path) for entry in entries if entry.kind is not EntryKind.DIR}
+
+
+def python_loaded_files(engine: DockerEngine, image: str, stage: Stage) -> set[PurePosixPath]:
+    """The files the interpreter reads code from while running the stage's command, as `-v` reports them."""
+    interpreter, *arguments = stage.command
+    result = engine.run(
+        image,
+        (interpreter, "-v", *arguments),
+        RunPolicy(timeout_s=stage.timeout_s, user=stage.user),
+        labels.managed(labels.ROLE_RUN, namespace=TEST_NAMESPACE),
+    )
+    assert result.exit_code == 0 and result.stdout == "hello!\n" and not result.truncated, result
+    return {PurePosixPath(m["path"]) for line in result.stderr.splitlines() if (m := PYTHON_LOADED.match(line))}
+
+
+@pytest.mark.parametrize("stage", SCRATCH_STAGES, ids=lambda stage: stage.name)
+def test_the_scratch_image_holds_no_file_the_program_does_not_need(
+    ladder: RunReport, engine: DockerEngine, stage: Stage
+) -> None:
+    image = measured(ladder, stage.name).image
+    assert image is not None
+    loaded = python_loaded_files(engine, image, stage) if stage.runtime == "python" else set()
+    with unpacked_image(engine, image, TEST_NAMESPACE) as root:
+        resolver = Resolver(root)
+        needed = set(resolver.resolve(stage.command[0]).files)
+        needed |= {PurePosixPath(argument) for argument in stage.command[1:] if argument.startswith("/")}
+        for path in loaded:
+            needed.add(path)
+            if path.suffix == ".so":  # an extension module loads its own libraries
+                needed |= set(resolver.resolve(path).files)
+    assert image_entries(engine, image) == needed
+    if stage.runtime == "python":
+        # The modules came from the interpreter, not from a list: hello.py imports nothing,
+        # so what it loads is the start-up's encodings and site's customisation.
+        assert {path.name for path in loaded} >= {"__init__.pyc", "aliases.pyc", "utf_8.pyc"}
+        assert all(path.suffix in (".pyc", ".so") for path in loaded)
