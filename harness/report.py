@@ -65,15 +65,22 @@ def runtime_sections(report: RunReport) -> list[str]:
                 f"`{stage.name}`",
                 _cell(stage.changes),
                 human_size(stage.size_bytes) if stage.size_bytes is not None else "–",
-                f"{stage.size_bytes / naive:.3g}" if stage.size_bytes is not None and naive else "–",
+                _times_smaller(naive, stage.size_bytes),
                 stage.image_info.layer_count if stage.image_info else "–",
                 stage.outcome.value,
             )
             for stage in stages
         ]
-        headers = ("stage", "what changed", "measured", f"÷ {stages[0].name}", "layers", "outcome")
+        headers = ("stage", "what changed", "measured", f"times smaller than {stages[0].name}", "layers", "outcome")
         sections += [f"### Runtime: {runtime}", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
     return sections
+
+
+def _times_smaller(naive: int | None, size: int | None) -> str:
+    if not naive or not size:
+        return "–"
+    ratio = naive / size
+    return f"{ratio:,.0f}" if ratio >= 100 else f"{ratio:.3g}"
 
 
 def bytes_section(report: RunReport) -> list[str]:
@@ -147,7 +154,7 @@ def stage_section(stage: StageResult, previous: StageResult | None = None) -> st
         built = "every step from the build cache" if stage.build.fully_cached else f"built in {stage.build.seconds:.1f} s"
         lines += ["", f"Image `{stage.image}`: {built}."]
     if stage.layer_figures is not None:
-        lines += ["", layer_figures_table(stage), *_why_it_grew(stage), *_leftovers(stage)]
+        lines += ["", layer_figures_table(stage), *_why_it_grew(stage), *_leftovers(stage), *_largest_files(stage)]
     elif stage.image_info is not None:
         rows = [
             (index, human_size(layer.size_bytes), f"{layer.size_bytes:,}", f"`{_instruction(layer.created_by)}`")
@@ -197,6 +204,16 @@ def _why_it_grew(stage: StageResult) -> list[str]:
             "add to the image, so the hidden copies are still stored and shipped."
         )
     return ["", *paragraphs] if paragraphs else []
+
+
+def _largest_files(stage: StageResult) -> list[str]:
+    """For a one-layer image (a scratch image), what its size is made of."""
+    figures = stage.layer_figures
+    assert figures is not None
+    if len(figures.layers) != 1 or not figures.layers[0].largest:
+        return []
+    named = ", ".join(f"`/{path.lstrip('/')}` ({human_size(size)})" for path, size in figures.layers[0].largest)
+    return ["", f"Its largest files: {named}."]
 
 
 def _leftovers(stage: StageResult) -> list[str]:

@@ -159,3 +159,31 @@ def test_layer_figures_explain_what_a_layer_hides() -> None:
     assert "Layer 1 (`RUN apt-get purge -y gcc`) stores 41.1MB, mostly `/var/cache/apt/pkgcache.bin` (40MB), and hides 41.1MB" in text
     assert "| `02-purge-layers` | 704MB  | 619MB  | 85.2MB | 87.8%" in text
     assert "1 packages, 69.9MB: gcc-12 (69.9MB)." in text
+
+
+def test_each_runtime_gets_a_table_of_its_own_against_its_naive_stage() -> None:
+    go = [stage("20-go-naive", 1_230_000_000, runtime="go"), stage("21-go-scratch", 1_216_512, runtime="go")]
+    python = [stage("40-python-naive", 344_000_000, runtime="python"), stage("41-python-one-layer", 162_000_000, runtime="python"),
+              stage("42-python-broken", None, runtime="python", outcome=Outcome.ERROR)]
+    run = RunReport("debian:bookworm", "20.10.24", (*ladder().stages, *go, *python))
+    text = render_markdown(run)
+    assert "`21-go-scratch`" not in summary_table(run)  # the tutorial's table is the C program's
+    go_table = text.split("### Runtime: go\n\n", 1)[1].split("\n\n", 1)[0]
+    assert "times smaller than 20-go-naive" in go_table
+    assert [row.split("|")[5].strip() for row in go_table.splitlines()[2:]] == ["1", "1,011"]
+    python_table = text.split("### Runtime: python\n\n", 1)[1].split("\n\n", 1)[0]
+    assert [row.split("|")[5].strip() for row in python_table.splitlines()[2:]] == ["1", "2.12", "–"]
+
+
+def test_a_scratch_image_says_what_its_size_is_made_of() -> None:
+    import dataclasses
+
+    from harness.model import LayerFigure, LayerFigures
+
+    copy = LayerFigure("COPY dir:0552e0c9fefc in /", 10_192_702, 17, 0, 0, 0, 0, None,
+                       (("usr/bin/python3.11", 6_809_944), ("usr/lib/x86_64-linux-gnu/libc.so.6", 1_922_136)))
+    figures = LayerFigures(10_192_702, 0, None, 1.0, 0, 0.0, (copy,), ())
+    report = ladder()
+    stages = tuple(dataclasses.replace(s, layer_figures=figures) if s.name == "07-scratch-libs" else s for s in report.stages)
+    text = render_markdown(dataclasses.replace(report, stages=stages))
+    assert "Its largest files: `/usr/bin/python3.11` (6.81MB), `/usr/lib/x86_64-linux-gnu/libc.so.6` (1.92MB)." in text
