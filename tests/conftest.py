@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_NAMESPACE = "hello-ladder-test"
 # The fault tests run `invoke clean` on their own namespace, which must not take the ladder's images.
 FAULT_NAMESPACE = "hello-ladder-test-faults"
+
+
+def invoke(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run `invoke ARGS` in `repo` as a user would, with this interpreter; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def in_ci() -> bool:

@@ -10,19 +10,16 @@ with no code change.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.model import RunReport
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, invoke
 
 SECTION = "### Add a runtime"
 # A paragraph, then a fenced block: the paragraph's first repository path names the block's file.
@@ -77,16 +74,12 @@ def test_invoke_all_in_a_copy_with_the_readmes_runtime_added(
         (repo / relative).parent.mkdir(parents=True, exist_ok=True)
         (repo / relative).write_text(body, encoding="utf-8")
     results = tmp_path / "results"
-    env = {**os.environ, "HELLO_LADDER_NAMESPACE": cleanup_namespace}
     for program, *arguments in commands:
         assert program == ".venv/bin/invoke"
         if arguments[0] == "all":
             # Into a scratch folder, and without the gzip wire size (test_layer_figures checks that).
             arguments += ["--no-wire", "--results", str(results)]
-        done = subprocess.run(
-            [sys.executable, "-m", "invoke", *arguments], cwd=repo, capture_output=True, text=True,
-            timeout=1800, env=env, check=False,
-        )
+        done = invoke(repo, *arguments, env={"HELLO_LADDER_NAMESPACE": cleanup_namespace}, timeout=1800)
         assert done.returncode == 0, f"invoke {' '.join(arguments)}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
 
     data = json.loads((results / "results.json").read_text())

@@ -21,7 +21,7 @@ from harness.lock import RunInProgress, exclusive_run
 from harness.model import Outcome, RunPolicy
 from harness.pipeline import Settings, run_stages
 
-from .conftest import FAULT_NAMESPACE, REPO_ROOT
+from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke
 from .fakes import FakeEngine, _image
 
 BASE = "debian:bookworm"
@@ -47,18 +47,6 @@ def add_stage(repo: Path, name: str, dockerfile: str, toml: str) -> None:
 
 def stage_toml(command: str, expect: str = 'stdout = "hello!\\n"', extra: str = "") -> str:
     return f'title = "t"\nchanges = "c"\nstep = "s"\ncommand = {command}\n{extra}\n[expect]\n{expect}\n'
-
-
-def invoke(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def interrupt_invoke_all(
