@@ -196,7 +196,7 @@ def _why_it_grew(stage: StageResult) -> list[str]:
     for index, layer in enumerate(figures.layers, start=1):
         if layer.killed_bytes == 0:
             continue
-        largest = ", ".join(f"`/{path.lstrip('/')}` ({human_size(size)})" for path, size in layer.largest[:3])
+        largest = _files_with_sizes(layer.largest[:3])
         stores = f"stores {human_size(layer.file_bytes)}" + (f", mostly {largest}" if largest else "")
         paragraphs.append(
             f"Layer {index} (`{_instruction(layer.instruction)}`) {stores}, and hides "
@@ -212,8 +212,11 @@ def _largest_files(stage: StageResult) -> list[str]:
     assert figures is not None
     if len(figures.layers) != 1 or not figures.layers[0].largest:
         return []
-    named = ", ".join(f"`/{path.lstrip('/')}` ({human_size(size)})" for path, size in figures.layers[0].largest)
-    return ["", f"Its largest files: {named}."]
+    return ["", f"Its largest files: {_files_with_sizes(figures.layers[0].largest)}."]
+
+
+def _files_with_sizes(files: tuple[tuple[str, int], ...]) -> str:
+    return ", ".join(f"`/{path.lstrip('/')}` ({human_size(size)})" for path, size in files)
 
 
 def _leftovers(stage: StageResult) -> list[str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from harness.elf import Closure, Resolver, RootFS
+from harness.elf.reader import ELF_MAGIC
 from harness.errors import HarnessError
 
 ROOTFS_DIR = "rootfs"
@@ -59,7 +60,6 @@ GROUP = b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-ELF_MAGIC = b"\x7fELF"
 
 
 @dataclass(frozen=True)
