@@ -36,7 +36,12 @@ Figures (all byte figures are regular-file content bytes, as in the tar headers)
   rewrites included); deleted = non-directories of the view below that the view
   after this layer no longer has (whiteouts, opaque directories, and a directory
   replacing a file).  `*_bytes` are the regular-file sizes of those paths.
-* `wire_bytes`: gzip length at level 6 of each layer tar (see `wire`).
+* `content_bytes`: the image's size as the tutorial measured it, summed from the
+  layer tars (regular files plus symlink targets, see `LayerTar.content_bytes`):
+  equal to the Engine's `Size` on overlay2 and the same on every image store.
+* `wire_bytes`: the layer's size on the wire: a compressed blob's own length
+  where the save stream stores it compressed, else the gzip length at level 6
+  of its tar (see `wire`).
 
 dive's figures are computed by `dive.dive_figures`; see its docstring.  `render` turns
 the figures into a per-layer table or json.
@@ -48,6 +53,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.layers.compressed import Compression
 from harness.layers.dive import DiveFigures, dive_figures
 from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages
 from harness.layers.layertar import EntryKind, LayerEntry, LayerTar
@@ -72,8 +78,10 @@ class Layer:
     digest_matches: bool | None  # sha256 of the layer tar == diff_id (None without a diff_id)
     instruction: str | None  # created_by of the aligned history entry
     tar_bytes: int  # length of the layer tar
-    wire_bytes: int | None  # gzip length of the layer tar at level 6
+    wire_bytes: int | None  # the compressed blob's length, or the layer tar's gzip length at level 6
+    stored_as: Compression  # how the save stream stored the layer
     file_bytes: int  # sum of regular-file sizes in the layer tar
+    content_bytes: int  # regular files plus symlink targets: the layer's size on overlay2
     entries: int  # members (root directory excluded)
     added: int
     changed: int
@@ -96,6 +104,7 @@ class ImageAnalysis:
     image_id: str | None
     layers: tuple[Layer, ...]
     size_bytes: int  # regular-file bytes stored over all layer tars
+    content_bytes: int  # the headline size: regular files plus symlink targets over all layers
     live_bytes: int  # regular-file bytes the final view shows
     dead_bytes: int  # size_bytes - live_bytes
     tar_bytes: int  # sum of layer tar lengths
@@ -275,8 +284,8 @@ def analyse_layers(layers: Sequence[LayerTar], *, diff_ids: Sequence[str] | None
             index=i, name=layer.name, diff_id=diff_id,
             digest_matches=None if diff_id is None else diff_id == layer.sha256,
             instruction=instructions[i] if instructions is not None and i < len(instructions) else None,
-            tar_bytes=layer.tar_bytes, wire_bytes=layer.wire_bytes,
-            file_bytes=sum(e.size for e in files), entries=len(layer.entries),
+            tar_bytes=layer.tar_bytes, wire_bytes=layer.wire_bytes, stored_as=layer.stored_as,
+            file_bytes=sum(e.size for e in files), content_bytes=layer.content_bytes, entries=len(layer.entries),
             added=c.added, changed=c.changed, deleted=c.deleted, added_bytes=c.added_bytes,
             changed_bytes=c.changed_bytes, deleted_bytes=c.deleted_bytes, whiteouts=c.whiteouts,
             opaque_dirs=c.opaque_dirs, dead_bytes=view.dead_in[i], killed_bytes=view.killed[i],
@@ -295,7 +304,8 @@ def analyse_layers(layers: Sequence[LayerTar], *, diff_ids: Sequence[str] | None
     wires = [layer.wire_bytes for layer in layers]
     return ImageAnalysis(
         repo_tags=tuple(repo_tags), image_id=image_id, layers=tuple(built),
-        size_bytes=stored, live_bytes=live, dead_bytes=stored - live,
+        size_bytes=stored, content_bytes=sum(layer.content_bytes for layer in layers),
+        live_bytes=live, dead_bytes=stored - live,
         tar_bytes=sum(layer.tar_bytes for layer in layers),
         wire_bytes=None if any(w is None for w in wires) else sum(wires),
         efficiency=dive.efficiency, wasted_bytes=dive.wasted_bytes,

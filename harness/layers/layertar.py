@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import BinaryIO
 
+from harness.layers.compressed import Compression
 from harness.layers.tarstream import (
     CorruptTar,
     HostileMember,
@@ -79,10 +80,12 @@ class LayerEntry:
 class LayerTar:
     """One layer tar as read from the stream.
 
-    `tar_bytes` is the length of the layer tar, `sha256` its digest (`sha256:<hex>`,
-    which is the layer's diff_id), `wire_bytes` its gzip length at level 6 (None
-    when not computed), `entries` its members in tar order, `captured` the content
-    of the captured paths it holds (later occurrences win).
+    `tar_bytes` is the length of the (uncompressed) layer tar, `sha256` its digest
+    (`sha256:<hex>`, which is the layer's diff_id), `wire_bytes` its size on the
+    wire: the blob's own length when the save stream stores it compressed
+    (`stored_as`), else its gzip length at level 6 (None when not computed);
+    `entries` its members in tar order, `captured` the content of the captured
+    paths it holds (later occurrences win).
     """
 
     name: str
@@ -91,11 +94,27 @@ class LayerTar:
     wire_bytes: int | None
     entries: tuple[LayerEntry, ...]
     captured: tuple[tuple[str, bytes], ...] = ()
+    stored_as: Compression = Compression.NONE
 
     @property
     def file_bytes(self) -> int:
         """Sum of the sizes of the regular files in this layer tar."""
         return sum(e.size for e in self.entries if e.kind is EntryKind.FILE)
+
+    @property
+    def content_bytes(self) -> int:
+        """The layer's size as overlay2 measures a layer's folder: regular files plus symlink targets.
+
+        The Engine's overlay2 driver sums `st_size` of every non-directory in the
+        layer (moby pkg/directory): a regular file's length, a symlink's target
+        length, 0 for whiteouts and devices, each hard-linked inode once (a tar
+        stores its content once too).  Summed over an image's layers this is its
+        `Size` on overlay2, to the byte, and it is computed from the layer tar
+        alone, so every image store gives the same figure.
+        """
+        links = sum(len(e.link.encode("utf-8", "surrogateescape")) for e in self.entries
+                    if e.kind is EntryKind.SYMLINK)
+        return self.file_bytes + links
 
     def captured_content(self, path: str) -> bytes | None:
         for captured_path, content in self.captured:

@@ -30,7 +30,7 @@ def layer_table(analysis: ImageAnalysis, *, width: int = 48, human: bool = False
 
     bytes = regular-file bytes of the layer tar; dead bytes = of those, the ones
     the final image does not show; killed bytes = bytes this layer made dead;
-    wire bytes = gzip length at level 6.  `human` formats sizes as `docker images` does.
+    wire bytes = the compressed blob's length, or gzip length at level 6.  `human` formats sizes as `docker images` does.
     """
     if human:
         from harness.units import human_size
@@ -58,6 +58,7 @@ def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict:
         "repo_tags": list(analysis.repo_tags),
         "image_id": analysis.image_id,
         "size_bytes": analysis.size_bytes,
+        "content_bytes": analysis.content_bytes,
         "live_bytes": analysis.live_bytes,
         "dead_bytes": analysis.dead_bytes,
         "tar_bytes": analysis.tar_bytes,
@@ -70,7 +71,8 @@ def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict:
             {
                 "index": layer.index, "name": layer.name, "diff_id": layer.diff_id,
                 "digest_matches": layer.digest_matches, "instruction": layer.instruction,
-                "tar_bytes": layer.tar_bytes, "wire_bytes": layer.wire_bytes, "file_bytes": layer.file_bytes,
+                "tar_bytes": layer.tar_bytes, "wire_bytes": layer.wire_bytes, "stored_as": layer.stored_as.value,
+                "file_bytes": layer.file_bytes, "content_bytes": layer.content_bytes,
                 "entries": layer.entries, "added": layer.added, "changed": layer.changed,
                 "deleted": layer.deleted, "added_bytes": layer.added_bytes,
                 "changed_bytes": layer.changed_bytes, "deleted_bytes": layer.deleted_bytes,

@@ -10,8 +10,12 @@ The outer stream is the legacy save format as Engine 20.10 writes it::
 `manifest.json` usually comes *after* the layers (the Engine tars a directory
 in lexical order), so every layer tar is analysed as it streams past, keyed by
 its member name, and put in manifest order at the end.  Newer Engines (25+)
-write an OCI layout whose `manifest.json` names `blobs/sha256/<hex>` members;
-those work too: a blob whose first block is a tar header is analysed as a layer.
+write an OCI layout (`oci-layout`, `index.json`, `blobs/sha256/<hex>`) with a
+`manifest.json` beside it naming the blobs; those work too: a blob whose first
+block is a tar header is analysed as a layer, and so is a blob compressed with
+gzip or zstd (the containerd image store keeps layers as they were pulled or
+built), decompressed as it streams; such a layer's wire size is its blob's
+length, exactly.
 
 Each layer tar is read by `layertar` (members, digest, captured files) over the
 strict tar reader of `tarstream`, its gzip size computed by `wire`.
@@ -28,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from harness.layers.compressed import Compression, decompressing_reader
 from harness.layers.layertar import (
     _TYPE_KIND,
     DEFAULT_CAPTURE,
@@ -112,6 +117,14 @@ class _Pending:
     tar_bytes: int
     sha256: str
     job: _CompressJob | None
+    stored_as: Compression = Compression.NONE
+    blob_bytes: int | None = None  # a compressed blob's own length: its exact wire size
+
+    @property
+    def wire_bytes(self) -> int | None:
+        if self.blob_bytes is not None:
+            return self.blob_bytes
+        return self.job.length if self.job else None
 
 
 def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, level: int = WIRE_LEVEL,
@@ -162,6 +175,15 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
                     first = member.read(BLOCK)
                     while len(first) < min(BLOCK, header.data_size):
                         first += member.read(BLOCK - len(first))
+                    compression = Compression.sniff(first)
+                    if compression is not Compression.NONE:
+                        layer = _read_compressed_layer(member, first, compression, name, header.data_size,
+                                                       layer_subject, capture)
+                        if layer is None:
+                            not_tar[name] = first[:4]
+                        else:
+                            pending[name] = layer
+                        continue
                     if not _is_tar_start(first) and header.data_size:
                         # not a layer tar (e.g. an OCI json blob without extension): keep it if small
                         if header.data_size <= SMALL_LIMIT and small_total + header.data_size <= SMALL_TOTAL_LIMIT:
@@ -186,6 +208,27 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
         if pool is not None:
             pool.close()
     return _assemble(subject, image, pending, links, small, not_tar, capture, wire, level)
+
+
+def _read_compressed_layer(member: _Member, head: bytes, compression: Compression, name: str, blob_bytes: int,
+                           subject: str, capture: frozenset[str]) -> _Pending | None:
+    """Decompress a gzip or zstd blob as it streams and read its layer tar; None if it holds no tar."""
+    read = decompressing_reader(compression, head, member.read, subject)
+    first = b""
+    while len(first) < BLOCK:
+        more = read(BLOCK - len(first))
+        if not more:
+            break
+        first += more
+    if not _is_tar_start(first):
+        return None  # compressed, but not a layer: reported only if the manifest names it as one
+    # The blob's own length is the wire size: no need to compress it again.
+    entries, captured, digest = _read_layer(read, name, subject, wire=False, level=WIRE_LEVEL,
+                                            capture=capture, pool=None, first=first)
+    if read(1):
+        raise CorruptTar(subject, f"corrupt {compression.value} layer", "data after the end of the layer tar")
+    sha, _ = digest.finish()
+    return _Pending(name, entries, captured, digest.count, sha, None, compression, blob_bytes)
 
 
 def _assemble(subject: str, image: str | None, pending: dict[str, _Pending], links: dict[str, str],
@@ -228,8 +271,8 @@ def _assemble(subject: str, image: str | None, pending: dict[str, _Pending], lin
         if key not in pending and (key in not_tar or small_not_tar):
             head = not_tar.get(key, small.get(key, b""))[:4]
             raise SaveStreamError(subject, "unsupported layer",
-                                  f"{name} is not an uncompressed tar (it starts with {head!r}; "
-                                  "compressed layer blobs are not supported)")
+                                  f"{name} is neither a tar nor a gzip- or zstd-compressed tar "
+                                  f"(it starts with {head!r})")
         if key not in pending and key in small:  # a small layer blob kept before we knew it was a layer
             entries, captured, digest = _read_layer(io.BytesIO(small[key]).read, key, f"{subject}: layer {key}",
                                                     wire=wire, level=level, capture=capture, pool=None)
@@ -239,8 +282,8 @@ def _assemble(subject: str, image: str | None, pending: dict[str, _Pending], lin
             raise SaveStreamError(subject, "layer missing", f"manifest.json lists {name}, the stream has no such tar")
         p = pending[key]
         if key not in built:
-            built[key] = LayerTar(name, p.tar_bytes, p.sha256, p.job.length if p.job else None, tuple(p.entries),
-                                  tuple(sorted(p.captured.items())))
+            built[key] = LayerTar(name, p.tar_bytes, p.sha256, p.wire_bytes, tuple(p.entries),
+                                  tuple(sorted(p.captured.items())), p.stored_as)
         layers.append(built[key] if built[key].name == name else dataclasses.replace(built[key], name=name))
     return SavedImage(
         repo_tags=tuple(str(t) for t in entry.get("RepoTags") or ()),

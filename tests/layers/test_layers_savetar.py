@@ -276,12 +276,73 @@ def test_header_helper_round_trip():
     assert len(tar_header("x", 5)) == 512
 
 
-def test_compressed_layer_blob_is_reported_as_unsupported():
-    import gzip as gz
+def oci_save(*layers: bytes, names: tuple[str, ...] | None = None, diff_ids: tuple[str, ...] | None = None,
+             extra: tuple[tuple[str, bytes], ...] = ()) -> bytes:
+    """A save stream in the OCI layout the containerd image store writes: blobs without extension."""
+    names = names or tuple(f"blobs/sha256/layer{i}" for i in range(len(layers)))
+    config = json.dumps({"rootfs": {"diff_ids": list(diff_ids or ["sha256:x"] * len(layers))}, "history": []}).encode()
+    manifest = json.dumps([{"Config": "blobs/sha256/cfg", "RepoTags": ["oci:1"], "Layers": list(names)}]).encode()
+    return outer_tar(("blobs/sha256/cfg", config), *extra, *zip(names, layers), ("index.json", b"{}"),
+                     ("manifest.json", manifest), ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'))
 
-    blob = gz.compress(layer_tar(F("big", os.urandom(100_000))))
-    config = json.dumps({"rootfs": {"diff_ids": ["sha256:a"]}, "history": []}).encode()
-    manifest = json.dumps([{"Config": "blobs/sha256/cfg", "Layers": ["blobs/sha256/gz"]}]).encode()
-    stream = outer_tar(("blobs/sha256/cfg", config), ("blobs/sha256/gz", blob), ("manifest.json", manifest))
-    with pytest.raises(SaveStreamError, match=r"unsupported layer: blobs/sha256/gz is not an uncompressed tar"):
-        read(stream)
+
+def zstd_compress(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=3).compress(data)
+
+
+LAYER_MEMBERS = (F("usr/bin/big", os.urandom(300_000)), F("etc/text", b"hello\n" * 1000),
+                 S("usr/bin/link", "big"), H("usr/bin/again", "usr/bin/big"), W("etc/gone"))
+
+
+@pytest.mark.parametrize("compress", [lambda b: gzip.compress(b, 6, mtime=0), zstd_compress,
+                                      lambda b: gzip.compress(b[:700], mtime=0) + gzip.compress(b[700:], mtime=0)],
+                         ids=["gzip", "zstd", "gzip-two-members"])
+def test_compressed_blobs_give_the_same_layer_as_the_uncompressed_tar(compress):
+    """The containerd store's gzip/zstd blobs: every figure equals the uncompressed layer's; wire = blob length."""
+    tar = layer_tar(*LAYER_MEMBERS)
+    blob = compress(tar)
+    plain = read(oci_save(tar)).layers[0]
+    packed = read(oci_save(blob)).layers[0]
+    assert packed.entries == plain.entries
+    assert (packed.tar_bytes, packed.sha256, packed.content_bytes) == (plain.tar_bytes, plain.sha256,
+                                                                       plain.content_bytes)
+    assert packed.wire_bytes == len(blob)
+    assert packed.stored_as.value in ("gzip", "zstd") and plain.stored_as.value == "none"
+    assert packed.content_bytes == 300_000 + 6000 + len("big")
+
+
+def test_a_tiny_compressed_blob_shorter_than_a_tar_block():
+    tar = layer_tar()  # an empty layer: two zero blocks, compressing to a few dozen bytes
+    blob = gzip.compress(tar, mtime=0)
+    assert len(blob) < 512
+    layer = read(oci_save(blob)).layers[0]
+    assert (layer.entries, layer.tar_bytes, layer.wire_bytes) == ((), len(tar), len(blob))
+
+
+@pytest.mark.parametrize("damage, what", [
+    (lambda blob: blob[: len(blob) // 2], "corrupt gzip layer: Compressed file ended before"),
+    (lambda blob: blob[:200] + bytes(200) + blob[400:], "corrupt gzip layer"),
+    (lambda blob: blob + b"trailing garbage", "corrupt gzip layer"),
+])
+def test_damaged_compressed_blobs_are_one_clear_error(damage, what):
+    blob = damage(gzip.compress(layer_tar(F("big", os.urandom(100_000))), mtime=0))
+    with pytest.raises(SaveStreamError, match=what) as caught:
+        read(oci_save(blob))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_compressed_blob_that_holds_no_tar_is_unsupported_only_if_named_as_a_layer():
+    not_a_tar = gzip.compress(b"just text, no tar" * 100)
+    with pytest.raises(SaveStreamError, match=r"unsupported layer: blobs/sha256/layer0 is neither a tar nor"):
+        read(oci_save(not_a_tar))
+    # the same blob beside the image, not named by its manifest, is ignored
+    stream = oci_save(layer_tar(F("a", b"x")), extra=(("blobs/sha256/other", not_a_tar),))
+    assert read(stream).layers[0].file_bytes == 1
+
+
+def test_content_bytes_count_symlink_targets_and_hard_linked_content_once():
+    layer = read(one_layer_save(layer_tar(F("a", 1000), H("b", "a"), S("c", "a-long-target"), W("gone")))).layers[0]
+    assert layer.file_bytes == 1000
+    assert layer.content_bytes == 1000 + len("a-long-target")
