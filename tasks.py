@@ -26,7 +26,7 @@ from harness.imagefs import unpacked_image
 from harness.layers import layer_table
 from harness.layers import to_json as layers_to_json
 from harness.lock import exclusive_run
-from harness.measure import analyse_image
+from harness.measure import analyse_image, content_size
 from harness.model import RunPolicy
 from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stages, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
@@ -309,7 +309,7 @@ def slim(
     image_labels = labels.managed(labels.ROLE_STAGE, namespace=namespace, stage="slim")
     _, plan = build_slim_image(engine, image, spec, tag, command, image_labels, namespace)
     result = engine.run(tag, command, RunPolicy(timeout_s=30.0, user=DEFAULT_USER), labels.managed(labels.ROLE_RUN, namespace=namespace))
-    source_size, slim_size = engine.image_info(image).size_bytes, engine.image_info(tag).size_bytes
+    source_size, slim_size = content_size(engine, image), content_size(engine, tag)
     _say(f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
          f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller")
     _say(f"run {' '.join(command)}: exit code {result.exit_code}" + (f", error {result.error}" if result.error else ""))
@@ -344,8 +344,8 @@ def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> 
     for base in (ref.strip() for ref in bases.split(",") if ref.strip()):
         _say(f"== {base}")
         keep = functools.partial(is_debian_based, base=base)
-        # Sizes only: the layer figures are in RESULTS.md for the default base.
-        settings = dataclasses.replace(_settings(base), layer_analysis=False)
+        # Sizes only: the wire sizes are in RESULTS.md for the default base.
+        settings = dataclasses.replace(_settings(base), wire_size=False)
         reports.append(run_stages(engine, settings, progress=_say, keep=keep))
     results_dir = Path(results)
     write_files(

@@ -21,7 +21,7 @@ import docker  # noqa: E402
 
 from harness import labels  # noqa: E402
 from harness.engine import DockerEngine  # noqa: E402
-from harness.measure import analyse_image  # noqa: E402
+from harness.measure import analyse_image, content_size  # noqa: E402
 from harness.units import human_size  # noqa: E402
 
 TARGET = 1.5
@@ -51,7 +51,7 @@ def main() -> int:
     args = parser.parse_args()
     engine = DockerEngine.from_env()
     image = args.image or largest_stage_image()
-    size = engine.image_info(image).size_bytes
+    size = content_size(engine, image)
     save = median_seconds(lambda: sum(len(chunk) for chunk in engine.save_image(image)), args.runs)
     figures = median_seconds(lambda: analyse_image(engine, image, wire=False), args.runs)
     wire = median_seconds(lambda: analyse_image(engine, image, wire=True), args.runs)

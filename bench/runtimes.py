@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent.parent / "results")
     args = parser.parse_args()
     report = read_report(args.results)
-    print(f"Base {report.base}, Engine {report.engine_version}, from {args.results / 'results.json'}\n")
+    print(f"Base {report.base}, {report.engine.describe()}, from {args.results / 'results.json'}\n")
     print("\n\n".join(runtime_sections(report)))
 
     scratch, installed = report.stage(PYTHON_SCRATCH), report.stage(PYTHON_INSTALLED)

@@ -22,6 +22,7 @@ from pathlib import Path
 from harness import labels
 from harness.engine import Engine
 from harness.errors import BaseUnavailable, EngineError
+from harness.measure import content_size
 from harness.units import parse_size
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,11 @@ def mmdebstrap_command(base: DebianBase, output: Path) -> list[str]:
 def ensure_base(engine: Engine, ref: str) -> BaseStatus:
     """Make sure `ref` exists in the Engine, by the cheapest means that works."""
     if engine.has_image(ref):
-        return BaseStatus(ref, BaseSource.PRESENT, engine.image_info(ref).size_bytes)
+        return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref))
     attempts = ["not present in the Engine"]
     try:
         engine.pull(ref)
-        return BaseStatus(ref, BaseSource.PULLED, engine.image_info(ref).size_bytes)
+        return BaseStatus(ref, BaseSource.PULLED, content_size(engine, ref))
     except EngineError as error:
         log.info("%s: pull failed: %s", ref, error)
         attempts.append("no registry could serve it")
@@ -135,7 +136,7 @@ def ensure_base(engine: Engine, ref: str) -> BaseStatus:
             f"or `docker load -i IMAGE.tar` an image tagged {ref}.",
         )
     bootstrap_debian(engine, debian, ref)
-    return BaseStatus(ref, BaseSource.BOOTSTRAPPED, engine.image_info(ref).size_bytes)
+    return BaseStatus(ref, BaseSource.BOOTSTRAPPED, content_size(engine, ref))
 
 
 def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> None:

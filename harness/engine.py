@@ -26,7 +26,7 @@ from docker.types import LogConfig
 
 from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
-from harness.model import BuildRecord, ImageInfo, LayerRecord, RunPolicy, RunResult
+from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
 from harness.redact import redact
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ LOG_TAIL_LINES = 15
 class Engine(Protocol):
     """What the harness needs from a container engine."""
 
-    def version(self) -> str: ...
+    def describe(self) -> EngineFacts: ...
 
     def has_image(self, ref: str) -> bool: ...
 
@@ -101,9 +101,11 @@ class DockerEngine:
             client.ping()
         return cls(client)
 
-    def version(self) -> str:
+    def describe(self) -> EngineFacts:
         with _converted("version"):
-            return str(self._client.version()["Version"])
+            version = self._client.version()
+            info = self._client.info()
+        return engine_facts(version, info)
 
     def has_image(self, ref: str) -> bool:
         with _converted(ref):
@@ -126,7 +128,16 @@ class DockerEngine:
         )
         if len(layers) != layer_count:
             log.warning("%s: history shows %d layers, the root file system has %d", ref, len(layers), layer_count)
-        return ImageInfo(image_id=image.id, size_bytes=int(image.attrs["Size"]), layer_count=layer_count, layers=layers)
+        return ImageInfo(image_id=image.id, engine_size_bytes=int(image.attrs["Size"]),
+                         listed_size_bytes=self._listed_size(ref, image.id), layer_count=layer_count, layers=layers)
+
+    def _listed_size(self, ref: str, image_id: str) -> int | None:
+        """The size `docker images` prints: the list endpoint's, which differs from inspect's on some stores."""
+        with _converted(ref):
+            listed = self._client.api.images(filters={"reference": ref}) if ":" in ref else []
+            if not any(entry.get("Id") == image_id for entry in listed):
+                listed = self._client.api.images()
+        return next((int(entry["Size"]) for entry in listed if entry.get("Id") == image_id and "Size" in entry), None)
 
     def pull(self, ref: str) -> None:
         repository, tag = split_reference(ref)
@@ -313,6 +324,29 @@ class DockerEngine:
                     container.remove(force=True)
                 removed.append(container.id)
         return tuple(removed)
+
+
+def engine_facts(version: dict[str, Any], info: dict[str, Any]) -> EngineFacts:
+    """Name the Engine, its image store and its builder from GET /version and GET /info."""
+    components = [str(c.get("Name", "")) for c in version.get("Components") or ()]
+    podman = any("podman" in name.lower() for name in components)
+    driver = str(info.get("Driver") or "unknown")
+    status = {str(key): str(value) for key, value in info.get("DriverStatus") or () if key}
+    if "io.containerd.snapshotter" in status.get("driver-type", ""):
+        # Docker's containerd image store (the default from Engine 29): Driver names the snapshotter.
+        store = f"containerd ({driver} snapshotter)"
+    elif podman:
+        store = f"containers/storage ({driver})"
+    else:
+        store = driver
+    return EngineFacts(
+        product="Podman" if podman else "Docker Engine",
+        version=str(version.get("Version") or "unknown"),
+        api_version=str(version.get("ApiVersion") or "unknown"),
+        image_store=store,
+        # The SDK's build call is the API's classic build (no BuildKit session); Podman serves it with Buildah.
+        builder="Buildah (Podman's Docker-compatible API)" if podman else "classic builder (API build, version 1)",
+    )
 
 
 def _adds_layer(entry: dict[str, Any]) -> bool:

@@ -17,6 +17,11 @@ def analyse_image(engine: Engine, image: str, wire: bool = True) -> ImageAnalysi
     return analyse_save_stream(ChunkStream(engine.save_image(image)), wire=wire, workers=WORKERS)
 
 
+def content_size(engine: Engine, image: str) -> int:
+    """The headline size of an image: its layers' uncompressed content (see `LayerTar.content_bytes`)."""
+    return analyse_image(engine, image, wire=False).content_bytes
+
+
 def installed_packages(engine: Engine, image: str) -> dict[str, int]:
     """dpkg's installed packages of an image, name -> installed bytes (empty without dpkg)."""
     analysis = analyse_image(engine, image, wire=False)
@@ -35,6 +40,7 @@ def layer_figures(engine: Engine, image: str, base_packages: dict[str, int], wir
         ((name, size) for name, size in installed.items() if name not in base_packages), key=lambda item: (-item[1], item[0])
     )
     return LayerFigures(
+        content_bytes=analysis.content_bytes,
         live_bytes=analysis.live_bytes,
         dead_bytes=analysis.dead_bytes,
         wire_bytes=analysis.wire_bytes,

@@ -19,12 +19,38 @@ class LayerRecord:
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """An image as the Engine describes it."""
+    """An image as the Engine describes it.
+
+    Neither size is the headline: what they mean depends on the image store.
+    On overlay2 `engine_size_bytes` (the API's `Size`) is the sum of the layers'
+    uncompressed content; on the containerd store it is the compressed content,
+    and `docker images` (`listed_size_bytes`) adds the unpacked snapshots.
+    """
 
     image_id: str
-    size_bytes: int
+    engine_size_bytes: int  # `Size` of GET /images/{id}/json
+    listed_size_bytes: int | None  # `Size` of GET /images/json: what `docker images` prints
     layer_count: int
     layers: tuple[LayerRecord, ...]
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """Which Engine measured a run, and how it stores and builds images."""
+
+    product: str  # "Docker Engine" or "Podman"
+    version: str
+    api_version: str
+    image_store: str  # "overlay2", "containerd (overlayfs snapshotter)", ...
+    builder: str
+
+    def describe(self) -> str:
+        return (f"{self.product} {self.version} (API {self.api_version}), image store: {self.image_store}, "
+                f"builder: {self.builder}")
+
+    @classmethod
+    def unknown(cls, version: str = "unknown") -> EngineFacts:
+        return cls("Docker Engine", version, "unknown", "unknown", "unknown")
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,7 @@ class LayerFigure:
 class LayerFigures:
     """Where an image's bytes are (from its saved layer tars; see harness.layers for the definitions)."""
 
+    content_bytes: int  # the headline size: what overlay2 reports as `Size`, computed from the layer tars
     live_bytes: int
     dead_bytes: int
     wire_bytes: int | None
@@ -128,7 +155,8 @@ class StageResult:
 
     @property
     def size_bytes(self) -> int | None:
-        return None if self.image_info is None else self.image_info.size_bytes
+        """The headline size: the layers' uncompressed content, the same on every image store."""
+        return None if self.layer_figures is None else self.layer_figures.content_bytes
 
 
 @dataclass(frozen=True)
@@ -136,7 +164,7 @@ class RunReport:
     """A whole run: the base it used, the Engine that measured it, and every stage's result."""
 
     base: str
-    engine_version: str
+    engine: EngineFacts
     stages: tuple[StageResult, ...]
 
     @property

@@ -21,11 +21,12 @@ from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
 from harness.engine import Engine
 from harness.imagefs import unpacked_image
+from harness.layers import SaveStreamError
 from harness.measure import installed_packages, layer_figures
 from harness.slim import DOCKERFILE_NAME as SLIM_DOCKERFILE
 from harness.slim import SlimPlan, SlimSpec, plan_slim, scratch_context
 from harness.errors import BaseUnavailable, BuildFailed, EngineLost, EngineUnavailable, StageConfigError
-from harness.model import BuildRecord, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
+from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
 
@@ -43,8 +44,8 @@ class Settings:
     base: str = DEFAULT_BASE
     namespace: str = "hello-ladder"
     no_cache: bool = False
-    # Read every image's layer tars for dead bytes, dive's figures and (slow: gzip) the wire size.
-    layer_analysis: bool = True
+    # Every image's layer tars are read: for the headline size, dead bytes and dive's figures, and
+    # (slow where the store keeps layers uncompressed: gzip) the wire size.
     wire_size: bool = True
     # Labels every container of this run, so an interrupted run can find all of them.
     session: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -137,7 +138,7 @@ def run_stages(
             engine.remove_images(labels.selector(namespace=settings.namespace), dangling_only=True)
     report = RunReport(
         base=settings.base,
-        engine_version=engine.version() if lost is None else "unknown",
+        engine=engine.describe() if lost is None else EngineFacts.unknown(),
         stages=tuple(results),
     )
     if lost is not None:
@@ -178,13 +179,16 @@ def process_folder(
         labels.managed(labels.ROLE_RUN, namespace=settings.namespace, stage=stage.name, session=settings.session),
     )
     outcome, reason = judge(stage.expect, observed)
-    figures = None
-    if settings.layer_analysis:
-        progress(f"{stage.name}: reading its layers")
-        base_packages: dict[str, int] = {}
-        for ref in base_refs:
-            base_packages.update(bases.installed(ref))
+    progress(f"{stage.name}: reading its layers")
+    base_packages: dict[str, int] = {}
+    for ref in base_refs:
+        base_packages.update(bases.installed(ref))
+    try:
         figures = layer_figures(engine, settings.tag(stage.name), base_packages, wire=settings.wire_size)
+    except SaveStreamError as error:
+        # The image was built and run; only its save stream could not be read: this stage alone is an error.
+        return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,
+                           observed=observed)
     return StageResult(
         **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures
     )
@@ -263,8 +267,8 @@ def build_slim_image(
 
 def _summary(result: StageResult) -> str:
     parts = [f"{result.name}: {result.outcome.value}"]
-    if result.image_info is not None:
-        parts.append(f"{result.image_info.size_bytes:,} bytes in {result.image_info.layer_count} layers")
+    if result.image_info is not None and result.size_bytes is not None:
+        parts.append(f"{result.size_bytes:,} bytes in {result.image_info.layer_count} layers")
     if result.build is not None:
         parts.append("cached" if result.build.fully_cached else f"built in {result.build.seconds:.1f} s")
     if result.reason:

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.claims import evaluate
 from harness.errors import ResultsWriteError
-from harness.model import DEFAULT_RUNTIME, BuildRecord, LayerFigure, LayerFigures, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
+from harness.model import DEFAULT_RUNTIME, BuildRecord, EngineFacts, LayerFigure, LayerFigures, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
 from harness.units import human_size
 
 JSON_NAME = "results.json"
@@ -30,7 +30,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
     return {
         "generated_by": GENERATOR,
         "base": report.base,
-        "engine_version": report.engine_version,
+        "engine": dataclasses.asdict(report.engine),
         "stages": [_stage_to_dict(stage) for stage in report.stages],
         "claims": [
             {"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in evaluate(report)
@@ -47,8 +47,10 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
         "changes": stage.changes,
         "image": stage.image,
         "image_id": info.image_id if info else None,
-        "size_bytes": info.size_bytes if info else None,
-        "size_human": human_size(info.size_bytes) if info else None,
+        "size_bytes": stage.size_bytes,
+        "size_human": human_size(stage.size_bytes) if stage.size_bytes is not None else None,
+        "engine_size_bytes": info.engine_size_bytes if info else None,
+        "listed_size_bytes": info.listed_size_bytes if info else None,
         "layer_count": info.layer_count if info else None,
         "layers": [{"size_bytes": l.size_bytes, "created_by": l.created_by} for l in info.layers] if info else [],
         "build_seconds": round(build.seconds, 3) if build else None,
@@ -95,17 +97,19 @@ def from_dict(data: Mapping[str, Any]) -> RunReport:
     """Read back what `to_dict` wrote (claims are recomputed, never trusted from the file)."""
     return RunReport(
         base=str(data["base"]),
-        engine_version=str(data["engine_version"]),
+        engine=EngineFacts(**{key: str(value) for key, value in data["engine"].items()}),
         stages=tuple(_stage_from_dict(stage) for stage in data["stages"]),
     )
 
 
 def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
     info = None
-    if data.get("size_bytes") is not None:
+    if data.get("engine_size_bytes") is not None:
+        listed = data.get("listed_size_bytes")
         info = ImageInfo(
             image_id=str(data.get("image_id") or ""),
-            size_bytes=int(data["size_bytes"]),
+            engine_size_bytes=int(data["engine_size_bytes"]),
+            listed_size_bytes=None if listed is None else int(listed),
             layer_count=int(data["layer_count"]),
             layers=tuple(LayerRecord(int(l["size_bytes"]), str(l["created_by"])) for l in data["layers"]),
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import BuildFailed, EngineError
-from harness.model import BuildRecord, ImageInfo, LayerRecord, RunPolicy, RunResult
+from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
 
 
 @dataclass
@@ -27,8 +27,8 @@ class FakeEngine:
     removed_filters: list[tuple[tuple[str, ...], bool]] = field(default_factory=list)
     imported: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
-    def version(self) -> str:
-        return "0.0-fake"
+    def describe(self) -> EngineFacts:
+        return EngineFacts("Docker Engine", "0.0-fake", "1.41", "overlay2", "classic builder (API build, version 1)")
 
     def has_image(self, ref: str) -> bool:
         return ref in self.images
@@ -79,10 +79,10 @@ class FakeEngine:
         return ()
 
     def save_image(self, image: str) -> Iterator[bytes]:
-        """Every image saves as one layer holding /hello."""
-        from .layers.test_layers_build import F, layer_tar, save_stream
+        """Every image saves as one layer holding one file of the image's size (zeros, made on the fly)."""
+        from .layers.test_layers_build import big_zero_save_chunks
 
-        yield save_stream([layer_tar(F("hello", b"hello!"))]).stream
+        yield from big_zero_save_chunks(self.images[image].engine_size_bytes)
 
     @contextlib.contextmanager
     def export_filesystem(self, image: str, labels: dict[str, str]) -> Iterator[Iterator[bytes]]:
@@ -110,4 +110,5 @@ def _slim_sources_root_tar() -> bytes:
 
 
 def _image(size: int) -> ImageInfo:
-    return ImageInfo(image_id="sha256:fake", size_bytes=size, layer_count=1, layers=(LayerRecord(size, "COPY x"),))
+    return ImageInfo(image_id="sha256:fake", engine_size_bytes=size, listed_size_bytes=size, layer_count=1,
+                     layers=(LayerRecord(size, "COPY x"),))

@@ -6,7 +6,18 @@ import pytest
 
 from harness.claims import evaluate
 from harness.errors import ResultsWriteError
-from harness.model import BuildRecord, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
+from harness.model import (
+    BuildRecord,
+    EngineFacts,
+    ImageInfo,
+    LayerFigure,
+    LayerFigures,
+    LayerRecord,
+    Outcome,
+    RunReport,
+    RunResult,
+    StageResult,
+)
 from harness.report import readme_with_table, render_markdown, summary_table
 from harness.results import from_dict, read_report, render_json, to_dict, write_files
 
@@ -16,8 +27,19 @@ HELLO = RunResult("hello!\n", "", 0)
 MISSING = RunResult("", "exec /hello: no such file or directory\n", 1)
 
 
+ENGINE = EngineFacts("Docker Engine", "20.10.24", "1.41", "overlay2", "classic builder (API build, version 1)")
+
+
+def figures_of(size: int) -> LayerFigures:
+    """Layer figures whose headline is `size`: one layer, nothing dead."""
+    layer = LayerFigure("/bin/sh -c make", size, 1, 0, 0, 0, 0, None, ())
+    return LayerFigures(size, size, 0, None, 1.0, 0, 0.0, (layer,), ())
+
+
 def stage(name: str, size: int | None, article: str | None = None, observed: RunResult = HELLO, **kw: object) -> StageResult:
-    info = None if size is None else ImageInfo("sha256:x", size, 2, (LayerRecord(size - 10, ""), LayerRecord(10, "/bin/sh -c make")))
+    info = None if size is None else ImageInfo("sha256:x", size, size + 1000, 2,
+                                               (LayerRecord(size - 10, ""), LayerRecord(10, "/bin/sh -c make")))
+    kw.setdefault("layer_figures", None if size is None else figures_of(size))
     return StageResult(
         name=name,
         title=name.title(),
@@ -41,7 +63,7 @@ def ladder(**sizes: int | None) -> RunReport:
         stage(names[n], size, "235MB" if n == "01" else None, MISSING if n == "06" else HELLO)
         for n, size in defaults.items()
     ]
-    return RunReport(base="debian:bookworm", engine_version="20.10.24", stages=tuple(stages))
+    return RunReport(base="debian:bookworm", engine=ENGINE, stages=tuple(stages))
 
 
 def test_every_claim_holds_on_a_ladder_like_the_tutorials() -> None:
@@ -77,7 +99,7 @@ def test_json_round_trips() -> None:
     assert first["size_human"] == "622MB" and first["article_size"] == "235MB"
     assert set(first) >= {"name", "title", "image", "size_bytes", "size_human", "layers", "outcome", "expected", "observed"}
     assert first["layers"][1] == {"size_bytes": 10, "created_by": "/bin/sh -c make"}
-    assert data["base"] == "debian:bookworm" and data["engine_version"] == "20.10.24"
+    assert data["base"] == "debian:bookworm" and data["engine"]["version"] == "20.10.24"
 
 
 def test_committed_results_are_what_the_renderer_makes_of_them() -> None:
@@ -148,16 +170,15 @@ def test_the_chart_is_svg_with_a_bar_per_measured_stage() -> None:
 def test_layer_figures_explain_what_a_layer_hides() -> None:
     import dataclasses
 
-    from harness.model import LayerFigure, LayerFigures
 
     purge = LayerFigure("/bin/sh -c apt-get purge -y gcc", 41_141_456, 0, 16, 47, 41_141_456, 41_141_456, 12_000_000,
                         (("var/cache/apt/pkgcache.bin", 39_978_436),))
-    figures = LayerFigures(619_000_000, 85_222_169, 300_000_000, 0.8785, 127_000_000, 0.2, (purge,), (("gcc-12", 69_873_664),))
+    figures = LayerFigures(704_000_000, 619_000_000, 85_222_169, 300_000_000, 0.8785, 127_000_000, 0.2, (purge,), (("gcc-12", 69_873_664),))
     report = ladder()
     stages = tuple(dataclasses.replace(s, layer_figures=figures) if s.name == "02-purge-layers" else s for s in report.stages)
     text = render_markdown(dataclasses.replace(report, stages=stages))
     assert "Layer 1 (`RUN apt-get purge -y gcc`) stores 41.1MB, mostly `/var/cache/apt/pkgcache.bin` (40MB), and hides 41.1MB" in text
-    assert "| `02-purge-layers` | 704MB  | 619MB  | 85.2MB | 87.8%" in text
+    assert "| `02-purge-layers`    | 704MB  | 619MB  | 85.2MB | 87.8%" in text
     assert "1 packages, 69.9MB: gcc-12 (69.9MB)." in text
 
 
@@ -165,7 +186,7 @@ def test_each_runtime_gets_a_table_of_its_own_against_its_naive_stage() -> None:
     go = [stage("20-go-naive", 1_230_000_000, runtime="go"), stage("21-go-scratch", 1_216_512, runtime="go")]
     python = [stage("40-python-naive", 344_000_000, runtime="python"), stage("41-python-one-layer", 162_000_000, runtime="python"),
               stage("42-python-broken", None, runtime="python", outcome=Outcome.ERROR)]
-    run = RunReport("debian:bookworm", "20.10.24", (*ladder().stages, *go, *python))
+    run = RunReport("debian:bookworm", ENGINE, (*ladder().stages, *go, *python))
     text = render_markdown(run)
     assert "`21-go-scratch`" not in summary_table(run)  # the tutorial's table is the C program's
     go_table = text.split("### Runtime: go\n\n", 1)[1].split("\n\n", 1)[0]
@@ -178,11 +199,10 @@ def test_each_runtime_gets_a_table_of_its_own_against_its_naive_stage() -> None:
 def test_a_scratch_image_says_what_its_size_is_made_of() -> None:
     import dataclasses
 
-    from harness.model import LayerFigure, LayerFigures
 
     copy = LayerFigure("COPY dir:0552e0c9fefc in /", 10_192_702, 17, 0, 0, 0, 0, None,
                        (("usr/bin/python3.11", 6_809_944), ("usr/lib/x86_64-linux-gnu/libc.so.6", 1_922_136)))
-    figures = LayerFigures(10_192_702, 0, None, 1.0, 0, 0.0, (copy,), ())
+    figures = LayerFigures(2_157_192, 10_192_702, 0, None, 1.0, 0, 0.0, (copy,), ())
     report = ladder()
     stages = tuple(dataclasses.replace(s, layer_figures=figures) if s.name == "07-scratch-libs" else s for s in report.stages)
     text = render_markdown(dataclasses.replace(report, stages=stages))
