@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from harness import labels
-from harness.bases import OFFICIAL_SIZES, SIZE_TOLERANCE
+from harness.bases import OFFICIAL_SIZES, SIZE_TOLERANCE, ensure_base
 from harness.claims import evaluate
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
@@ -35,15 +35,19 @@ def test_every_stage_does_what_its_stage_toml_expects(ladder: RunReport) -> None
 
 
 def test_measured_sizes_are_the_engines(ladder: RunReport, client: docker.DockerClient) -> None:
+    """The headline, summed from the layer tars, is what overlay2 reports as `Size`, to the byte."""
+    overlay2 = ladder.engine.image_store == "overlay2"
     for stage in ladder.stages:
         if stage.image_info is None:
             continue
         image = client.images.get(stage.image)
         assert stage.image_info.image_id == image.id
-        assert stage.size_bytes == image.attrs["Size"], stage.name
+        assert stage.image_info.engine_size_bytes == image.attrs["Size"], stage.name
         assert stage.image_info.layer_count == len(image.attrs["RootFS"]["Layers"]), stage.name
         assert len(stage.image_info.layers) == stage.image_info.layer_count, stage.name
-        assert sum(layer.size_bytes for layer in stage.image_info.layers) == image.attrs["Size"], stage.name
+        if overlay2:
+            assert stage.size_bytes == image.attrs["Size"], stage.name
+            assert sum(layer.size_bytes for layer in stage.image_info.layers) == image.attrs["Size"], stage.name
 
 
 def test_every_claim_of_the_tutorial_holds(ladder: RunReport) -> None:
@@ -85,13 +89,13 @@ def test_what_the_run_made_is_labelled_and_nothing_is_left_behind(
 
 
 @pytest.mark.parametrize("ref", sorted(OFFICIAL_SIZES))
-def test_bootstrapped_bases_come_within_five_percent_of_the_official_images(
-    ladder: RunReport, client: docker.DockerClient, ref: str
-) -> None:
-    image = client.images.get(ref)
+def test_bootstrapped_bases_come_within_five_percent_of_the_official_images(engine: DockerEngine, ref: str) -> None:
+    # The ladder needs only bookworm's bases: this test provides what it checks, as `invoke bases` would,
+    # so it holds on a fresh machine too (bootstrapped there, about 20 s a base).
+    status = ensure_base(engine, ref)
     official = parse_size(OFFICIAL_SIZES[ref])
-    deviation = abs(image.attrs["Size"] - official) / official
-    assert deviation <= SIZE_TOLERANCE, f"{ref}: {human_size(image.attrs['Size'])} vs official {OFFICIAL_SIZES[ref]}"
+    deviation = abs(status.size_bytes - official) / official
+    assert deviation <= SIZE_TOLERANCE, f"{ref}: {human_size(status.size_bytes)} vs official {OFFICIAL_SIZES[ref]}"
 
 
 def test_sizes_fall_in_the_order_of_the_ladder(ladder: RunReport) -> None:
