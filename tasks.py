@@ -21,13 +21,14 @@ from harness.bases import ensure_base
 from harness.chart import render_svg
 from harness.elf import Resolver, closure_dict, render_tree
 from harness.engine import DockerEngine
-from harness.errors import BaseUnavailable, EngineLost, HarnessError
+from harness.errors import BaseUnavailable, EngineLost, EngineUnavailable, HarnessError
 from harness.imagefs import unpacked_image
 from harness.layers import layer_table
 from harness.layers import to_json as layers_to_json
 from harness.lock import exclusive_run
 from harness.measure import analyse_image, content_size
-from harness.model import RunPolicy
+from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
+from harness.model import RunPolicy, RunReport
 from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stages, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
@@ -357,6 +358,53 @@ def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> 
         raise Exit("some stages did not do what their stage.toml expects on some release", code=1)
 
 
+@task(
+    iterable=["engine"],
+    help={
+        "engine": "NAME=DOCKER_HOST of an Engine to run the ladder on (unix:///path, tcp://host:port, "
+                  "ssh://user@host); repeat for more",
+        "base": BASE_HELP,
+        "results": "where to write ENGINES.md and engines.json",
+    },
+)
+@_reported
+def matrix(c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str = str(RESULTS)) -> None:
+    """Run the ladder on several Engines, one after another; write results/ENGINES.md and engines.json."""
+    try:
+        targets = [EngineTarget.parse(text) for text in engine]
+    except ValueError as error:
+        raise Exit(f"error: {error}", code=2) from None
+    if not targets:
+        raise Exit("error: give at least one --engine NAME=DOCKER_HOST", code=2)
+    command = "invoke matrix " + " ".join(f"--engine {t.name}={t.host}" for t in targets)
+    # Sizes and outcomes: the wire sizes are in RESULTS.md for the default Engine.
+    settings = dataclasses.replace(_settings(base), wire_size=False)
+    runs = [_run_on(target, settings) for target in targets]
+    results_dir = Path(results)
+    write_files(results_dir, {"ENGINES.md": render_matrix_markdown(runs, command),
+                              "engines.json": render_matrix_json(runs, command)})
+    _say(f"wrote {results_dir / 'ENGINES.md'} and {results_dir / 'engines.json'}")
+    problems = [run.target.name for run in runs if run.error or run.report is None or not run.report.ok]
+    if problems:
+        raise Exit(f"Engines where the ladder did not run or some stage did not do what it expects: "
+                   f"{', '.join(problems)}", code=1)
+
+
+def _run_on(target: EngineTarget, settings: Settings) -> EngineRun:
+    """The ladder on one Engine; an Engine that cannot be reached or is lost part-way is recorded, not fatal."""
+    _say(f"== {target.name} ({target.host})")
+    try:
+        report = run_stages(DockerEngine.connect(target.host), settings,
+                            progress=lambda line: _say(f"[{target.name}] {line}"))
+    except EngineLost as lost:
+        _say(f"[{target.name}] {lost}")
+        return EngineRun(target, lost.report if isinstance(lost.report, RunReport) else None, str(lost))
+    except EngineUnavailable as error:
+        _say(f"[{target.name}] {error}")
+        return EngineRun(target, None, str(error))
+    return EngineRun(target, report)
+
+
 @task(name="new-stage", help={"name": "the new folder's name, e.g. 12-my-stage", "from_": "the stage to start from"})
 @_reported
 def new_stage(c: Context, name: str, from_: str) -> None:
@@ -371,4 +419,4 @@ def faults(c: Context) -> None:
     c.run(f"{sys.executable} -m tests.fault_matrix", pty=False)
 
 
-ns = Collection(bases, build, verify, report, all_stages, sweep, deps, slim, layers, new_stage, clean, faults)
+ns = Collection(bases, build, verify, report, all_stages, sweep, matrix, deps, slim, layers, new_stage, clean, faults)

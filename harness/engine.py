@@ -101,6 +101,14 @@ class DockerEngine:
             client.ping()
         return cls(client)
 
+    @classmethod
+    def connect(cls, host: str) -> DockerEngine:
+        """An Engine at `host`, as DOCKER_HOST names one: `unix:///path`, `tcp://host:port` or `ssh://user@host`."""
+        with _converted(f"connecting to {host}"):
+            client = docker.DockerClient(base_url=host)
+            client.ping()
+        return cls(client)
+
     def describe(self) -> EngineFacts:
         with _converted("version"):
             version = self._client.version()
