@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,6 +68,8 @@ class Engine(Protocol):
     def save_image(self, image: str) -> Iterator[bytes]: ...
 
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]: ...
+
+    def load_image(self, chunks: Iterable[bytes]) -> tuple[str, ...]: ...
 
 
 @contextlib.contextmanager
@@ -301,6 +303,20 @@ class DockerEngine:
             chunks = self._client.images.get(image).save(chunk_size=1024 * 1024, named=False)
         with _converted(f"saving {image}"):
             yield from chunks
+
+    def load_image(self, chunks: Iterable[bytes]) -> tuple[str, ...]:
+        """Load a `docker save` stream, streamed as it comes; the references (or image ids) it loaded."""
+        loaded: list[str] = []
+        with _converted("loading an image"):
+            for message in self._client.api.load_image(chunks):
+                if "error" in message:
+                    raise EngineError(f"loading an image: {message.get('error')}")
+                for line in str(message.get("stream", "")).splitlines():
+                    _, found, ref = line.partition("Loaded image: ")
+                    _, found_id, image_id = line.partition("Loaded image ID: ")
+                    if found or found_id:
+                        loaded.append((ref or image_id).strip())
+        return tuple(loaded)
 
     def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
         removed: list[str] = []

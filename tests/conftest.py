@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -38,6 +40,33 @@ def invoke(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: f
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class NestedEngine:
+    host: str  # its DOCKER_HOST
+    engine: DockerEngine
+
+
+@contextlib.contextmanager
+def nested_engine(name: str, store: str) -> Iterator[NestedEngine]:
+    """A second Engine (Debian trixie's, in a container of the first), fresh, started as a user starts one.
+
+    Skipped where it cannot start (not root, say) outside CI; a failure in CI.  Always stopped and purged.
+    """
+    script = ["bash", str(REPO_ROOT / "scripts" / "nested-engine")]
+    started = subprocess.run([*script, "start", name, "--store", store, "--fresh"], capture_output=True, text=True,
+                             timeout=900, check=False)
+    try:
+        if started.returncode != 0:
+            reason = f"the nested Engine {name} did not start: {started.stderr.strip()[-800:]}"
+            if in_ci():
+                pytest.fail(reason)
+            pytest.skip(reason)
+        host = started.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
+        yield NestedEngine(host, DockerEngine.connect(host))
+    finally:
+        subprocess.run([*script, "stop", name, "--purge"], capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import io
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +77,9 @@ class FakeEngine:
 
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:
         return ()
+
+    def load_image(self, chunks: Iterable[bytes]) -> tuple[str, ...]:
+        raise EngineError("loading an image: the fake Engine loads nothing")
 
     def save_image(self, image: str) -> Iterator[bytes]:
         """Every image saves as one layer holding one file of the image's size (zeros, made on the fly)."""

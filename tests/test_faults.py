@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ from harness.lock import RunInProgress, exclusive_run
 from harness.model import Outcome, RunPolicy
 from harness.pipeline import Settings, run_stages
 
-from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke
+from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke, nested_engine
 from .fakes import FakeEngine, _image
 
 BASE = "debian:bookworm"
@@ -300,3 +301,61 @@ def test_an_interrupted_build_leaves_no_container(engine: DockerEngine, base_ima
     while {c.id for c in client.containers.list(all=True)} - before and time.monotonic() < deadline:
         time.sleep(0.5)
     assert {c.id for c in client.containers.list(all=True)} - before == set()
+
+
+@pytest.mark.fault(
+    "A real Engine stops in the middle of `invoke all`",
+    "what was measured is kept in results.partial.json; RESULTS.md and results.json untouched; one line; exit 1",
+)
+@pytest.mark.docker
+def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEngine, tmp_path: Path) -> None:
+    """A second Engine, started for this test alone, is stopped for real while `invoke all` runs a stage on it."""
+    repo = copy_repo(tmp_path)
+    program = repo / "hello" / "lost.c"
+    # One static program, FROM scratch: no base image to bootstrap in the fresh Engine.
+    program.write_text('#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n'
+                       'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "sleep")) sleep(600);'
+                       ' puts("hello!"); return 0; }\n')
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(repo / "hello" / "lost"), str(program)], check=True)
+    dockerfile = "FROM scratch\nCOPY lost /hello\n"
+    add_stage(repo, "01-measured", dockerfile, stage_toml('["/hello"]'))
+    add_stage(repo, "02-running-when-lost", dockerfile, stage_toml('["/hello", "sleep"]', extra="timeout = 300"))
+    add_stage(repo, "03-never-reached", dockerfile, stage_toml('["/hello"]'))
+    results = repo / "results"
+    results.mkdir()
+    (results / "results.json").write_text("earlier json")
+    (results / "RESULTS.md").write_text("earlier md")
+    with nested_engine("test-lost", "overlay2") as lost:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "all", "--no-wire"], cwd=repo,
+            env={**os.environ, "DOCKER_HOST": lost.host, "HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert process.stdout is not None
+            seen = []
+            for line in process.stdout:
+                seen.append(line)
+                if line.startswith("02-running-when-lost: building"):
+                    break
+            else:
+                pytest.fail("".join(seen) + process.communicate()[1])
+            # Once its container runs (the program sleeps), the Engine goes away under it.
+            deadline = time.monotonic() + 120
+            while not docker.DockerClient(base_url=lost.host).containers.list() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            subprocess.run(["bash", str(REPO_ROOT / "scripts" / "nested-engine"), "stop", "test-lost"],
+                           capture_output=True, timeout=300, check=True)
+            rest, stderr = process.communicate(timeout=300)
+        finally:
+            process.kill()
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr + rest
+    error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "the Engine stopped answering during the run" in error_lines[0], stderr
+    assert (results / "results.json").read_text() == "earlier json"
+    assert (results / "RESULTS.md").read_text() == "earlier md"
+    partial = json.loads((results / "results.partial.json").read_text())
+    assert [(s["name"], s["outcome"]) for s in partial["stages"]] == [
+        ("01-measured", "pass"), ("02-running-when-lost", "error"), ("03-never-reached", "error")]
+    assert partial["stages"][0]["size_bytes"] == (repo / "hello" / "lost").stat().st_size

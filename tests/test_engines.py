@@ -1,0 +1,88 @@
+"""Today's Docker: the ladder on Engine 26 with the containerd image store, and the headline size on every store.
+
+A second Engine (Debian trixie's docker.io, in a container of the first, see
+`scripts/nested-engine`) is started fresh for these tests: nothing in it but
+what they put there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.engine import DockerEngine
+from harness.measure import analyse_image
+from harness.model import DEFAULT_RUNTIME, Outcome, RunReport
+from harness.pipeline import Settings, run_stages
+from harness.stages import load_stage
+
+from .conftest import REPO_ROOT, TEST_NAMESPACE, nested_engine
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def containerd_engine(engine: DockerEngine) -> Iterator[DockerEngine]:
+    with nested_engine("test-containerd", "containerd") as nested:
+        yield nested.engine
+
+
+@pytest.fixture(scope="module")
+def containerd_ladder(containerd_engine: DockerEngine) -> RunReport:
+    """The tutorial's C stages, built and measured on the containerd store (bases bootstrapped there too)."""
+
+    def is_c(folder: Path) -> bool:
+        return load_stage(folder).runtime == DEFAULT_RUNTIME
+
+    settings = Settings(REPO_ROOT, namespace=TEST_NAMESPACE)  # with the wire size: the blobs' own lengths
+    return run_stages(containerd_engine, settings, progress=lambda line: None, keep=is_c)
+
+
+def test_the_second_engine_is_engine_26_with_the_containerd_store(containerd_engine: DockerEngine) -> None:
+    facts = containerd_engine.describe()
+    assert int(facts.version.split(".")[0]) >= 26, facts
+    assert facts.image_store.startswith("containerd"), facts
+    assert tuple(int(part) for part in facts.api_version.split(".")) >= (1, 45), facts
+
+
+def test_the_c_ladder_passes_on_the_containerd_store(containerd_ladder: RunReport) -> None:
+    outcomes = {stage.name: stage.outcome for stage in containerd_ladder.stages}
+    assert outcomes.pop("05-alpine") is Outcome.SKIPPED  # no Alpine image here, on any Engine
+    assert outcomes == {name: Outcome.PASS for name in outcomes}
+    assert "11-scratch-minimal" in outcomes
+
+
+def test_its_headline_sizes_equal_those_of_the_first_engine(containerd_ladder: RunReport, ladder: RunReport) -> None:
+    """Built independently on each Engine, every C stage comes to the same bytes."""
+    for stage in containerd_ladder.stages:
+        first = ladder.stage(stage.name)
+        assert first is not None
+        assert stage.size_bytes == first.size_bytes, stage.name
+
+
+def test_on_the_containerd_store_the_wire_size_is_the_blobs_own_length(
+    containerd_ladder: RunReport, containerd_engine: DockerEngine
+) -> None:
+    stage = containerd_ladder.stage("01-naive")
+    assert stage is not None and stage.image is not None and stage.layer_figures is not None
+    analysis = analyse_image(containerd_engine, stage.image)
+    assert {layer.stored_as.value for layer in analysis.layers} == {"gzip"}
+    assert all(layer.digest_matches for layer in analysis.layers)
+    assert stage.layer_figures.wire_bytes == sum(layer.wire_bytes or 0 for layer in analysis.layers)
+    # The API's Size on this store is the compressed content: the wire size, plus the config and manifest.
+    assert stage.image_info is not None
+    assert 0 <= stage.image_info.engine_size_bytes - stage.layer_figures.wire_bytes < 64 * 1024
+
+
+def test_the_headline_is_the_same_on_both_stores_for_every_stage_image(
+    ladder: RunReport, engine: DockerEngine, containerd_engine: DockerEngine
+) -> None:
+    """Image for image: each stage image of the first Engine, loaded into the containerd store, measures the same."""
+    measured = [stage for stage in ladder.stages if stage.image is not None and stage.size_bytes is not None]
+    assert len(measured) >= 15
+    for stage in measured:
+        assert stage.image is not None
+        [loaded] = containerd_engine.load_image(engine.save_image(stage.image))
+        assert analyse_image(containerd_engine, loaded, wire=False).content_bytes == stage.size_bytes, stage.name
