@@ -190,7 +190,8 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None) -> None
     """Remove the images and containers this project created (by label), and nothing else."""
     engine = DockerEngine.from_env()
     scope = {"namespace": namespace} if namespace else {}
-    removed = engine.remove_containers(labels.selector(**scope))
+    # Only the containers stages ran in: a nested Engine (scripts/nested-engine) is stopped by its own script.
+    removed = engine.remove_containers(labels.selector(role=labels.ROLE_RUN, **scope))
     for role in (labels.ROLE_STAGE, labels.ROLE_BUILDER):
         removed += engine.remove_images(labels.selector(role=role, **scope))
     if bases:

@@ -28,6 +28,7 @@ from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
 from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
 from harness.redact import redact
+from harness.service import EngineFacts, ServiceSpec, ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +349,95 @@ class DockerEngine:
                     container.remove(force=True)
                 removed.append(container.id)
         return tuple(removed)
+
+    # --- Services: long-running containers, such as a nested Engine (harness/nested.py) ---
+
+    @classmethod
+    def at(cls, base_url: str, timeout_s: float = 60) -> DockerEngine:
+        """The Engine listening at `base_url` (`unix:///…/docker.sock`), checked with a ping."""
+        with _converted(f"connecting to {base_url}"):
+            client = docker.DockerClient(base_url=base_url, timeout=int(timeout_s))
+            client.ping()
+        return cls(client)
+
+    def facts(self) -> EngineFacts:
+        with _converted("describing the Engine"):
+            version, info = self._client.version(), self._client.info()
+        return EngineFacts(
+            version=str(version["Version"]),
+            api_version=str(version["ApiVersion"]),
+            storage_driver=str(info.get("Driver", "")),
+            driver_status=tuple((str(key), str(value)) for key, value in info.get("DriverStatus") or ()),
+        )
+
+    def run_service(self, spec: ServiceSpec) -> str:
+        """Create and start `spec`'s container, detached; its id."""
+        with _converted(f"starting {spec.name}"):
+            host_config = self._client.api.create_host_config(
+                binds={
+                    str(bind.source): {"bind": str(bind.target), "mode": "ro" if bind.read_only else "rw"}
+                    for bind in spec.binds
+                },
+                init=spec.init,
+                cap_add=list(spec.cap_add),
+                security_opt=list(spec.security_opt),
+                device_cgroup_rules=list(spec.device_cgroup_rules),
+                network_mode=spec.network_mode,
+                sysctls=spec.sysctls or None,
+            )
+            if spec.unmask_system_paths:
+                # The CLI's `--security-opt systempaths=unconfined`: the API takes it as
+                # empty lists (the Engine refuses it as a security option).
+                host_config["MaskedPaths"] = []
+                host_config["ReadonlyPaths"] = []
+            created = self._client.api.create_container(
+                spec.image, command=list(spec.command), name=spec.name, labels=spec.labels, host_config=host_config, detach=True
+            )
+            try:
+                self._client.api.start(created["Id"])
+            except docker.errors.APIError:
+                with contextlib.suppress(docker.errors.NotFound):
+                    self._client.api.remove_container(created["Id"], force=True)
+                raise
+        return str(created["Id"])
+
+    def service(self, name: str) -> ServiceState | None:
+        with _converted(name):
+            try:
+                container = self._client.containers.get(name)
+            except docker.errors.NotFound:
+                return None
+        return _service_state(container)
+
+    def services(self, label_filter: list[str]) -> tuple[ServiceState, ...]:
+        with _converted("listing services"):
+            found = self._client.containers.list(all=True, filters={"label": label_filter})
+        return tuple(sorted((_service_state(container) for container in found), key=lambda state: state.name))
+
+    def service_log_tail(self, name: str, lines: int) -> str:
+        with _converted(f"{name}: log"):
+            try:
+                raw = self._client.containers.get(name).logs(stdout=True, stderr=True, tail=lines)
+            except docker.errors.NotFound:
+                return ""
+        return raw.decode("utf-8", errors="replace")
+
+    def stop_service(self, name: str, timeout_s: float) -> bool:
+        """Stop (SIGTERM, then SIGKILL after `timeout_s`) and remove; False if there was no such container."""
+        with _converted(f"stopping {name}"):
+            try:
+                container = self._client.containers.get(name)
+            except docker.errors.NotFound:
+                return False
+            with contextlib.suppress(docker.errors.NotFound):
+                if container.status == "running":
+                    container.stop(timeout=int(timeout_s))
+                container.remove(force=True)
+        return True
+
+
+def _service_state(container: Any) -> ServiceState:
+    return ServiceState(name=str(container.name), status=str(container.status), labels=dict(container.labels or {}))
 
 
 def engine_facts(version: dict[str, Any], info: dict[str, Any]) -> EngineFacts:

@@ -74,3 +74,13 @@ class BaseUnavailable(HarnessError):
 
 class ResultsWriteError(HarnessError):
     """Results could not be written; earlier results are left as they were."""
+
+
+class NestedEngineError(HarnessError):
+    """A nested Engine (harness/nested.py) that could not be started, reached or stopped."""
+
+    def __init__(self, name: str, reason: str, log_tail: str = "") -> None:
+        self.name = name
+        self.reason = reason
+        self.log_tail = log_tail
+        super().__init__(f"nested Engine {name}: {reason}")

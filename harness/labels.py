@@ -17,6 +17,7 @@ ROLE_STAGE = "stage"
 ROLE_BUILDER = "builder"
 ROLE_BASE = "base"
 ROLE_RUN = "run"
+ROLE_ENGINE = "engine"  # a nested Docker Engine and its image (harness/nested.py)
 
 
 def managed(role: str, **extra: str) -> dict[str, str]:
