@@ -28,7 +28,7 @@ from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
 from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
 from harness.redact import redact
-from harness.service import EngineFacts, ServiceSpec, ServiceState
+from harness.service import ServiceSpec, ServiceState
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,10 @@ class DockerEngine:
         return cls(client)
 
     @classmethod
-    def connect(cls, host: str) -> DockerEngine:
+    def connect(cls, host: str, timeout_s: float = 60) -> DockerEngine:
         """An Engine at `host`, as DOCKER_HOST names one: `unix:///path`, `tcp://host:port` or `ssh://user@host`."""
         with _converted(f"connecting to {host}"):
-            client = docker.DockerClient(base_url=host)
+            client = docker.DockerClient(base_url=host, timeout=int(timeout_s))
             client.ping()
         return cls(client)
 
@@ -351,24 +351,6 @@ class DockerEngine:
         return tuple(removed)
 
     # --- Services: long-running containers, such as a nested Engine (harness/nested.py) ---
-
-    @classmethod
-    def at(cls, base_url: str, timeout_s: float = 60) -> DockerEngine:
-        """The Engine listening at `base_url` (`unix:///…/docker.sock`), checked with a ping."""
-        with _converted(f"connecting to {base_url}"):
-            client = docker.DockerClient(base_url=base_url, timeout=int(timeout_s))
-            client.ping()
-        return cls(client)
-
-    def facts(self) -> EngineFacts:
-        with _converted("describing the Engine"):
-            version, info = self._client.version(), self._client.info()
-        return EngineFacts(
-            version=str(version["Version"]),
-            api_version=str(version["ApiVersion"]),
-            storage_driver=str(info.get("Driver", "")),
-            driver_status=tuple((str(key), str(value)) for key, value in info.get("DriverStatus") or ()),
-        )
 
     def run_service(self, spec: ServiceSpec) -> str:
         """Create and start `spec`'s container, detached; its id."""

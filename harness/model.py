@@ -48,6 +48,11 @@ class EngineFacts:
         return (f"{self.product} {self.version} (API {self.api_version}), image store: {self.image_store}, "
                 f"builder: {self.builder}")
 
+    @property
+    def containerd_store(self) -> bool:
+        """Whether images live in containerd's store (its snapshotters) rather than a graph driver's."""
+        return self.image_store.startswith("containerd")
+
     @classmethod
     def unknown(cls, version: str = "unknown") -> EngineFacts:
         return cls("Docker Engine", version, "unknown", "unknown", "unknown")

@@ -56,21 +56,6 @@ class ServiceState:
         return self.status == "running"
 
 
-@dataclass(frozen=True)
-class EngineFacts:
-    """What an Engine says about itself: the figures a nested Engine is checked by."""
-
-    version: str
-    api_version: str
-    storage_driver: str
-    driver_status: tuple[tuple[str, str], ...]
-
-    @property
-    def containerd_store(self) -> bool:
-        """Whether images live in containerd's store (its snapshotters) rather than the graph drivers."""
-        return ("driver-type", "io.containerd.snapshotter.v1") in self.driver_status
-
-
 class ServiceHost(Protocol):
     """What `harness/nested.py` needs from the Engine that hosts its services."""
 

@@ -6,7 +6,7 @@ import pytest
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
 from harness.model import EngineFacts, Outcome
 
-from .test_report import ladder, stage
+from .test_report import ladder
 
 OVERLAY2 = EngineFacts("Docker Engine", "26.1.5", "1.45", "overlay2", "classic builder (API build, version 1)")
 CONTAINERD = dataclasses.replace(OVERLAY2, image_store="containerd (overlayfs snapshotter)")

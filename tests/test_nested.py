@@ -14,7 +14,8 @@ from harness.engine import DockerEngine
 from harness.errors import EngineUnavailable, NestedEngineError
 from harness.nested import NestedEngine, Store, bounding_set, capabilities, container_spec, daemon_config
 from harness.nested.cli import parse_args
-from harness.service import EngineFacts, ServiceSpec, ServiceState
+from harness.model import EngineFacts
+from harness.service import ServiceSpec, ServiceState
 
 from .conftest import REPO_ROOT
 
@@ -151,8 +152,9 @@ class FakeHost:
 
 
 class FakeProbe:
-    def facts(self) -> EngineFacts:
-        return EngineFacts("26.1.5+dfsg1", "1.45", "overlayfs", (("driver-type", "io.containerd.snapshotter.v1"),))
+    def describe(self) -> EngineFacts:
+        return EngineFacts("Docker Engine", "26.1.5+dfsg1", "1.45", "containerd (overlayfs snapshotter)",
+                           "classic builder (API build, version 1)")
 
 
 def _engine(tmp_path: Path, store: Store = Store.CONTAINERD) -> NestedEngine:
@@ -217,7 +219,7 @@ def test_status_lists_each_engine_with_what_it_answers(tmp_path: Path) -> None:
     host, engine = FakeHost(), _engine(tmp_path)
     _start(host, engine)
     rows = nested.status_rows(host, host.connect, run_root=engine.run_root)
-    assert rows == [("cd", "containerd", "running", engine.docker_host, "Engine 26.1.5+dfsg1, API 1.45, overlayfs")]
+    assert rows == [("cd", "containerd", "running", engine.docker_host, "Engine 26.1.5+dfsg1, API 1.45, containerd (overlayfs snapshotter)")]
 
 
 @pytest.mark.docker
@@ -231,9 +233,9 @@ def test_a_nested_engine_with_the_containerd_store(engine: DockerEngine) -> None
         )
         assert started.returncode == 0, started.stderr
         assert started.stdout.splitlines()[-1] == f"DOCKER_HOST=unix:///run/hello-ladder/engines/{name}/docker.sock"
-        facts = DockerEngine.at(started.stdout.strip().splitlines()[-1].partition("=")[2]).facts()
+        facts = DockerEngine.connect(started.stdout.strip().splitlines()[-1].partition("=")[2]).describe()
         assert int(facts.version.split(".")[0]) >= 26
-        assert facts.containerd_store, facts.driver_status
+        assert facts.containerd_store, facts
     finally:
         stopped = subprocess.run([*script, "stop", name, "--purge"], capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0, stopped.stderr

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     def connect(docker_host: str) -> Probe:
-        return DockerEngine.at(docker_host, timeout_s=5)
+        return DockerEngine.connect(docker_host, timeout_s=5)
 
     try:
         command = parse_args(sys.argv[1:] if argv is None else argv)
@@ -58,9 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert command.engine is not None
             started = time.monotonic()
             facts = start(host, command.engine, connect, say, fresh=command.fresh)
-            store = "containerd image store" if facts.containerd_store else f"{facts.storage_driver} graph driver"
             say(
-                f"{command.engine.name}: Engine {facts.version} (API {facts.api_version}), {store}, "
+                f"{command.engine.name}: Engine {facts.version} (API {facts.api_version}), image store: {facts.image_store}, "
                 f"answering after {time.monotonic() - started:.1f} s"
             )
             print(f"DOCKER_HOST={command.engine.docker_host}", flush=True)

@@ -32,12 +32,13 @@ from harness.nested.plan import (
     daemon_config,
     mmdebstrap_command,
 )
-from harness.service import EngineFacts, ServiceHost, ServiceState
+from harness.model import EngineFacts
+from harness.service import ServiceHost, ServiceState
 
 log = logging.getLogger(__name__)
 
 class Probe(Protocol):
-    def facts(self) -> EngineFacts: ...
+    def describe(self) -> EngineFacts: ...
 
 
 Connect = Callable[[str], Probe]
@@ -108,7 +109,7 @@ def wait_until_answering(
     started = time.monotonic()
     while True:
         try:
-            facts = connect(engine.docker_host).facts()
+            facts = connect(engine.docker_host).describe()
         except (EngineUnavailable, EngineError):
             pass
         else:
@@ -150,10 +151,10 @@ def _answer(state: ServiceState, docker_host: str, connect: Connect) -> str:
     if not state.running:
         return "-"
     try:
-        facts = connect(docker_host).facts()
+        facts = connect(docker_host).describe()
     except HarnessError as error:
         return f"not answering: {error}"
-    return f"Engine {facts.version}, API {facts.api_version}, {facts.storage_driver}"
+    return f"Engine {facts.version}, API {facts.api_version}, {facts.image_store}"
 
 
 def _host_docker_gid() -> int:
