@@ -196,7 +196,8 @@ class DockerEngine:
                 raise BuildFailed(stage, steps.instruction, tuple(tail), str(error.explanation or error)) from error
             except KeyboardInterrupt:
                 # Closing the connection is what tells the Engine to cancel the build
-                # (and, with forcerm, to remove the step's container).
+                # (and, with forcerm, to remove the step's container).  Podman 4.3 does not
+                # notice: it finishes the running step, then drops the build.
                 self._client.api.close()
                 raise
         if not image_id:
@@ -426,9 +427,8 @@ class BuildSteps:
     def feed(self, line: str) -> None:
         text = line.strip()
         step = _BUILDAH_STEP.match(text)
-        if step is not None or text.startswith("COMMIT"):
-            self._settle()
         if step is not None:
+            self._settle()
             self.instruction = step["instruction"]
             self._unconfirmed = not self.instruction.upper().startswith("FROM ")
         elif text.startswith("--> Using cache"):
