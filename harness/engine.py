@@ -10,8 +10,12 @@ the harness with a fake that implements it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import json
 import logging
+import re
+import tarfile
 import time
 import uuid
 from collections import deque
@@ -22,7 +26,7 @@ from typing import Any, Protocol
 import docker
 import docker.errors
 import requests.exceptions
-from docker.types import LogConfig
+from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
@@ -160,7 +164,9 @@ class DockerEngine:
         changes = [f'LABEL "{key}"="{value}"' for key, value in sorted(labels.items())]
         changes.append('CMD ["bash"]')  # as the official Debian images do
         with _converted(f"importing {ref}"):
-            self._client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+            # The whole reference in `repo`, as the docker CLI sends it: Podman's compat
+            # import ignores the separate `tag` parameter and would name the image `:latest`.
+            self._client.api.import_image_from_file(str(tarball), repository=f"{repository}:{tag}", changes=changes)
             return str(self._client.images.get(ref).id)
 
     def build(
@@ -175,10 +181,11 @@ class DockerEngine:
         on_line: Callable[[str], None] | None = None,
     ) -> BuildRecord:
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        instruction = "(before the first instruction)"
+        steps = BuildSteps()
         image_id = ""
-        fully_cached = True
         started = time.monotonic()
+        if self._is_podman:
+            context, labels = labels_in_dockerfile(context, dockerfile, labels), {}
         with _converted(f"{stage}: build"):
             try:
                 stream = self._client.api.build(
@@ -197,7 +204,7 @@ class DockerEngine:
                 for chunk in stream:
                     if "error" in chunk:
                         reason = redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
-                        raise BuildFailed(stage, instruction, tuple(tail), reason)
+                        raise BuildFailed(stage, steps.instruction, tuple(tail), reason)
                     image_id = _aux_id(chunk) or image_id
                     for line in str(chunk.get("stream", "")).splitlines():
                         if not line.strip():
@@ -205,21 +212,19 @@ class DockerEngine:
                         tail.append(redact(line.rstrip()))
                         if on_line is not None:
                             on_line(line.rstrip())
-                        if line.startswith("Step "):
-                            instruction = line.partition(" : ")[2] or line
-                        elif line.strip().startswith("---> Running in"):
-                            fully_cached = False
+                        steps.feed(line)
             except docker.errors.APIError as error:
                 # The Engine refuses some Dockerfiles outright (a parse error, an unknown instruction).
-                raise BuildFailed(stage, instruction, tuple(tail), str(error.explanation or error)) from error
+                raise BuildFailed(stage, steps.instruction, tuple(tail), str(error.explanation or error)) from error
             except KeyboardInterrupt:
                 # Closing the connection is what tells the Engine to cancel the build
-                # (and, with forcerm, to remove the step's container).
+                # (and, with forcerm, to remove the step's container).  Podman 4.3 does not
+                # notice: it finishes the running step, then drops the build.
                 self._client.api.close()
                 raise
         if not image_id:
-            raise BuildFailed(stage, instruction, tuple(tail), "the Engine reported no image id")
-        return BuildRecord(image_id=image_id, seconds=time.monotonic() - started, fully_cached=fully_cached)
+            raise BuildFailed(stage, steps.instruction, tuple(tail), "the Engine reported no image id")
+        return BuildRecord(image_id=image_id, seconds=time.monotonic() - started, fully_cached=steps.fully_cached)
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult:
         # A label of its own finds the container even if an interrupt lands between
@@ -250,6 +255,7 @@ class DockerEngine:
             memswap_limit=policy.memory_bytes,
             pids_limit=policy.pids,
             user=policy.user,
+            ulimits=self._ulimits(),
             # Bound what a flooding program can write to the Engine's disk.
             log_config=LogConfig(
                 type=LogConfig.types.JSON,
@@ -258,6 +264,20 @@ class DockerEngine:
                 config={"max-size": str(max(policy.output_cap_bytes * 4, 1024 * 1024)), "max-file": "2"},
             ),
         )
+
+    def _ulimits(self) -> list[Ulimit] | None:
+        """Explicit limits on Podman, which otherwise asks for 1048576 open files and 4194304
+        processes whatever its own limits: where root lacks CAP_SYS_RESOURCE (inside
+        another container, some CI sandboxes) every start then fails with `error setting
+        rlimit type 7: operation not permitted`.  The Engine passes on its own limits.
+        """
+        if not self._is_podman:
+            return None
+        return [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=4096, hard=4096)]
+
+    @functools.cached_property
+    def _is_podman(self) -> bool:
+        return self.describe().product == "Podman"
 
     def _start_and_wait(self, container: Any, policy: RunPolicy) -> RunResult:
         try:
@@ -322,10 +342,11 @@ class DockerEngine:
     def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
         removed: list[str] = []
         with _converted("removing images"):
-            filters: dict[str, Any] = {"label": label_filter}
+            # One label to the Engine, all of them here: Podman 4.3 lists no image for two label filters.
+            filters: dict[str, Any] = {"label": label_filter[:1]}
             if dangling_only:
                 filters["dangling"] = True
-            for image in self._client.images.list(filters=filters):
+            for image in _labelled(self._client.images.list(filters=filters), label_filter):
                 refs = image.tags or [image.id]
                 for ref in refs:
                     try:
@@ -462,6 +483,18 @@ def _adds_layer(entry: dict[str, Any]) -> bool:
     return bool(instruction) and instruction[0] in ("ADD", "COPY")
 
 
+def _labelled(items: list[Any], label_filter: list[str]) -> list[Any]:
+    """The images or containers carrying every label of `label_filter` (`key=value`, or `key` for any value)."""
+    def matches(labels: dict[str, str]) -> bool:
+        for wanted in label_filter:
+            key, equals, value = wanted.partition("=")
+            if key not in labels or (equals and labels[key] != value):
+                return False
+        return True
+
+    return [item for item in items if matches(item.labels or {})]
+
+
 def split_reference(ref: str) -> tuple[str, str]:
     """`debian:bookworm` -> (`debian`, `bookworm`); a reference without a tag means `latest`."""
     name, _, last = ref.rpartition("/")
@@ -474,6 +507,77 @@ def split_reference(ref: str) -> tuple[str, str]:
 def _aux_id(chunk: dict[str, Any]) -> str | None:
     aux = chunk.get("aux")
     return str(aux["ID"]) if isinstance(aux, dict) and "ID" in aux else None
+
+
+def labels_in_dockerfile(context: bytes, dockerfile: str, labels: dict[str, str]) -> bytes:
+    """The build context with `labels` as one LABEL instruction, sorted, at the end of its Dockerfile.
+
+    Podman turns the API's `labels` into one LABEL step per label, in Go's map
+    order, which changes from build to build: the last steps never come from the
+    cache and every build makes a new image.  One sorted instruction is the same
+    every time.  It labels the final stage, as the API's parameter does.
+    """
+    if not labels:
+        return context
+    instruction = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
+    source = io.BytesIO(context)
+    output = io.BytesIO()
+    with tarfile.open(fileobj=source, mode="r:") as original, \
+            tarfile.open(fileobj=output, mode="w", format=tarfile.PAX_FORMAT) as rewritten:
+        for member in original:
+            content = original.extractfile(member) if member.isreg() else None
+            if member.isreg() and member.name.removeprefix("./") == dockerfile.removeprefix("./"):
+                assert content is not None
+                text = content.read().decode("utf-8")
+                data = (text if text.endswith("\n") or not text else text + "\n").encode("utf-8")
+                data += instruction.encode("utf-8") + b"\n"
+                member.size = len(data)
+                content = io.BytesIO(data)
+            rewritten.addfile(member, content)
+    return output.getvalue()
+
+
+class BuildSteps:
+    """Which instruction a build stream is at, and whether every step so far came from the cache.
+
+    Two dialects reach the API.  The Engine's classic builder writes
+    `Step 2/5 : RUN make` and, for a step it runs, `---> Running in <id>`.
+    Podman's (buildah) writes `STEP 2/5: RUN make`, with `[1/2] ` before it in a
+    multi-stage build, and `--> Using cache <id>` after a step it did not run:
+    there a step is built unless that line follows it (a FROM is never built).
+    """
+
+    def __init__(self) -> None:
+        self.instruction = "(before the first instruction)"
+        self._cached = True
+        self._unconfirmed = False  # a buildah step with no `Using cache` line yet
+
+    def feed(self, line: str) -> None:
+        text = line.strip()
+        step = _BUILDAH_STEP.match(text)
+        if step is not None:
+            self._settle()
+            self.instruction = step["instruction"]
+            self._unconfirmed = not self.instruction.upper().startswith("FROM ")
+        elif text.startswith("--> Using cache"):
+            self._unconfirmed = False
+        elif line.startswith("Step "):
+            self.instruction = line.partition(" : ")[2] or line
+        elif text.startswith("---> Running in"):
+            self._cached = False
+
+    @property
+    def fully_cached(self) -> bool:
+        self._settle()
+        return self._cached
+
+    def _settle(self) -> None:
+        if self._unconfirmed:
+            self._cached = False
+            self._unconfirmed = False
+
+
+_BUILDAH_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+(?:/\d+)?: (?P<instruction>.+)$")
 
 
 def _capped(raw: bytes, cap: int) -> tuple[str, bool]:

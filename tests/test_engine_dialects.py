@@ -1,0 +1,247 @@
+"""What DockerEngine does differently on Podman's Docker-compatible API, against a small fake client."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.context import DOCKERFILE_NAME
+from harness.engine import BuildSteps, DockerEngine, _labelled, labels_in_dockerfile
+from harness.errors import BuildFailed
+from harness.model import RunPolicy
+
+# As Podman 4.3 (buildah 1.28) streams them through the compat API, one `stream` chunk per line.
+BUILDAH_FIRST_BUILD = """\
+[1/2] STEP 1/4: FROM debian:bookworm
+[1/2] STEP 2/4: ADD main.c /
+--> Using cache 2b6388ad6f06149afe0b3f275317c2c43d70297ab3795e3d4909166d9d1c2aad
+--> 2b6388ad6f0
+[1/2] STEP 3/4: ADD Makefile /
+--> Using cache ad56221866e446ee1a7b37b84801f2437c047d7f4b507824bf8df375668e328f
+--> ad56221866e
+[1/2] STEP 4/4: RUN apt-get update -qq &&  apt-get install -y gcc make &&  make
+--> 9dc655b956e
+[2/2] STEP 1/3: FROM scratch
+[2/2] STEP 2/3: COPY --from=0 /hello /hello
+--> 4a9c273f5b2
+[2/2] STEP 3/3: LABEL "hello-ladder.managed"="true"
+[2/2] COMMIT docker.io/hello-ladder/07-scratch-libs:debian-bookworm
+--> d0c4fc9d4c0
+Successfully tagged docker.io/hello-ladder/07-scratch-libs:debian-bookworm
+d0c4fc9d4c0f9b91d70b879b5f38cb5c9b81abef399887dd9b7973075c338efb
+"""
+
+BUILDAH_CACHED_BUILD = """\
+STEP 1/3: FROM debian:bookworm
+STEP 2/3: RUN echo hi > /x
+--> Using cache fc6034655cf0748b5fdbc4c58de043fc86f76735938256ae40bb3086ccdd1900
+--> fc6034655cf
+STEP 3/3: LABEL "hello-ladder.managed"="true"
+--> Using cache 4573212d0d87696f1d3c0136151270e370c34e7820796e2b60edc4b9844af338
+COMMIT docker.io/library/probe:b
+--> 4573212d0d8
+Successfully tagged docker.io/library/probe:b
+"""
+
+CLASSIC_BUILD = """\
+Step 1/3 : FROM debian:bookworm
+ ---> 7464540ad829
+Step 2/3 : RUN echo hi > /x
+ ---> Running in 0123456789ab
+Removing intermediate container 0123456789ab
+ ---> 37e2eac336da
+Step 3/3 : LABEL hello-ladder.managed=true
+ ---> Using cache
+ ---> 4573212d0d87
+Successfully built 4573212d0d87
+"""
+
+
+def fed(transcript: str, upto: int | None = None) -> BuildSteps:
+    steps = BuildSteps()
+    for line in transcript.splitlines()[:upto]:
+        steps.feed(line)
+    return steps
+
+
+def test_a_buildah_step_without_using_cache_was_built() -> None:
+    steps = fed(BUILDAH_FIRST_BUILD)
+    assert not steps.fully_cached
+    assert steps.instruction == 'LABEL "hello-ladder.managed"="true"'
+
+
+def test_a_buildah_build_is_cached_when_every_step_after_from_says_so() -> None:
+    assert fed(BUILDAH_CACHED_BUILD).fully_cached
+
+
+def test_the_last_buildah_step_counts_even_without_a_commit_line() -> None:
+    # The stream can stop (an error) right after a step that ran.
+    assert not fed("STEP 1/2: FROM scratch\nSTEP 2/2: COPY a /a\n").fully_cached
+
+
+def test_the_multi_stage_prefix_is_not_part_of_the_instruction() -> None:
+    assert fed(BUILDAH_FIRST_BUILD, upto=8).instruction == "RUN apt-get update -qq &&  apt-get install -y gcc make &&  make"
+
+
+def test_the_classic_builders_lines_still_read_as_before() -> None:
+    steps = fed(CLASSIC_BUILD)
+    assert steps.instruction == "LABEL hello-ladder.managed=true"
+    assert not steps.fully_cached
+    assert fed(CLASSIC_BUILD.replace(" ---> Running in 0123456789ab\n", "")).fully_cached
+
+
+def context_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def files_of(context: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(context)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isreg()}  # type: ignore[union-attr]
+
+
+def test_labels_become_one_sorted_instruction_at_the_end_of_the_dockerfile() -> None:
+    context = context_of({"main.c": b"int main;\n", DOCKERFILE_NAME: b"FROM scratch\nCOPY main.c /"})
+    one = labels_in_dockerfile(context, DOCKERFILE_NAME, {"b.role": "stage", "a.managed": "true"})
+    other = labels_in_dockerfile(context, DOCKERFILE_NAME, {"a.managed": "true", "b.role": "stage"})
+    assert one == other  # the same context whatever the order: the build cache can match it
+    files = files_of(one)
+    assert files["main.c"] == b"int main;\n"
+    assert files[DOCKERFILE_NAME] == b'FROM scratch\nCOPY main.c /\nLABEL "a.managed"="true" "b.role"="stage"\n'
+
+
+def test_no_labels_leave_the_context_as_it_was() -> None:
+    context = context_of({DOCKERFILE_NAME: b"FROM scratch\n"})
+    assert labels_in_dockerfile(context, DOCKERFILE_NAME, {}) is context
+
+
+@dataclass
+class Labelled:
+    labels: dict[str, str] | None
+
+
+def test_every_label_of_the_filter_must_match() -> None:
+    items = [Labelled({"m": "true", "ns": "a"}), Labelled({"m": "true", "ns": "b"}), Labelled({"ns": "a"}), Labelled(None)]
+    assert _labelled(items, ["m=true", "ns=a"]) == [items[0]]
+    assert _labelled(items, ["ns"]) == items[:3]
+
+
+# ---------------------------------------------------------------- DockerEngine against a fake client
+
+
+@dataclass
+class FakeImage:
+    id: str = "sha256:feed"
+
+
+@dataclass
+class FakeApi:
+    transcript: str = BUILDAH_CACHED_BUILD
+    builds: list[dict[str, Any]] = field(default_factory=list)
+    imports: list[dict[str, Any]] = field(default_factory=list)
+
+    def build(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        self.builds.append(kwargs)
+        for line in self.transcript.splitlines():
+            if line.startswith("ERROR "):
+                yield {"error": line.removeprefix("ERROR "), "errorDetail": {"message": line.removeprefix("ERROR ")}}
+                return
+            yield {"stream": line + "\n"}
+        yield {"aux": {"ID": "sha256:feed"}}
+
+    def import_image_from_file(self, filename: str, **kwargs: Any) -> str:
+        self.imports.append(kwargs)
+        return '{"id":"sha256:feed"}'
+
+
+@dataclass
+class FakeImages:
+    def get(self, ref: str) -> FakeImage:
+        return FakeImage()
+
+
+@dataclass
+class FakeContainers:
+    created: list[dict[str, Any]] = field(default_factory=list)
+
+    def create(self, image: str, **kwargs: Any) -> Any:
+        self.created.append(kwargs)
+        raise RuntimeError("enough: the options are recorded")
+
+
+@dataclass
+class FakeClient:
+    """The few calls of docker.DockerClient the tested methods make."""
+
+    engine_name: str
+    api: FakeApi = field(default_factory=FakeApi)
+    images: FakeImages = field(default_factory=FakeImages)
+    containers: FakeContainers = field(default_factory=FakeContainers)
+
+    def version(self) -> dict[str, Any]:
+        return {"Version": "4.3.1", "Components": [{"Name": self.engine_name, "Version": "4.3.1"}]}
+
+
+PODMAN = "Podman Engine"
+DOCKER = "Engine"
+LABELS = {"hello-ladder.managed": "true", "hello-ladder.role": "stage"}
+
+
+def build(client: FakeClient) -> None:
+    context = context_of({DOCKERFILE_NAME: b"FROM scratch\n"})
+    DockerEngine(client).build("07", context, DOCKERFILE_NAME, "t:1", {}, dict(LABELS))  # type: ignore[arg-type]
+
+
+def test_on_podman_the_labels_travel_in_the_dockerfile() -> None:
+    client = FakeClient(PODMAN)
+    build(client)
+    [sent] = client.api.builds
+    assert sent["labels"] == {}
+    dockerfile = files_of(sent["fileobj"].getvalue())[DOCKERFILE_NAME].decode()
+    assert dockerfile.endswith('LABEL "hello-ladder.managed"="true" "hello-ladder.role"="stage"\n')
+
+
+def test_on_the_engine_the_labels_stay_a_build_parameter() -> None:
+    client = FakeClient(DOCKER)
+    build(client)
+    [sent] = client.api.builds
+    assert sent["labels"] == LABELS
+    assert files_of(sent["fileobj"].getvalue())[DOCKERFILE_NAME] == b"FROM scratch\n"
+
+
+def test_a_failed_buildah_step_is_named_in_the_error() -> None:
+    client = FakeClient(PODMAN, api=FakeApi("STEP 1/2: FROM debian:bookworm\nSTEP 2/2: RUN false\n"
+                                            'ERROR building at STEP "RUN false": while running runtime: exit status 1'))
+    with pytest.raises(BuildFailed) as failed:
+        build(client)
+    assert failed.value.instruction == "RUN false"
+    assert "exit status 1" in failed.value.reason
+
+
+@pytest.mark.parametrize(("engine_name", "limited"), [(PODMAN, True), (DOCKER, False)])
+def test_podman_gets_explicit_rlimits(engine_name: str, limited: bool) -> None:
+    client = FakeClient(engine_name)
+    with pytest.raises(RuntimeError):
+        DockerEngine(client)._create_locked_down("img", ("/hello",), RunPolicy(30, "65534:65534"), {})  # type: ignore[arg-type]
+    [options] = client.containers.created
+    names = {limit["Name"] for limit in options["ulimits"] or ()}
+    assert names == ({"nofile", "nproc"} if limited else set())
+
+
+def test_an_import_names_the_image_with_its_tag_in_one_reference(tmp_path: Path) -> None:
+    client = FakeClient(PODMAN)
+    DockerEngine(client).import_rootfs(tmp_path / "rootfs.tar", "debian:bookworm", {"a": "b"})  # type: ignore[arg-type]
+    [sent] = client.api.imports
+    assert sent["repository"] == "debian:bookworm"
+    assert "tag" not in sent or sent["tag"] is None
