@@ -26,6 +26,7 @@ from docker.types import LogConfig
 
 from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
+from harness.imagewrite import ImageOrigin, parse_created
 from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
 from harness.redact import redact
 
@@ -68,6 +69,10 @@ class Engine(Protocol):
     def save_image(self, image: str) -> Iterator[bytes]: ...
 
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]: ...
+
+    def image_origin(self, ref: str) -> ImageOrigin: ...
+
+    def load_image(self, archive: bytes) -> str: ...
 
 
 @contextlib.contextmanager
@@ -332,6 +337,21 @@ class DockerEngine:
                     container.remove(force=True)
                 removed.append(container.id)
         return tuple(removed)
+
+
+    def image_origin(self, ref: str) -> ImageOrigin:
+        with _converted(ref):
+            attrs = self._client.images.get(ref).attrs
+        return ImageOrigin(parse_created(str(attrs["Created"])), str(attrs.get("Architecture") or "amd64"),
+                           str(attrs.get("Os") or "linux"))
+
+    def load_image(self, archive: bytes) -> str:
+        """Load a `docker save` archive (POST /images/load); the id of the image it holds."""
+        with _converted("loading an image"):
+            images = self._client.images.load(archive)
+        if len(images) != 1:
+            raise EngineError(f"loading an image: expected one image, the Engine loaded {len(images)}")
+        return str(images[0].id)
 
 
 def engine_facts(version: dict[str, Any], info: dict[str, Any]) -> EngineFacts:
