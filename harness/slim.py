@@ -102,6 +102,7 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
     fs = RootFS(root)
     closure = resolver.resolve(spec.binary, with_dlopen=spec.with_dlopen)
     copies: list[PurePosixPath] = [*closure.files]
+    elves = [spec.binary]  # every ELF file whose closure is copied
     generated: list[Generated] = []
     env: list[tuple[str, str]] = []
     extras = [(extra, "--extra") for extra in spec.extras]
@@ -114,6 +115,7 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
         for path in tree:
             if _is_elf(fs, path):
                 copies += resolver.resolve(path).files
+                elves.append(path)
     for bundle in spec.bundles:
         if bundle is Bundle.CERTS:
             copies += _tree(fs, CA_BUNDLE, "bundle certs (install ca-certificates in the source image)")
@@ -136,7 +138,8 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
                 if found is None:
                     raise SlimError(f"bundle nss: {libc.path.parent / module}: not in the source image")
                 copies += resolver.resolve(found.path).files
-    env += spec.env
+                elves.append(found.path)
+    env += _with_library_path(spec.env, library_path(root, elves, spec.env))
     program_files = tuple(dict.fromkeys(copies))
     provenance = DpkgDatabase(root).provenance(program_files)
     metadata = None
@@ -145,6 +148,51 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
         copies += metadata.copies
         generated += [Generated(item.path, item.content, 0o644) for item in metadata.files]
     return SlimPlan(closure, tuple(dict.fromkeys(copies)), tuple(generated), tuple(env), provenance, metadata)
+
+
+def library_path(root: Path, elves: list[PurePosixPath], env: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The folders the slim image's LD_LIBRARY_PATH must name so that its loader finds what the source's found.
+
+    The slim image has no /etc/ld.so.cache (nor ld.so.conf): a library the
+    source's loader found only through the cache, in a folder ld.so.conf.d
+    named (/usr/local/lib/<name>), is not found there.  Naming its folder in
+    LD_LIBRARY_PATH is the smallest change that makes the copied layout load;
+    each ELF file is resolved again the way the slim image's loader will, to check.
+    """
+    given = [value for name, value in env if name == "LD_LIBRARY_PATH"]
+    source = Resolver(root)
+    closures = {elf: source.resolve(elf) for elf in elves}
+    wanted = {elf: closure.real_paths() for elf, closure in closures.items()}
+    dirs: list[str] = []
+    for _ in range(4):  # a folder added can change what is found next; the closures are small
+        bare = Resolver(root, [*given, *dirs], ld_cache=False)
+        added = False
+        for elf, closure in closures.items():
+            found = bare.resolve(elf, strict=False).real_paths()
+            for dep in closure.needed:
+                folder = str(dep.path.parent)
+                if dep.real not in found and folder not in dirs:
+                    dirs.append(folder)
+                    added = True
+        if not added:
+            break
+    bare = Resolver(root, [*given, *dirs], ld_cache=False)
+    for elf, reals in wanted.items():
+        found = bare.resolve(elf, strict=False).real_paths()
+        if found != reals:
+            differ = ", ".join(sorted(map(str, reals ^ found)))
+            raise SlimError(f"{elf}: loads other files without ld.so.cache, even with LD_LIBRARY_PATH={':'.join(dirs)}: {differ}")
+    return tuple(dirs)
+
+
+def _with_library_path(env: tuple[tuple[str, str], ...], dirs: tuple[str, ...]) -> list[tuple[str, str]]:
+    """`env`, with `dirs` after any LD_LIBRARY_PATH it sets already."""
+    if not dirs:
+        return list(env)
+    extra = ":".join(dirs)
+    if not any(name == "LD_LIBRARY_PATH" for name, _ in env):
+        return [*env, ("LD_LIBRARY_PATH", extra)]
+    return [(name, f"{value}:{extra}" if name == "LD_LIBRARY_PATH" else value) for name, value in env]
 
 
 def _listed_paths(fs: RootFS, listing: PurePosixPath) -> list[PurePosixPath]:
