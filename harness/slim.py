@@ -164,18 +164,15 @@ def library_path(root: Path, elves: list[PurePosixPath], env: tuple[tuple[str, s
     closures = {elf: source.resolve(elf) for elf in elves}
     wanted = {elf: closure.real_paths() for elf, closure in closures.items()}
     dirs: list[str] = []
-    for _ in range(4):  # a folder added can change what is found next; the closures are small
+    # One folder at a time, the first library (in load order) not found: the libraries it needs
+    # are missing only because it is, until its folder is named.
+    for _ in range(sum(len(closure.needed) for closure in closures.values()) + 1):
         bare = Resolver(root, [*given, *dirs], ld_cache=False)
-        added = False
-        for elf, closure in closures.items():
-            found = bare.resolve(elf, strict=False).real_paths()
-            for dep in closure.needed:
-                folder = str(dep.path.parent)
-                if dep.real not in found and folder not in dirs:
-                    dirs.append(folder)
-                    added = True
-        if not added:
+        missing = [dep for elf, closure in closures.items() for dep in closure.needed
+                   if dep.real not in bare.resolve(elf, strict=False).real_paths()]
+        if not missing or str(missing[0].path.parent) in dirs:
             break
+        dirs.append(str(missing[0].path.parent))
     bare = Resolver(root, [*given, *dirs], ld_cache=False)
     for elf, reals in wanted.items():
         found = bare.resolve(elf, strict=False).real_paths()

@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from harness.elf.errors import MissingLibraries
 from harness.errors import StageConfigError
 from harness.imagewrite import layer_tar
 from harness.slim import Bundle, SlimError, SlimSpec, layer_entries, plan_slim
@@ -118,3 +119,39 @@ def test_the_python_scratch_stage_asks_the_build_for_its_modules() -> None:
     assert stage.slim.binary == PurePosixPath("/usr/bin/python3")
     assert stage.slim.extras_from == PurePosixPath("/imports.txt")
     assert dict(stage.slim.env) == {"PYTHONHOME": "/usr"}
+
+
+def copy_closure(root: Path, program: str) -> None:
+    """The host's `program` and its closure, links kept as links, under `root`."""
+    for path in plan_slim(HOST, SlimSpec(PurePosixPath(program), metadata=False)).copies:
+        target = root / str(path).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if Path(path).is_symlink():
+            target.symlink_to(Path(path).readlink())
+        else:
+            target.write_bytes(Path(path).read_bytes())
+            target.chmod(Path(path).stat().st_mode & 0o777)
+
+
+def test_a_library_found_through_ld_so_conf_gets_its_folder_in_ld_library_path(tmp_path: Path) -> None:
+    """The slim image has no ld.so.cache or ld.so.conf: a folder only they named must be in LD_LIBRARY_PATH."""
+    copy_closure(tmp_path, "/usr/bin/python3")
+    libz = sorted((tmp_path / "usr/lib/x86_64-linux-gnu").glob("libz.so.1*"))
+    assert libz, "the host's python3 loads libz"
+    (tmp_path / "usr/local/lib/z").mkdir(parents=True)
+    for path in libz:
+        path.rename(tmp_path / "usr/local/lib/z" / path.name)
+    (tmp_path / "etc/ld.so.conf.d").mkdir(parents=True)
+    (tmp_path / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    (tmp_path / "etc/ld.so.conf.d/z.conf").write_text("/usr/local/lib/z\n")
+    plan = plan_slim(tmp_path, SlimSpec(PurePosixPath("/usr/bin/python3"), env=(("LD_LIBRARY_PATH", "/mine"),)))
+    assert PurePosixPath("/usr/local/lib/z/libz.so.1") in plan.copies
+    assert dict(plan.env)["LD_LIBRARY_PATH"] == "/mine:/usr/local/lib/z"
+    (tmp_path / "etc/ld.so.conf.d/z.conf").unlink()
+    with pytest.raises(MissingLibraries, match="libz.so.1"):  # not found at all: the resolver says so
+        plan_slim(tmp_path, SlimSpec(PurePosixPath("/usr/bin/python3")))
+
+
+def test_libraries_in_the_default_folders_need_no_ld_library_path(tmp_path: Path) -> None:
+    copy_closure(tmp_path, "/usr/bin/python3")
+    assert "LD_LIBRARY_PATH" not in dict(plan_slim(tmp_path, SlimSpec(PurePosixPath("/usr/bin/python3"))).env)
