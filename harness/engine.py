@@ -26,7 +26,7 @@ from docker.types import LogConfig
 
 from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
-from harness.imagewrite import ImageOrigin, parse_created
+from harness.imagewrite import ImageOrigin, parse_created, parse_env
 from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
 from harness.redact import redact
 
@@ -343,7 +343,7 @@ class DockerEngine:
         with _converted(ref):
             attrs = self._client.images.get(ref).attrs
         return ImageOrigin(parse_created(str(attrs["Created"])), str(attrs.get("Architecture") or "amd64"),
-                           str(attrs.get("Os") or "linux"))
+                           str(attrs.get("Os") or "linux"), parse_env((attrs.get("Config") or {}).get("Env")))
 
     def load_image(self, archive: bytes) -> str:
         """Load a `docker save` archive (POST /images/load); the id of the image it holds."""

@@ -40,6 +40,7 @@ class ImageOrigin:
     created: int  # seconds since the epoch
     architecture: str
     os: str
+    env: tuple[tuple[str, str], ...] = ()  # its Config.Env, for the LD_LIBRARY_PATH the resolver must follow
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class LayerEntry:
     content: bytes | Path | None  # bytes, a host file to read, or None (a folder)
     link: str = ""  # a symlink's target
     mtime: int | None = None  # None: made by the harness, stamped with the epoch
+
+
+def parse_env(entries: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """`["NAME=value", ...]` of an image config as pairs."""
+    return tuple((name, value) for name, _, value in (entry.partition("=") for entry in entries or ()))
 
 
 def parse_created(text: str) -> int:

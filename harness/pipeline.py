@@ -275,7 +275,7 @@ def build_slim_image(
     origin = engine.image_origin(source)
     epoch = origin.created if source_date_epoch is None else source_date_epoch
     with unpacked_image(engine, source, namespace) as root:
-        plan = plan_slim(root, spec)
+        plan = plan_slim(root, spec, origin.env)
         layer = layer_tar(layer_entries(root, plan), epoch)
     archive = image_archive(layer, origin, command, plan.env, image_labels, tag, epoch,
                             created_by=f"hello-ladder slim: {spec.binary} and its closure, {len(plan.copies)} paths")

@@ -96,9 +96,14 @@ class SlimPlan:
     metadata: PackageMetadata | None = None  # None: left out (`metadata = false`)
 
 
-def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
-    """Everything the slim image must contain, read from the unpacked source root."""
-    resolver = Resolver(root)
+def plan_slim(root: Path, spec: SlimSpec, source_env: tuple[tuple[str, str], ...] = ()) -> SlimPlan:
+    """Everything the slim image must contain, read from the unpacked source root.
+
+    `source_env` is the source image's environment: its LD_LIBRARY_PATH is
+    where the source's loader looks first, so the closure is resolved with it.
+    """
+    source_path = tuple(value for name, value in source_env if name == "LD_LIBRARY_PATH")
+    resolver = Resolver(root, source_path)
     fs = RootFS(root)
     closure = resolver.resolve(spec.binary, with_dlopen=spec.with_dlopen)
     copies: list[PurePosixPath] = [*closure.files]
@@ -139,7 +144,7 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
                     raise SlimError(f"bundle nss: {libc.path.parent / module}: not in the source image")
                 copies += resolver.resolve(found.path).files
                 elves.append(found.path)
-    env += _with_library_path(spec.env, library_path(root, elves, spec.env))
+    env += _with_library_path(spec.env, library_path(root, elves, spec.env, source_path))
     program_files = tuple(dict.fromkeys(copies))
     provenance = DpkgDatabase(root).provenance(program_files)
     metadata = None
@@ -150,17 +155,20 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
     return SlimPlan(closure, tuple(dict.fromkeys(copies)), tuple(generated), tuple(env), provenance, metadata)
 
 
-def library_path(root: Path, elves: list[PurePosixPath], env: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+def library_path(
+    root: Path, elves: list[PurePosixPath], env: tuple[tuple[str, str], ...], source_path: tuple[str, ...] = ()
+) -> tuple[str, ...]:
     """The folders the slim image's LD_LIBRARY_PATH must name so that its loader finds what the source's found.
 
-    The slim image has no /etc/ld.so.cache (nor ld.so.conf): a library the
-    source's loader found only through the cache, in a folder ld.so.conf.d
-    named (/usr/local/lib/<name>), is not found there.  Naming its folder in
+    The slim image has no /etc/ld.so.cache (nor ld.so.conf), nor the source
+    image's environment: a library the source's loader found only through the
+    cache, in a folder ld.so.conf.d named (/usr/local/lib/<name>), or through
+    the source's LD_LIBRARY_PATH (`source_path`), is not found there.  Naming its folder in
     LD_LIBRARY_PATH is the smallest change that makes the copied layout load;
     each ELF file is resolved again the way the slim image's loader will, to check.
     """
     given = [value for name, value in env if name == "LD_LIBRARY_PATH"]
-    source = Resolver(root)
+    source = Resolver(root, source_path)
     closures = {elf: source.resolve(elf) for elf in elves}
     wanted = {elf: closure.real_paths() for elf, closure in closures.items()}
     dirs: list[str] = []

@@ -66,7 +66,7 @@ def test_the_scratch_auto_stage_asks_for_the_resolver() -> None:
     [('binary = "hello"', "slim.binary"), ('binary = "/h"\nwith = ["certz"]', "slim.with"),
      ('binary = "/h"\nextra = "x"', "slim.extra"), ('binary = "/h"\nsize = 1', "slim.size"),
      ('binary = "/h"\nextras_from = "imports.txt"', "slim.extras_from"), ('binary = "/h"\nenv = {A = 1}', "slim.env"),
-     ('binary = "/h"\nenv = {"A-B" = "x"}', "slim.env")],
+     ('binary = "/h"\nenv = {"A-B" = "x"}', "slim.env"), ('binary = "/h"\nmetadata = "no"', "slim.metadata")],
 )
 def test_a_malformed_slim_table_names_the_field(tmp_path: Path, table: str, field: str) -> None:
     folder = make_stage(tmp_path, toml=VALID.replace("[expect]", f"[slim]\n{table}\n\n[expect]"))
@@ -155,3 +155,15 @@ def test_a_library_found_through_ld_so_conf_gets_its_folder_in_ld_library_path(t
 def test_libraries_in_the_default_folders_need_no_ld_library_path(tmp_path: Path) -> None:
     copy_closure(tmp_path, "/usr/bin/python3")
     assert "LD_LIBRARY_PATH" not in dict(plan_slim(tmp_path, SlimSpec(PurePosixPath("/usr/bin/python3"))).env)
+
+
+def test_a_library_found_through_the_sources_ld_library_path_gets_its_folder_too(tmp_path: Path) -> None:
+    """The slim image does not inherit the source image's environment: its LD_LIBRARY_PATH is carried over as needed."""
+    copy_closure(tmp_path, "/usr/bin/python3")
+    (tmp_path / "opt/z").mkdir(parents=True)
+    for path in sorted((tmp_path / "usr/lib/x86_64-linux-gnu").glob("libz.so.1*")):
+        path.rename(tmp_path / "opt/z" / path.name)
+    source_env = (("PATH", "/usr/bin"), ("LD_LIBRARY_PATH", "/opt/z:/opt/unused"))
+    plan = plan_slim(tmp_path, SlimSpec(PurePosixPath("/usr/bin/python3")), source_env)
+    assert PurePosixPath("/opt/z/libz.so.1") in plan.copies
+    assert dict(plan.env) == {"LD_LIBRARY_PATH": "/opt/z"}
