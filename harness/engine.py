@@ -338,7 +338,6 @@ class DockerEngine:
                 removed.append(container.id)
         return tuple(removed)
 
-
     def image_origin(self, ref: str) -> ImageOrigin:
         with _converted(ref):
             attrs = self._client.images.get(ref).attrs
