@@ -29,7 +29,7 @@ from harness.lock import exclusive_run
 from harness.measure import analyse_image, content_size
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
 from harness.model import RunPolicy, RunReport
-from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stages, stage_bases
+from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stages, slim_summary, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
 from harness.slim import Bundle, SlimSpec
@@ -79,7 +79,18 @@ def _say(line: str) -> None:
 def _settings(base: str, no_cache: bool = False) -> Settings:
     # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
     namespace = os.environ.get("HELLO_LADDER_NAMESPACE", "hello-ladder")
-    return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache)
+    return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache,
+                    source_date_epoch=_source_date_epoch())
+
+
+def _source_date_epoch() -> int | None:
+    """SOURCE_DATE_EPOCH (reproducible-builds.org), for the [slim] images' timestamps."""
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise Exit(f"error: SOURCE_DATE_EPOCH={text!r}: give whole seconds since 1970", code=2)
+    return int(text)
 
 
 @task(help={"base": BASE_HELP})
@@ -157,7 +168,7 @@ def all_stages(
 ) -> None:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
     results_dir = Path(results)
-    settings = dataclasses.replace(_settings(base, no_cache), wire_size=not no_wire)
+    settings = dataclasses.replace(_settings(base, no_cache), wire_size=not no_wire, sbom_dir=results_dir / "sbom")
     try:
         run = run_stages(DockerEngine.from_env(), settings, progress=_say)
     except EngineLost as lost:
@@ -289,12 +300,15 @@ def deps(
         "cmd": "the command to run in the new image (default: the binary)",
         "with_": "bundles of files no ELF reference shows: certs,tzdata,passwd,tmp,nss",
         "with_dlopen": "also copy the optional libraries named in .note.dlopen notes",
+        "sbom": "write the image's SPDX 2.3 document (JSON) to this file",
+        "metadata": "write dpkg metadata (status.d) and copyright files for the packages the files come from "
+                    "(default; --no-metadata leaves them out)",
     },
 )
 @_reported
 def slim(
     c: Context, image: str, binary: str, tag: str, extra: list[str], env: list[str], extras_from: str | None = None,
-    cmd: str | None = None, with_: str = "", with_dlopen: bool = False,
+    cmd: str | None = None, with_: str = "", with_dlopen: bool = False, metadata: bool = True, sbom: str | None = None,
 ) -> None:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
     engine = DockerEngine.from_env()
@@ -306,10 +320,13 @@ def slim(
         with_dlopen,
         extras_from=PurePosixPath(extras_from) if extras_from else None,
         env=_env_pairs(env),
+        metadata=metadata,
     )
     command = tuple(shlex.split(cmd)) if cmd else (binary,)
     image_labels = labels.managed(labels.ROLE_STAGE, namespace=namespace, stage="slim")
-    _, plan = build_slim_image(engine, image, spec, tag, command, image_labels, namespace)
+    record, plan = build_slim_image(engine, image, spec, tag, command, image_labels, namespace, _source_date_epoch(),
+                                    Path(sbom).resolve() if sbom else None)
+    _say(f"{tag}: {slim_summary(plan, record.image_id)}")
     result = engine.run(tag, command, RunPolicy(timeout_s=30.0, user=DEFAULT_USER), labels.managed(labels.ROLE_RUN, namespace=namespace))
     source_size, slim_size = content_size(engine, image), content_size(engine, tag)
     _say(f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "

@@ -30,6 +30,7 @@ from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable
+from harness.imagewrite import ImageOrigin, parse_created, parse_env
 from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
 from harness.redact import redact
 from harness.service import ServiceSpec, ServiceState
@@ -74,7 +75,9 @@ class Engine(Protocol):
 
     def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]: ...
 
-    def load_image(self, chunks: Iterable[bytes]) -> tuple[str, ...]: ...
+    def image_origin(self, ref: str) -> ImageOrigin: ...
+
+    def load_image(self, archive: bytes | Iterable[bytes]) -> str: ...
 
 
 @contextlib.contextmanager
@@ -325,19 +328,27 @@ class DockerEngine:
         with _converted(f"saving {image}"):
             yield from chunks
 
-    def load_image(self, chunks: Iterable[bytes]) -> tuple[str, ...]:
-        """Load a `docker save` stream, streamed as it comes; the references (or image ids) it loaded."""
+    def load_image(self, archive: bytes | Iterable[bytes]) -> str:
+        """Load a `docker save` archive (POST /images/load), whole or streamed as chunks; the id of its one image.
+
+        The Engine answers `Loaded image: <ref>` for a tagged image and `Loaded
+        image ID: <id>` for an untagged one; a reference is looked up for its id
+        (on the containerd store that is the manifest's digest).
+        """
         loaded: list[str] = []
         with _converted("loading an image"):
-            for message in self._client.api.load_image(chunks):
+            for message in self._client.api.load_image(archive):
                 if "error" in message:
                     raise EngineError(f"loading an image: {message.get('error')}")
                 for line in str(message.get("stream", "")).splitlines():
-                    _, found, ref = line.partition("Loaded image: ")
-                    _, found_id, image_id = line.partition("Loaded image ID: ")
-                    if found or found_id:
-                        loaded.append((ref or image_id).strip())
-        return tuple(loaded)
+                    for prefix in ("Loaded image ID: ", "Loaded image: "):
+                        if line.startswith(prefix):
+                            loaded.append(line.removeprefix(prefix).strip())
+                            break
+            ids = {ref if ref.startswith("sha256:") else str(self._client.images.get(ref).id) for ref in loaded}
+        if len(ids) != 1:
+            raise EngineError(f"loading an image: expected one image, the Engine loaded {len(ids)}: {sorted(loaded)}")
+        return ids.pop()
 
     def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
         removed: list[str] = []
@@ -370,6 +381,12 @@ class DockerEngine:
                     container.remove(force=True)
                 removed.append(container.id)
         return tuple(removed)
+
+    def image_origin(self, ref: str) -> ImageOrigin:
+        with _converted(ref):
+            attrs = self._client.images.get(ref).attrs
+        return ImageOrigin(parse_created(str(attrs["Created"])), str(attrs.get("Architecture") or "amd64"),
+                           str(attrs.get("Os") or "linux"), parse_env((attrs.get("Config") or {}).get("Env")))
 
     # --- Services: long-running containers, such as a nested Engine (harness/nested.py) ---
 

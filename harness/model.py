@@ -157,6 +157,8 @@ class StageResult:
     log_tail: tuple[str, ...] = ()
     runtime: str = DEFAULT_RUNTIME
     layer_figures: LayerFigures | None = None
+    # The Debian packages an SBOM scanner sees: declared in dpkg's status file or status.d (None: not read).
+    scanner_packages: tuple[str, ...] | None = None
 
     @property
     def size_bytes(self) -> int | None:

@@ -23,8 +23,11 @@ from harness.engine import Engine
 from harness.imagefs import unpacked_image
 from harness.layers import SaveStreamError
 from harness.measure import installed_packages, layer_figures
-from harness.slim import DOCKERFILE_NAME as SLIM_DOCKERFILE
-from harness.slim import SlimPlan, SlimSpec, plan_slim, scratch_context
+from harness.imagewrite import image_archive, layer_tar
+from harness.results import write_files
+from harness.sbom import SbomSubject, render_spdx_json, spdx_document
+from harness.scanview import declared_packages
+from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
 from harness.errors import BaseUnavailable, BuildFailed, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import Stage, WhenBaseMissing, discover, load_stage, names_stage
@@ -49,6 +52,10 @@ class Settings:
     wire_size: bool = True
     # Labels every container of this run, so an interrupted run can find all of them.
     session: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # SOURCE_DATE_EPOCH: what the [slim] images' mtimes and `created` are clamped to (else the source image's time).
+    source_date_epoch: int | None = None
+    # Where each [slim] stage's SPDX document goes (<stage>.spdx.json); None: not written.
+    sbom_dir: Path | None = None
 
     @property
     def stages_dir(self) -> Path:
@@ -189,8 +196,10 @@ def process_folder(
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,
                            observed=observed)
+    scanned = declared_packages(engine, settings.tag(stage.name), settings.namespace)
     return StageResult(
-        **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures
+        **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures,
+        scanner_packages=scanned,
     )
 
 
@@ -236,8 +245,11 @@ def build_slim_stage(
     source_build = _build_dockerfile(engine, stage, settings, dockerfile, source, source_labels)
     try:
         stage_labels = labels.managed(labels.ROLE_STAGE, namespace=settings.namespace, stage=stage.name, base=settings.base)
-        record, plan = build_slim_image(engine, source, stage.slim, tag, stage.command, stage_labels, settings.namespace)
+        sbom = settings.sbom_dir / f"{stage.name}.spdx.json" if settings.sbom_dir is not None else None
+        record, plan = build_slim_image(engine, source, stage.slim, tag, stage.command, stage_labels, settings.namespace,
+                                        settings.source_date_epoch, sbom)
         progress(f"{stage.name}: {len(plan.copies)} paths copied: the closure from the resolver, and the extras")
+        progress(f"{stage.name}: {slim_summary(plan, record.image_id)}")
     finally:
         # The source image served only to read the closure from.
         engine.remove_images(labels.selector(namespace=settings.namespace, stage=stage.name, role=labels.ROLE_BUILDER))
@@ -254,15 +266,40 @@ def build_slim_image(
     command: tuple[str, ...],
     image_labels: dict[str, str],
     namespace: str,
+    source_date_epoch: int | None = None,
+    sbom: Path | None = None,
 ) -> tuple[BuildRecord, SlimPlan]:
-    """Build `tag` FROM scratch with `spec.binary`'s closure (and extras, bundles) read from the image `source`."""
+    """Write and load `tag`: one layer of `spec.binary`'s closure (and extras, bundles, package metadata) read from `source`.
+
+    The same source image and epoch always give the same image ID (see harness.imagewrite).
+    With `sbom`, the image's SPDX document is written there.
+    """
+    started = time.monotonic()
+    origin = engine.image_origin(source)
+    epoch = origin.created if source_date_epoch is None else source_date_epoch
     with unpacked_image(engine, source, namespace) as root:
-        plan = plan_slim(root, spec)
-        context = scratch_context(root, plan, command)
-    record = engine.build(
-        stage=tag, context=context, dockerfile=SLIM_DOCKERFILE, tag=tag, build_args={}, labels=image_labels
-    )
-    return record, plan
+        plan = plan_slim(root, spec, origin.env)
+        layer = layer_tar(layer_entries(root, plan), epoch)
+    archive = image_archive(layer, origin, command, plan.env, image_labels, tag, epoch,
+                            created_by=f"hello-ladder slim: {spec.binary} and its closure, {len(plan.copies)} paths")
+    cached = engine.has_image(archive.image_id)
+    image_id = engine.load_image(archive.data)
+    if image_id != archive.image_id:
+        log.warning("%s: the Engine names the loaded image %s, not %s", tag, image_id, archive.image_id)
+    if sbom is not None:
+        document = spdx_document(SbomSubject(sbom.name.removesuffix(".spdx.json"), tag, image_id, epoch), layer,
+                                 plan.provenance)
+        write_files(sbom.parent, {sbom.name: render_spdx_json(document)})
+    return BuildRecord(image_id, time.monotonic() - started, cached), plan
+
+
+def slim_summary(plan: SlimPlan, image_id: str) -> str:
+    """One line: the packages the image's files come from, and what their metadata adds."""
+    packages = ", ".join(f"{p.name} {p.version}" for p in plan.provenance.packages) or "none"
+    line = f"image {image_id}; packages: {packages}; {len(plan.provenance.unowned)} paths of no package"
+    if plan.metadata is not None:
+        line += f"; package metadata and copyright files add {plan.metadata.added_bytes:,} bytes"
+    return line
 
 
 def _summary(result: StageResult) -> str:

@@ -28,6 +28,7 @@ def render_markdown(report: RunReport, command: str = "invoke all") -> str:
         summary_table(report),
         *runtime_sections(report),
         *bytes_section(report),
+        *scanner_section(report),
         "## The tutorial's claims",
         claims_table(report),
         "## Sizes as this Engine reports them",
@@ -39,6 +40,27 @@ def render_markdown(report: RunReport, command: str = "invoke all") -> str:
         *(stage_section(stage, previous) for stage, previous in zip(report.stages, _previous_measured(report))),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+SCANNER_LISTED = 6  # more packages than this are counted, not named
+
+
+def scanner_section(report: RunReport) -> list[str]:
+    """The Debian packages an SBOM scanner sees in each image; none in a scratch image made by hand."""
+    rows = [
+        (f"`{stage.name}`", "none" if not stage.scanner_packages else
+         ", ".join(stage.scanner_packages) if len(stage.scanner_packages) <= SCANNER_LISTED else
+         f"{len(stage.scanner_packages)} packages")
+        for stage in report.stages if stage.scanner_packages is not None
+    ]
+    if not rows:
+        return []
+    return [
+        "## What an SBOM scanner sees",
+        "The Debian packages that dpkg's status file, or the `status.d` folder of a `[slim]` image, declares: "
+        "all that syft or trivy can report. `07-scratch-libs` holds glibc's files, but nothing declares them.",
+        tabulate(rows, headers=["stage", "Debian packages a scanner sees"], tablefmt="github"),
+    ]
 
 
 def summary_table(report: RunReport) -> str:

@@ -71,6 +71,7 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
         "article_size": stage.article_size,
         "log_tail": list(stage.log_tail),
         "layer_figures": None if stage.layer_figures is None else _figures_to_dict(stage.layer_figures),
+        "scanner_packages": None if stage.scanner_packages is None else list(stage.scanner_packages),
     }
 
 
@@ -132,6 +133,7 @@ def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
         log_tail=tuple(data.get("log_tail") or ()),
         runtime=str(data.get("runtime") or DEFAULT_RUNTIME),
         layer_figures=None if data.get("layer_figures") is None else _figures_from_dict(data["layer_figures"]),
+        scanner_packages=None if data.get("scanner_packages") is None else tuple(data["scanner_packages"]),
     )
 
 

@@ -10,22 +10,18 @@ and the bundles they ask for become the only contents of the new image.
 from __future__ import annotations
 
 import enum
-import io
-import json
 import os
 import re
 import stat
-import tarfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from harness.elf import Closure, Resolver, RootFS
 from harness.elf.reader import ELF_MAGIC
 from harness.errors import HarnessError
-
-ROOTFS_DIR = "rootfs"
-DOCKERFILE_NAME = "Dockerfile"
+from harness.imagewrite import LayerEntry, host_entries
+from harness.pkgmeta import PackageMetadata, package_metadata
+from harness.provenance import DpkgDatabase, Provenance
 
 
 class SlimError(HarnessError):
@@ -72,6 +68,8 @@ class SlimSpec:
     # the build found the program needs (an interpreter's imported modules).
     extras_from: PurePosixPath | None = None
     env: tuple[tuple[str, str], ...] = ()
+    # distroless-style dpkg metadata and copyright files, so that SBOM scanners see the packages.
+    metadata: bool = True
 
     def __post_init__(self) -> None:
         for name, value in self.env:
@@ -94,14 +92,22 @@ class SlimPlan:
     copies: tuple[PurePosixPath, ...]  # physical paths in the source root, links kept as links
     generated: tuple[Generated, ...]
     env: tuple[tuple[str, str], ...]
+    provenance: Provenance  # of the program's files (closure, extras, bundles), not of the metadata
+    metadata: PackageMetadata | None = None  # None: left out (`metadata = false`)
 
 
-def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
-    """Everything the slim image must contain, read from the unpacked source root."""
-    resolver = Resolver(root)
+def plan_slim(root: Path, spec: SlimSpec, source_env: tuple[tuple[str, str], ...] = ()) -> SlimPlan:
+    """Everything the slim image must contain, read from the unpacked source root.
+
+    `source_env` is the source image's environment: its LD_LIBRARY_PATH is
+    where the source's loader looks first, so the closure is resolved with it.
+    """
+    source_path = tuple(value for name, value in source_env if name == "LD_LIBRARY_PATH")
+    resolver = Resolver(root, source_path)
     fs = RootFS(root)
     closure = resolver.resolve(spec.binary, with_dlopen=spec.with_dlopen)
     copies: list[PurePosixPath] = [*closure.files]
+    elves = [spec.binary]  # every ELF file whose closure is copied
     generated: list[Generated] = []
     env: list[tuple[str, str]] = []
     extras = [(extra, "--extra") for extra in spec.extras]
@@ -114,6 +120,7 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
         for path in tree:
             if _is_elf(fs, path):
                 copies += resolver.resolve(path).files
+                elves.append(path)
     for bundle in spec.bundles:
         if bundle is Bundle.CERTS:
             copies += _tree(fs, CA_BUNDLE, "bundle certs (install ca-certificates in the source image)")
@@ -136,8 +143,61 @@ def plan_slim(root: Path, spec: SlimSpec) -> SlimPlan:
                 if found is None:
                     raise SlimError(f"bundle nss: {libc.path.parent / module}: not in the source image")
                 copies += resolver.resolve(found.path).files
-    env += spec.env
-    return SlimPlan(closure, tuple(dict.fromkeys(copies)), tuple(generated), tuple(env))
+                elves.append(found.path)
+    env += _with_library_path(spec.env, library_path(root, elves, spec.env, source_path))
+    program_files = tuple(dict.fromkeys(copies))
+    provenance = DpkgDatabase(root).provenance(program_files)
+    metadata = None
+    if spec.metadata:
+        metadata = package_metadata(root, provenance)
+        copies += metadata.copies
+        generated += [Generated(item.path, item.content, 0o644) for item in metadata.files]
+    return SlimPlan(closure, tuple(dict.fromkeys(copies)), tuple(generated), tuple(env), provenance, metadata)
+
+
+def library_path(
+    root: Path, elves: list[PurePosixPath], env: tuple[tuple[str, str], ...], source_path: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The folders the slim image's LD_LIBRARY_PATH must name so that its loader finds what the source's found.
+
+    The slim image has no /etc/ld.so.cache (nor ld.so.conf), nor the source
+    image's environment: a library the source's loader found only through the
+    cache, in a folder ld.so.conf.d named (/usr/local/lib/<name>), or through
+    the source's LD_LIBRARY_PATH (`source_path`), is not found there.  Naming its folder in
+    LD_LIBRARY_PATH is the smallest change that makes the copied layout load;
+    each ELF file is resolved again the way the slim image's loader will, to check.
+    """
+    given = [value for name, value in env if name == "LD_LIBRARY_PATH"]
+    source = Resolver(root, source_path)
+    closures = {elf: source.resolve(elf) for elf in elves}
+    wanted = {elf: closure.real_paths() for elf, closure in closures.items()}
+    dirs: list[str] = []
+    # One folder at a time, the first library (in load order) not found: the libraries it needs
+    # are missing only because it is, until its folder is named.
+    for _ in range(sum(len(closure.needed) for closure in closures.values()) + 1):
+        bare = Resolver(root, [*given, *dirs], ld_cache=False)
+        missing = [dep for elf, closure in closures.items() for dep in closure.needed
+                   if dep.real not in bare.resolve(elf, strict=False).real_paths()]
+        if not missing or str(missing[0].path.parent) in dirs:
+            break
+        dirs.append(str(missing[0].path.parent))
+    bare = Resolver(root, [*given, *dirs], ld_cache=False)
+    for elf, reals in wanted.items():
+        found = bare.resolve(elf, strict=False).real_paths()
+        if found != reals:
+            differ = ", ".join(sorted(map(str, reals ^ found)))
+            raise SlimError(f"{elf}: loads other files without ld.so.cache, even with LD_LIBRARY_PATH={':'.join(dirs)}: {differ}")
+    return tuple(dirs)
+
+
+def _with_library_path(env: tuple[tuple[str, str], ...], dirs: tuple[str, ...]) -> list[tuple[str, str]]:
+    """`env`, with `dirs` after any LD_LIBRARY_PATH it sets already."""
+    if not dirs:
+        return list(env)
+    extra = ":".join(dirs)
+    if not any(name == "LD_LIBRARY_PATH" for name, _ in env):
+        return [*env, ("LD_LIBRARY_PATH", extra)]
+    return [(name, f"{value}:{extra}" if name == "LD_LIBRARY_PATH" else value) for name, value in env]
 
 
 def _listed_paths(fs: RootFS, listing: PurePosixPath) -> list[PurePosixPath]:
@@ -181,67 +241,10 @@ def _tree(fs: RootFS, path: PurePosixPath, what: str) -> list[PurePosixPath]:
     return paths
 
 
-def scratch_context(root: Path, plan: SlimPlan, command: Iterable[str]) -> bytes:
-    """A build context: the planned files under rootfs/ and a Dockerfile that copies them into scratch."""
-    fs = RootFS(root)
-    buffer = io.BytesIO()
-    folders_done: set[PurePosixPath] = set()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in plan.copies:
-            _add_parents(tar, path, folders_done)
-            host = fs.host_path(path)
-            info = tar.gettarinfo(str(host), arcname=f"{ROOTFS_DIR}{path}")
-            _normalise(info)
-            if info.isreg():
-                with open(host, "rb") as handle:
-                    tar.addfile(info, handle)
-            elif info.isdir():
-                folders_done.add(path)
-                tar.addfile(info)
-            elif info.issym():
-                tar.addfile(info)
-        for item in plan.generated:
-            _add_parents(tar, item.path, folders_done)
-            info = tarfile.TarInfo(f"{ROOTFS_DIR}{item.path}")
-            info.mode = item.mode
-            if item.content is None:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                info.size = len(item.content)
-                tar.addfile(info, io.BytesIO(item.content))
-        dockerfile = dockerfile_text(plan, command).encode()
-        info = tarfile.TarInfo(DOCKERFILE_NAME)
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile))
-    return buffer.getvalue()
-
-
-def dockerfile_text(plan: SlimPlan, command: Iterable[str]) -> str:
-    lines = ["FROM scratch", f"COPY {ROOTFS_DIR}/ /"]
-    lines += [f"ENV {key}={_quoted(value)}" for key, value in plan.env]
-    lines.append(f"CMD {json.dumps(list(command))}")
-    return "\n".join(lines) + "\n"
-
-
-def _quoted(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def _add_parents(tar: tarfile.TarFile, path: PurePosixPath, done: set[PurePosixPath]) -> None:
-    for parent in reversed(path.parents[:-1]):  # every folder above `path`, without the root
-        if parent in done:
-            continue
-        info = tarfile.TarInfo(f"{ROOTFS_DIR}{parent}")
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-        tar.addfile(info)
-        done.add(parent)
-
-
-def _normalise(info: tarfile.TarInfo) -> None:
-    info.mtime = 0
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mode = stat.S_IMODE(info.mode) & 0o7777
+def layer_entries(root: Path, plan: SlimPlan) -> list[LayerEntry]:
+    """Everything the slim image's one layer holds: the planned copies as they are in the source, and the generated files."""
+    entries = host_entries(root, plan.copies)
+    for item in plan.generated:
+        kind = stat.S_IFDIR if item.content is None else stat.S_IFREG
+        entries.append(LayerEntry(item.path, kind | item.mode, item.content))
+    return entries

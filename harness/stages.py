@@ -202,7 +202,7 @@ def _parse_expectation(path: Path, table: Any) -> Expectation:
     return Expectation(**{key: value})
 
 
-_SLIM_KEYS = ("binary", "extra", "extras_from", "with", "with_dlopen", "env")
+_SLIM_KEYS = ("binary", "extra", "extras_from", "with", "with_dlopen", "env", "metadata")
 
 
 def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
@@ -233,6 +233,9 @@ def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
     with_dlopen = table.get("with_dlopen", False)
     if not isinstance(with_dlopen, bool):
         raise StageConfigError(path, "slim.with_dlopen", "must be true or false")
+    metadata = table.get("metadata", True)
+    if not isinstance(metadata, bool):
+        raise StageConfigError(path, "slim.metadata", "must be true or false")
     env = table.get("env", {})
     if not (isinstance(env, dict) and all(isinstance(value, str) for value in env.values())):
         raise StageConfigError(path, "slim.env", 'must be a table of strings: [slim.env] NAME = "value"')
@@ -244,6 +247,7 @@ def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
             with_dlopen=with_dlopen,
             extras_from=PurePosixPath(extras_from) if extras_from is not None else None,
             env=tuple(env.items()),
+            metadata=metadata,
         )
     except SlimError as error:
         raise StageConfigError(path, "slim.env", str(error)) from error

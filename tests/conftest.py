@@ -20,7 +20,8 @@ from harness.model import RunReport
 from harness.pipeline import Settings, run_stages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TEST_NAMESPACE = "hello-ladder-test"
+# HELLO_LADDER_TEST_NAMESPACE keeps one engineer's test images apart from another's on a shared Engine.
+TEST_NAMESPACE = os.environ.get("HELLO_LADDER_TEST_NAMESPACE", "hello-ladder-test")
 # The fault tests run `invoke clean` on their own namespace, which must not take the ladder's images.
 FAULT_NAMESPACE = "hello-ladder-test-faults"
 

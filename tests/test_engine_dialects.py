@@ -190,7 +190,10 @@ class FakeClient:
     containers: FakeContainers = field(default_factory=FakeContainers)
 
     def version(self) -> dict[str, Any]:
-        return {"Version": "4.3.1", "Components": [{"Name": self.engine_name, "Version": "4.3.1"}]}
+        return {"Version": "4.3.1", "ApiVersion": "1.41", "Components": [{"Name": self.engine_name, "Version": "4.3.1"}]}
+
+    def info(self) -> dict[str, Any]:
+        return {"Driver": "overlay", "DriverStatus": [["Backing Filesystem", "extfs"]]}
 
 
 PODMAN = "Podman Engine"

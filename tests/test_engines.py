@@ -117,5 +117,5 @@ def test_the_headline_is_the_same_on_both_stores_for_every_stage_image(
     assert len(measured) >= 15
     for stage in measured:
         assert stage.image is not None
-        [loaded] = containerd_engine.load_image(engine.save_image(stage.image))
+        loaded = containerd_engine.load_image(engine.save_image(stage.image))
         assert analyse_image(containerd_engine, loaded, wire=False).content_bytes == stage.size_bytes, stage.name

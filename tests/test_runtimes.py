@@ -20,6 +20,7 @@ from harness.elf import Resolver
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.layers import EntryKind, read_save
+from harness.pkgmeta import DOC, STATUS_D
 from harness.model import DEFAULT_RUNTIME, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import Stage, discover, load_stage
 from harness.unpack import ChunkStream
@@ -112,7 +113,12 @@ def test_the_scratch_image_holds_no_file_the_program_does_not_need(
             needed.add(path)
             if path.suffix == ".so":  # an extension module loads its own libraries
                 needed |= set(resolver.resolve(path).files)
-    assert image_entries(engine, image) == needed
+    entries = image_entries(engine, image)
+    # Besides what the program needs, a [slim] image carries its packages' metadata, for SBOM scanners.
+    metadata = {path for path in entries if path.is_relative_to(STATUS_D) or path.is_relative_to(DOC)}
+    assert all(path.parent in (STATUS_D, DOC) or path.name == "copyright" for path in metadata), metadata
+    assert bool(metadata) == (stage.slim is not None and stage.slim.metadata)
+    assert entries - metadata == needed
     if stage.runtime == "python":
         # The modules came from the interpreter, not from a list: hello.py imports nothing,
         # so what it loads is the start-up's encodings and site's customisation.

@@ -68,7 +68,8 @@ class Resolver:
     """Resolves ELF closures inside `root`; every file is parsed at most once per Resolver."""
 
     def __init__(self, root: Path, ld_library_path: Sequence[str] = (), *,
-                 default_dirs: Sequence[str] | None = None) -> None:
+                 default_dirs: Sequence[str] | None = None, ld_cache: bool = True) -> None:
+        """`ld_cache=False`: search as ld.so does where /etc/ld.so.cache and /etc/ld.so.conf are absent (a slim image)."""
         self.root = Path(root)
         self.fs = RootFS(self.root)
         self.ld_library_path = ":".join(ld_library_path)
@@ -77,8 +78,8 @@ class Resolver:
         self._section_notes: dict[PurePosixPath, tuple] = {}
         self._layouts: dict[tuple[int, bool, int], Layout] = {}
         self._tables: dict[tuple[int, bool, int], dict[str, str] | None] = {}
-        self._cache_entries: tuple[ldcache.CacheEntry, ...] | None | bool = False
-        self._conf_dirs: tuple[str, ...] | None = None
+        self._cache_entries: tuple[ldcache.CacheEntry, ...] | None | bool = False if ld_cache else None
+        self._conf_dirs: tuple[str, ...] | None = None if ld_cache else ()
         self._dirs: dict[tuple[str, str | None, tuple[int, bool, int], str], tuple[str, ...]] = {}
         self._found: dict[tuple, tuple[str, Resolved] | None] = {}
 

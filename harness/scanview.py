@@ -1,0 +1,42 @@
+"""The Debian packages an SBOM scanner sees in an image: those dpkg's status file and distroless's status.d declare.
+
+syft and trivy find Debian packages through these files alone; a file whose
+package nothing declares (libc.so.6 copied by hand into scratch) is invisible
+to them.  Read from the image's file system, streamed from an export without
+unpacking it.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterable
+
+from harness import labels
+from harness.engine import Engine
+from harness.layers.dpkg import installed_packages, parse_status
+from harness.unpack import ChunkStream
+
+STATUS = "var/lib/dpkg/status"
+STATUS_D = "var/lib/dpkg/status.d/"
+
+
+def declared_packages(engine: Engine, image: str, namespace: str) -> tuple[str, ...]:
+    """The names of the packages `image` declares, sorted."""
+    texts = []
+    with engine.export_filesystem(image, labels.managed(labels.ROLE_RUN, namespace=namespace)) as chunks:
+        with tarfile.open(fileobj=ChunkStream(chunks), mode="r|") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./").lstrip("/")
+                if member.isreg() and (name == STATUS or (name.startswith(STATUS_D) and not name.endswith(".md5sums"))):
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        texts.append((name != STATUS, handle.read().decode("utf-8", "replace")))
+    return packages_in(texts)
+
+
+def packages_in(texts: Iterable[tuple[bool, str]]) -> tuple[str, ...]:
+    """Package names of (is a status.d file, text) pairs: the status file's installed ones, every status.d one."""
+    names = set()
+    for is_status_d, text in texts:
+        names.update(p.name for p in (parse_status(text) if is_status_d else installed_packages(text)))
+    return tuple(sorted(names))

@@ -1,0 +1,40 @@
+"""The packages a scanner sees: read from dpkg's status file and status.d, recorded per stage, shown in RESULTS.md."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from harness.report import render_markdown
+from harness.results import from_dict, to_dict
+from harness.scanview import packages_in
+
+from .test_report import ladder
+
+STATUS = """\
+Package: libc6
+Status: install ok installed
+Version: 2.36
+
+Package: old-tool
+Status: deinstall ok config-files
+Version: 1.0
+"""
+
+
+def test_the_status_files_installed_packages_and_every_status_d_package_are_seen() -> None:
+    assert packages_in([(False, STATUS)]) == ("libc6",)
+    assert packages_in([(True, "Package: zlib1g\nVersion: 1:1.2.13\n"), (False, STATUS)]) == ("libc6", "zlib1g")
+    assert packages_in([]) == ()
+
+
+def test_each_stage_says_which_packages_a_scanner_sees_and_the_json_keeps_them() -> None:
+    report = ladder(**{"01": 622_000_000, "07": 2_160_000})
+    seen = {"01-naive": tuple(f"p{i}" for i in range(88)), "07-scratch-libs": ()}
+    stages = tuple(dataclasses.replace(s, scanner_packages=seen.get(s.name)) for s in report.stages)
+    report = dataclasses.replace(report, stages=(*stages, dataclasses.replace(stages[-1], name="08-scratch-auto",
+                                                                               scanner_packages=("libc6",))))
+    assert from_dict(to_dict(report)) == report
+    text = render_markdown(report)
+    section = text.split("## What an SBOM scanner sees", 1)[1].split("\n## ", 1)[0]
+    assert "| `01-naive`" in section and "88 packages" in section
+    assert "| `07-scratch-libs` | none" in section and "| `08-scratch-auto` | libc6" in section
