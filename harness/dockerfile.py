@@ -3,9 +3,11 @@
 Two jobs: find the external base images a Dockerfile starts from (so that
 `invoke bases` can provide them before any build), and label the build
 stages that are not the last one.  The Engine applies build-time labels to
-the final stage only; without a label of its own, the classic builder's
-image of an earlier stage (the compiler stage of a multi-stage build) would
-be left dangling, unlabelled, and cleanup could not tell it from the user's.
+the final stage only.  The label given to earlier stages (the compiler stage
+of a multi-stage build) is the checkout's id: it owns nothing (ownership is
+by ID, in `harness.ledger`), but it makes each checkout's compiler stages
+images of their own, so two checkouts sharing an Engine never reuse, and so
+never remove, each other's cached compiler stages.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import time
 import uuid
@@ -25,8 +26,9 @@ import requests.exceptions
 from docker.types import LogConfig
 
 from harness import labels as labels_module
-from harness.errors import BuildFailed, EngineError, EngineUnavailable
+from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
 from harness.model import BuildRecord, ImageInfo, LayerRecord, RunPolicy, RunResult
+from harness.ownership import EngineContainer, EngineImage
 from harness.redact import redact
 
 log = logging.getLogger(__name__)
@@ -61,13 +63,23 @@ class Engine(Protocol):
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...
 
-    def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]: ...
+    def list_images(self) -> tuple[EngineImage, ...]: ...
+
+    def tag_image(self, image_id: str, ref: str) -> None: ...
+
+    def untag_image(self, image_id: str, ref: str) -> None: ...
+
+    def remove_image(self, image_id: str) -> None: ...
 
     def export_filesystem(self, image: str, labels: dict[str, str]) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
 
     def save_image(self, image: str) -> Iterator[bytes]: ...
 
-    def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]: ...
+    def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]: ...
+
+    def remove_container(self, container_id: str) -> None: ...
+
+    def identity(self) -> str: ...
 
 
 @contextlib.contextmanager
@@ -134,12 +146,14 @@ class DockerEngine:
             self._client.images.pull(repository, tag=tag)
 
     def import_rootfs(self, tarball: Path, ref: str, labels: dict[str, str]) -> str:
+        """Import a root file system as `ref`; return the new image's ID (what the ledger records)."""
         repository, tag = split_reference(ref)
         changes = [f'LABEL "{key}"="{value}"' for key, value in sorted(labels.items())]
         changes.append('CMD ["bash"]')  # as the official Debian images do
         with _converted(f"importing {ref}"):
-            self._client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
-            return str(self._client.images.get(ref).id)
+            # The import's own answer names the image it made; reading the tag back could name another's.
+            answer = self._client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+            return _imported_id(answer) or str(self._client.images.get(ref).id)
 
     def build(
         self,
@@ -207,7 +221,9 @@ class DockerEngine:
             try:
                 container = self._create_locked_down(image, command, policy, {**labels, **run_label})
             except BaseException:
-                self.remove_containers([f"{key}={value}" for key, value in run_label.items()])
+                for found in self.list_containers(labels_module.RUN_ID):
+                    if found.own_label(labels_module.RUN_ID) == run_label[labels_module.RUN_ID]:
+                        self.remove_container(found.container_id)
                 raise
             try:
                 return self._start_and_wait(container, policy)
@@ -283,36 +299,81 @@ class DockerEngine:
         with _converted(f"saving {image}"):
             yield from chunks
 
-    def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
-        removed: list[str] = []
-        with _converted("removing images"):
-            filters: dict[str, Any] = {"label": label_filter}
-            if dangling_only:
-                filters["dangling"] = True
-            for image in self._client.images.list(filters=filters):
-                refs = image.tags or [image.id]
-                for ref in refs:
-                    try:
-                        self._client.images.remove(ref, force=False)
-                    except docker.errors.ImageNotFound:
-                        continue
-                    except docker.errors.APIError as error:
-                        if error.status_code != 409:
-                            raise
-                        # In use by a container or a child image: never forced, left for `invoke clean`.
-                        log.warning("%s: not removed: %s", ref, error.explanation)
-                        continue
-                    removed.append(ref)
-        return tuple(removed)
+    def identity(self) -> str:
+        """The Engine's own ID (`docker info`), which keys the ledger: two Engines never share one."""
+        with _converted("identifying the Engine"):
+            return str(self._client.info()["ID"])
 
-    def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:
-        removed: list[str] = []
-        with _converted("removing containers"):
-            for container in self._client.containers.list(all=True, filters={"label": label_filter}):
-                with contextlib.suppress(docker.errors.NotFound):
-                    container.remove(force=True)
-                removed.append(container.id)
-        return tuple(removed)
+    def list_images(self) -> tuple[EngineImage, ...]:
+        """Every top-level image, with its tags."""
+        with _converted("listing images"):
+            return tuple(
+                EngineImage(str(entry["Id"]), tuple(t for t in entry.get("RepoTags") or () if t != "<none>:<none>"))
+                for entry in self._client.api.images()
+            )
+
+    def tag_image(self, image_id: str, ref: str) -> None:
+        repository, tag = split_reference(ref)
+        with _converted(f"tagging {image_id} as {ref}"):
+            self._client.api.tag(image_id, repository, tag)
+
+    def untag_image(self, image_id: str, ref: str) -> None:
+        """Remove the tag `ref` if it still names `image_id` (another may have taken it since)."""
+        with _converted(f"untagging {ref}"):
+            try:
+                if self._client.api.inspect_image(ref)["Id"] != image_id:
+                    return
+                self._client.api.remove_image(ref, force=False)
+            except docker.errors.ImageNotFound:
+                return
+            except docker.errors.APIError as error:
+                if error.status_code == 409:
+                    raise ImageInUse(ref, str(error.explanation or error)) from error
+                raise
+
+    def remove_image(self, image_id: str) -> None:
+        """Delete an image by ID (never forced: a child image or a container keeps it)."""
+        with _converted(f"removing {image_id}"):
+            try:
+                self._client.api.remove_image(image_id, force=False)
+            except docker.errors.ImageNotFound:
+                return
+            except docker.errors.APIError as error:
+                if error.status_code == 409:
+                    raise ImageInUse(image_id, str(error.explanation or error)) from error
+                raise
+
+    def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]:
+        """Every container carrying the label `label_key`, with its image's labels beside its own."""
+        found: list[EngineContainer] = []
+        image_labels: dict[str, dict[str, str]] = {}
+        with _converted("listing containers"):
+            for entry in self._client.api.containers(all=True, filters={"label": label_key}):
+                image_id = str(entry.get("ImageID") or "")
+                if image_id not in image_labels:
+                    try:
+                        config = self._client.api.inspect_image(image_id).get("Config") or {}
+                        image_labels[image_id] = dict(config.get("Labels") or {})
+                    except docker.errors.ImageNotFound:
+                        image_labels[image_id] = {}
+                names = entry.get("Names") or ["?"]
+                found.append(EngineContainer(str(entry["Id"]), names[0].lstrip("/"), dict(entry.get("Labels") or {}), image_labels[image_id]))
+        return tuple(found)
+
+    def remove_container(self, container_id: str) -> None:
+        with _converted(f"removing container {container_id[:12]}"):
+            with contextlib.suppress(docker.errors.NotFound):
+                self._client.api.remove_container(container_id, force=True)
+
+
+def _imported_id(answer: object) -> str | None:
+    """The image ID in an import's answer: JSON lines, the last of which says `{"status": "sha256:..."}`."""
+    for line in reversed(str(answer).splitlines()):
+        with contextlib.suppress(ValueError):
+            status = str(json.loads(line).get("status", ""))
+            if status.startswith("sha256:"):
+                return status
+    return None
 
 
 def _adds_layer(entry: dict[str, Any]) -> bool:

@@ -74,3 +74,12 @@ class BaseUnavailable(HarnessError):
 
 class ResultsWriteError(HarnessError):
     """Results could not be written; earlier results are left as they were."""
+
+
+class ImageInUse(EngineError):
+    """The Engine refused to delete an image: a child image or a container needs it.  Never forced."""
+
+    def __init__(self, image: str, reason: str) -> None:
+        self.image = image
+        self.reason = reason
+        super().__init__(f"{image}: not deleted: {reason}")

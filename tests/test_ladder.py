@@ -17,9 +17,9 @@ from harness.claims import evaluate
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.model import Outcome, RunReport
+from harness.pipeline import Made
 from harness.units import human_size, parse_size
 
-from .conftest import TEST_NAMESPACE
 
 pytestmark = pytest.mark.docker
 
@@ -70,17 +70,20 @@ def test_the_scratch_image_holds_exactly_the_binary_libc_and_the_loader(ladder: 
 
 
 def test_what_the_run_made_is_labelled_and_nothing_is_left_behind(
-    ladder: RunReport, client: docker.DockerClient, cleanup_namespace: str
+    ladder: RunReport, client: docker.DockerClient, cleanup_namespace: str, made: Made
 ) -> None:
     for stage in ladder.stages:
         if stage.image_info is None:
             continue
-        image_labels = client.images.get(stage.image).labels
-        assert image_labels[labels.MANAGED] == "true"
-        assert image_labels[labels.NAMESPACE] == cleanup_namespace
-        assert image_labels[labels.STAGE] == stage.name
+        image = client.images.get(stage.image)
+        assert image.labels[labels.NAMESPACE] == cleanup_namespace
+        assert image.labels[labels.STAGE] == stage.name
+        # Owned by identity: the ID the build returned, measured and recorded in the ledger.
+        assert stage.image_info.image_id == image.id and made.ledger.read().image(image.id) is not None
     managed = {"label": labels.selector(namespace=cleanup_namespace)}
-    assert client.containers.list(all=True, filters=managed) == []
+    assert client.containers.list(all=True, filters={"label": labels.SESSION}) == []
+    recorded = {entry.image_id for entry in made.ledger.read().images}
+    assert [image for image in client.images.list(filters={"dangling": True}) if image.id in recorded] == []
     assert client.images.list(filters={**managed, "dangling": True}) == []
 
 
@@ -103,7 +106,7 @@ def test_sizes_fall_in_the_order_of_the_ladder(ladder: RunReport) -> None:
 
 def _file_digests(engine: DockerEngine, image: str) -> list[str]:
     """The sha256 of every regular file in the image, sorted (symlinks and folders left out)."""
-    with unpacked_image(engine, image, TEST_NAMESPACE) as root:
+    with unpacked_image(engine, image) as root:
         return sorted(
             hashlib.sha256(path.read_bytes()).hexdigest()
             for path in root.rglob("*")
