@@ -96,6 +96,9 @@ class Ledger:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+            if data.get("checkout") != self.checkout or data.get("engine") != self.engine_id:
+                # A ledger copied from another checkout (or Engine) lists what that one made, not this one.
+                raise ValueError(f"written for checkout {data.get('checkout')!r} and Engine {data.get('engine')!r}")
             images = tuple(
                 ImageEntry(str(i["image_id"]), str(i["role"]), tuple(map(str, i["tags"])), i.get("namespace"), str(i["recorded"]))
                 for i in data["images"]
@@ -169,16 +172,22 @@ def _now() -> str:
 
 
 def checkout_id(repo_root: Path) -> str:
-    """This checkout's scope id, made once: a fresh clone (or copy without `.hello-ladder/`) gets its own."""
+    """This checkout's scope id, made once, with the folder it was made for.
+
+    A fresh clone gets its own; so does a copy of a checkout (`cp -r`), whose
+    `.hello-ladder/` names another folder: the copy did not make the
+    original's images, and its ledgers start empty (see `Ledger.read`).
+    """
     folder = repo_root / STATE_DIR
     folder.mkdir(exist_ok=True)
     path = folder / "checkout"
-    with contextlib.suppress(FileNotFoundError):
-        text = path.read_text(encoding="utf-8").strip()
-        if len(text) == 12 and all(c in "0123456789abcdef" for c in text):
-            return text
+    where = str(repo_root.resolve())
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        ident, made_for = path.read_text(encoding="utf-8").rstrip("\n").split(" ", 1)
+        if made_for == where and len(ident) == 12 and all(c in "0123456789abcdef" for c in ident):
+            return ident
     new = secrets.token_hex(6)
-    _write_atomically(path, new + "\n")
+    _write_atomically(path, f"{new} {where}\n")
     return new
 
 

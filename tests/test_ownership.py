@@ -57,6 +57,20 @@ def test_a_missing_or_corrupt_ledger_reads_as_empty_so_clean_removes_less(tmp_pa
     assert ownership.plan(ledger, state, images, (), Scope(bases=True)) == ()
 
 
+def test_a_copied_checkout_gets_a_scope_of_its_own_and_an_empty_ledger(tmp_path: Path) -> None:
+    import shutil
+
+    original = tmp_path / "original"
+    original.mkdir()
+    ledger = Ledger.open(original, "ENGINE")
+    ledger.record_image("sha256:1", ROLE_STAGE, ("ns/01:x",), "ns")
+    shutil.copytree(original, tmp_path / "copy")  # `cp -r`, .hello-ladder/ included
+    copied = Ledger.open(tmp_path / "copy", "ENGINE")
+    assert copied.checkout != ledger.checkout
+    assert copied.read().images == ()  # the copy did not make the original's images
+    assert Ledger.open(original, "ENGINE").read().image("sha256:1") is not None
+
+
 def _ledger(tmp_path: Path) -> Ledger:
     ledger = Ledger.open(tmp_path, "ENGINE")
     ledger.record_image("sha256:stage", ROLE_STAGE, ("ns/07:b",), "ns")
