@@ -153,7 +153,11 @@ class DockerEngine:
         with _converted(f"importing {ref}"):
             # The import's own answer names the image it made; reading the tag back could name another's.
             answer = self._client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
-            return _imported_id(answer) or str(self._client.images.get(ref).id)
+        image_id = _imported_id(answer)
+        if image_id is None:
+            # Never fall back on the tag: recording another's image as the project's would let `clean` remove it.
+            raise EngineError(f"importing {ref}: the Engine's answer names no image: {str(answer).strip()[:200]}")
+        return image_id
 
     def build(
         self,
