@@ -189,6 +189,7 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
 
         for arguments in (("--namespace", NAMESPACE), (), ("--bases",)):
             done = invoke(repo, "clean", *arguments, env=env, timeout=300)
+            print(f"invoke clean {' '.join(arguments)}:", done.stdout)  # shown if the test fails
             assert done.returncode == 0, done.stderr
             users_are_intact(f"invoke clean {' '.join(arguments)}")
 
