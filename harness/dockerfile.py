@@ -3,11 +3,10 @@
 Two jobs: find the external base images a Dockerfile starts from (so that
 `invoke bases` can provide them before any build), and label the build
 stages that are not the last one.  The Engine applies build-time labels to
-the final stage only.  The label given to earlier stages (the compiler stage
-of a multi-stage build) is the checkout's id: it owns nothing (ownership is
-by ID, in `harness.ledger`), but it makes each checkout's compiler stages
-images of their own, so two checkouts sharing an Engine never reuse, and so
-never remove, each other's cached compiler stages.
+the final stage only; the label given to earlier stages (the compiler stage
+of a multi-stage build) says which namespace built it.  It owns nothing:
+what the project made is recorded by ID (`harness.ledger`), and a compiler
+stage is found in the build's own output (`harness.pipeline.StageTops`).
 """
 
 from __future__ import annotations

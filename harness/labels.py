@@ -8,8 +8,7 @@ What is the project's is decided by identity, in `harness.ledger` and
 - on stage images: which stage, base and namespace, and the checkout that
   built it (a user's image built on a stage image inherits these, and is
   still the user's);
-- on the compiler stages of multi-stage builds: the checkout, so that two
-  checkouts never share (and so never remove) each other's cached stages;
+- on the compiler stages of multi-stage builds: the namespace;
 - on containers: the run's session nonce (the proof for containers: it is
   set on the container itself, and no image ever carries it).
 

@@ -220,8 +220,7 @@ def build_stage(
 ) -> tuple[BuildRecord, ImageInfo, str]:
     """Build one stage with the source folder as context; return the build record, the Engine's figures, and its tag."""
     checkout = made.ledger.checkout
-    # Compiler stages carry the checkout: two checkouts never share a cached compiler stage, so neither removes the other's.
-    dockerfile = label_build_stages(stage.dockerfile.read_text(encoding="utf-8"), {labels.CHECKOUT: checkout})
+    dockerfile = label_build_stages(stage.dockerfile.read_text(encoding="utf-8"), {labels.NAMESPACE: settings.namespace})
     if stage.slim is not None:
         return build_slim_stage(engine, stage, settings, progress, dockerfile, made)
     tag = settings.tag(stage.name)
@@ -300,10 +299,10 @@ class StageTops:
     The classic builder prints `Step N/M : INSTRUCTION`, then ` ---> Running in ...` when
     it runs the step (` ---> Using cache` when not), then ` ---> <short image ID>`.  The
     image printed last before a `FROM` is the previous stage's last image: a compiler
-    stage, left untagged.  Only images of this build's own making are kept: an earlier
-    stage's last image always follows this checkout's LABEL step (see
-    `label_build_stages`), so it was built by this checkout; a failed build's last image
-    only if that step ran now (its cached twin, or the base of a `FROM`, is not ours).
+    stage, left untagged; so is a failed build's last image.  Each is kept only if its
+    step ran in this build, so this build made it.  A cache hit is an image some earlier
+    build made (this checkout's, which recorded it then, or another checkout's, which
+    must keep it), and the ` ---> ` after a `FROM` is the base image: neither is ours.
     """
 
     tops: list[str] = field(default_factory=list)
@@ -316,7 +315,7 @@ class StageTops:
         text = line.strip()
         if text.startswith("Step ") and " : " in text:
             if text.partition(" : ")[2].upper().startswith("FROM "):
-                if self.stages and self.last:
+                if self.stages and self.last and self.last_ran:
                     self.tops.append(self.last)
                 self.stages += 1
             self.step_ran = False

@@ -67,7 +67,7 @@ def test_runs_are_locked_down_and_labelled(repo: Path) -> None:
     assert Ledger.open(repo, engine.identity()).read().sessions == ()
 
 
-def test_the_builder_stage_of_a_multi_stage_build_carries_the_checkout(repo: Path) -> None:
+def test_the_final_image_carries_the_checkout_and_no_ownership_label(repo: Path) -> None:
     engine = FakeEngine(images=dict(BASES))
     run_stages(engine, Settings(repo), "07", progress=lambda line: None)
     [(tag, dockerfile, labels)] = engine.built
@@ -75,7 +75,7 @@ def test_the_builder_stage_of_a_multi_stage_build_carries_the_checkout(repo: Pat
     # Built under this checkout's own tag, then given the public one.
     assert tag == f"hello-ladder/07-scratch-libs:debian-bookworm-{checkout}"
     assert "hello-ladder/07-scratch-libs:debian-bookworm" in engine.images and tag not in engine.images
-    assert f'LABEL "hello-ladder.checkout"="{checkout}"' in dockerfile.split("FROM scratch")[0]
+    assert 'LABEL "hello-ladder.namespace"="hello-ladder"' in dockerfile.split("FROM scratch")[0]
     assert "LABEL" not in dockerfile.split("FROM scratch")[1]
     assert labels["hello-ladder.checkout"] == checkout and labels["hello-ladder.base"] == "debian:bookworm"
     assert "hello-ladder.managed" not in labels  # no label claims ownership: a child would inherit it
@@ -94,12 +94,14 @@ def test_a_public_tag_held_by_an_image_this_checkout_did_not_make_is_left_alone(
 def test_the_classic_builders_output_names_each_earlier_stages_last_image() -> None:
     tops = StageTops()
     for line in [
-        "Step 1/6 : ARG BASE", "Step 2/6 : FROM ${BASE} AS build", " ---> 1111aaaa2222",
-        "Step 3/6 : LABEL x=y", " ---> Running in 9999", "Removing intermediate container 9999", " ---> 3333bbbb4444",
-        "Step 4/6 : RUN make", " ---> Using cache", " ---> 5555cccc6666",
-        "Step 5/6 : FROM scratch", "Step 6/6 : COPY --from=build /hello /", " ---> Running in 8888",
+        "Step 1/7 : ARG BASE", "Step 2/7 : FROM ${BASE} AS build", " ---> 1111aaaa2222",
+        "Step 3/7 : LABEL x=y", " ---> Running in 9999", "Removing intermediate container 9999", " ---> 3333bbbb4444",
+        "Step 4/7 : RUN make", " ---> Running in 7777", " ---> 5555cccc6666",
+        "Step 5/7 : FROM ${BASE} AS cached", " ---> 1111aaaa2222", "Step 6/7 : RUN make", " ---> Using cache", " ---> 6666eeee6666",
+        "Step 7/7 : FROM scratch", "Step 8/8 : COPY --from=build /hello /", " ---> Running in 8888",
     ]:
         tops.read(line)
+    # The stage that ran is this build's; the cached one is an earlier build's, which recorded (or keeps) it.
     assert tops.made(finished=True) == ("5555cccc6666",)
     # A build stopped after a step it ran leaves that step's image too; never the base a FROM named.
     tops.read(" ---> 7777dddd8888")
