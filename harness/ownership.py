@@ -157,10 +157,11 @@ def clean(engine: Engine, ledger: Ledger, scope: Scope, dry_run: bool = False) -
     # Entries of images the Engine no longer lists (removed by hand, or kept only as a child's parent) go too.
     listed = {image.image_id for image in images}
     stale = frozenset(entry.image_id for entry in state.images if entry.image_id not in listed)
-    if scope.sessions is not None:
-        ledger.forget(image_ids=stale, nonces=scope.sessions)
-    else:
-        ledger.forget(image_ids=stale)
+    # The runs whose containers were just removed are over (one run at a time per checkout holds the lock).
+    over = scope.sessions if scope.sessions is not None else frozenset(
+        session.nonce for session in state.sessions if scope.namespace in (None, session.namespace)
+    )
+    ledger.forget(image_ids=stale, nonces=over)
     return done
 
 
