@@ -283,7 +283,9 @@ def _build_dockerfile(
         return record
     finally:
         # Images the build made that the API does not return: the last image of each earlier
-        # stage, and, for a build that failed or was stopped, the last step it committed.
+        # stage, and, for a build that failed or was stopped, the last step it committed.  A
+        # step the Engine commits after an interrupt closed the connection is never named to
+        # us: that one image goes unrecorded, and is left (cleanup removes less, never more).
         short_ids = seen.made(finished=record is not None)
         for short in short_ids:
             try:
