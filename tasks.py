@@ -16,20 +16,21 @@ from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from harness import labels
+from harness import labels, ownership
 from harness.bases import ensure_base
 from harness.chart import render_svg
 from harness.elf import Resolver, closure_dict, render_tree
 from harness.engine import DockerEngine
 from harness.errors import BaseUnavailable, EngineLost, EngineUnavailable, HarnessError
 from harness.imagefs import unpacked_image
+from harness.ledger import Ledger
 from harness.layers import layer_table
 from harness.layers import to_json as layers_to_json
 from harness.lock import exclusive_run
 from harness.measure import analyse_image, content_size
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
 from harness.model import RunPolicy, RunReport
-from harness.pipeline import DEFAULT_BASE, Settings, build_slim_image, run_stages, slim_summary, stage_bases
+from harness.pipeline import DEFAULT_BASE, Made, Settings, build_slim_image, run_stages, slim_summary, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
 from harness.slim import Bundle, SlimSpec
@@ -93,17 +94,25 @@ def _source_date_epoch() -> int | None:
     return int(text)
 
 
+def _made(engine: DockerEngine, settings: Settings) -> Made:
+    """This checkout's ledger for this Engine, with a session of its own recorded for the containers to come."""
+    ledger = Ledger.open(ROOT, engine.identity())
+    ledger.record_session(settings.session, settings.namespace)
+    return Made(ledger, settings.session, settings.namespace)
+
+
 @task(help={"base": BASE_HELP})
 @_reported
 def bases(c: Context, base: str = DEFAULT_BASE) -> None:
     """Provide every base image the stages need: present, pulled, or bootstrapped with mmdebstrap."""
     engine = DockerEngine.from_env()
     settings = _settings(base)
+    ledger = Ledger.open(ROOT, engine.identity())
     needed = sorted({ref for folder in discover(settings.stages_dir) for ref in stage_bases(load_stage(folder), settings)})
     missing = 0
     for ref in needed:
         try:
-            status = ensure_base(engine, ref)
+            status = ensure_base(engine, ref, ledger)
         except BaseUnavailable as error:
             missing += 1
             _say(f"unavailable: {error}")
@@ -192,23 +201,21 @@ def all_stages(
 
 @task(
     help={
-        "bases": "also remove the base images the project bootstrapped",
+        "bases": "also remove the base images this checkout bootstrapped",
         "namespace": "only what runs under this tag namespace made (default: every namespace)",
+        "dry_run": "list what would be removed, and why each is the project's, without removing anything",
     }
 )
 @_reported
-def clean(c: Context, bases: bool = False, namespace: str | None = None) -> None:
-    """Remove the images and containers this project created (by label), and nothing else."""
+def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False) -> None:
+    """Remove the images and containers this checkout made (recorded by ID in its ledger), and nothing else."""
     engine = DockerEngine.from_env()
-    scope = {"namespace": namespace} if namespace else {}
-    # Only the containers stages ran in: a nested Engine (scripts/nested-engine) is stopped by its own script.
-    removed = engine.remove_containers(labels.selector(role=labels.ROLE_RUN, **scope))
-    for role in (labels.ROLE_STAGE, labels.ROLE_BUILDER):
-        removed += engine.remove_images(labels.selector(role=role, **scope))
-    if bases:
-        removed += engine.remove_images(labels.selector(role=labels.ROLE_BASE))
-    removed += engine.remove_images(labels.selector(**scope), dangling_only=True)
-    _say(f"removed {len(removed)} container(s) and image(s) labelled {labels.MANAGED}=true")
+    ledger = Ledger.open(ROOT, engine.identity())
+    removals = ownership.clean(engine, ledger, ownership.Scope(namespace=namespace, bases=bases), dry_run=dry_run)
+    for removal in removals:
+        _say(("would " if dry_run else "") + removal.describe())
+    verb = "would remove" if dry_run else "removed"
+    _say(f"{verb} {len(removals)} container(s) and image(s) this checkout made, as recorded in {ledger.path.relative_to(ROOT)}")
 
 
 @task(
@@ -284,7 +291,8 @@ def deps(
     if root is not None:
         show(Path(root))
     else:
-        with unpacked_image(DockerEngine.from_env(), image, _settings(DEFAULT_BASE).namespace) as root_dir:
+        engine = DockerEngine.from_env()
+        with unpacked_image(engine, image, _made(engine, _settings(DEFAULT_BASE)).container_labels()) as root_dir:
             show(root_dir)
 
 
@@ -312,7 +320,8 @@ def slim(
 ) -> None:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
     engine = DockerEngine.from_env()
-    namespace = _settings(DEFAULT_BASE).namespace
+    settings = _settings(DEFAULT_BASE)
+    made = _made(engine, settings)
     spec = SlimSpec(
         PurePosixPath(binary),
         tuple(PurePosixPath(e) for e in extra),
@@ -323,12 +332,12 @@ def slim(
         metadata=metadata,
     )
     command = tuple(shlex.split(cmd)) if cmd else (binary,)
-    image_labels = labels.managed(labels.ROLE_STAGE, namespace=namespace, stage="slim")
-    record, plan = build_slim_image(engine, image, spec, tag, command, image_labels, namespace, _source_date_epoch(),
+    image_labels = labels.image(made.ledger.checkout, settings.namespace, stage="slim")
+    record, plan = build_slim_image(engine, image, spec, tag, command, image_labels, made, _source_date_epoch(),
                                     Path(sbom).resolve() if sbom else None)
     _say(f"{tag}: {slim_summary(plan, record.image_id)}")
-    result = engine.run(tag, command, RunPolicy(timeout_s=30.0, user=DEFAULT_USER), labels.managed(labels.ROLE_RUN, namespace=namespace))
-    source_size, slim_size = content_size(engine, image), content_size(engine, tag)
+    result = engine.run(record.image_id, command, RunPolicy(timeout_s=30.0, user=DEFAULT_USER), made.container_labels())
+    source_size, slim_size = content_size(engine, image), content_size(engine, record.image_id)
     _say(f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
          f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller")
     _say(f"run {' '.join(command)}: exit code {result.exit_code}" + (f", error {result.error}" if result.error else ""))

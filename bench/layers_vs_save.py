@@ -28,7 +28,8 @@ TARGET = 1.5
 
 
 def largest_stage_image() -> str:
-    images = docker.from_env().images.list(filters={"label": labels.selector(role=labels.ROLE_STAGE)})
+    # Read-only: the label finds stage images (and images built on them) to measure; it owns nothing.
+    images = docker.from_env().images.list(filters={"label": labels.STAGE})
     if not images:
         sys.exit("no stage images: run `invoke all` first")
     biggest = max(images, key=lambda image: image.attrs["Size"])

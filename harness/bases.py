@@ -19,9 +19,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import labels
 from harness.engine import Engine
 from harness.errors import BaseUnavailable, EngineError
+from harness.ledger import ROLE_BASE, Ledger
 from harness.measure import content_size
 from harness.units import parse_size
 
@@ -108,8 +108,8 @@ def mmdebstrap_command(base: DebianBase, output: Path) -> list[str]:
     return [*command, base.suite, str(output)]
 
 
-def ensure_base(engine: Engine, ref: str) -> BaseStatus:
-    """Make sure `ref` exists in the Engine, by the cheapest means that works."""
+def ensure_base(engine: Engine, ref: str, ledger: Ledger | None = None) -> BaseStatus:
+    """Make sure `ref` exists in the Engine, by the cheapest means that works; a bootstrap is recorded in `ledger`."""
     if engine.has_image(ref):
         return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref))
     attempts = ["not present in the Engine"]
@@ -135,12 +135,19 @@ def ensure_base(engine: Engine, ref: str) -> BaseStatus:
             "Install it (as root: `apt-get install -y mmdebstrap`) and run `invoke bases` again, "
             f"or `docker load -i IMAGE.tar` an image tagged {ref}.",
         )
-    bootstrap_debian(engine, debian, ref)
+    image_id = bootstrap_debian(engine, debian, ref)
+    if ledger is not None:
+        ledger.record_image(image_id, ROLE_BASE, (ref,))
     return BaseStatus(ref, BaseSource.BOOTSTRAPPED, content_size(engine, ref))
 
 
-def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> None:
-    """Bootstrap `base` with mmdebstrap and import it into the Engine as `ref`, labelled as the project's."""
+def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> str:
+    """Bootstrap `base` with mmdebstrap, import it into the Engine as `ref`, and return its image ID.
+
+    The image carries no label, as the official images carry none: whatever
+    marked it would be copied into every image anyone builds `FROM` it.  That
+    the project made it is recorded by its ID, in the checkout's ledger.
+    """
     with tempfile.TemporaryDirectory(prefix="hello-ladder-base-") as scratch:
         tarball = Path(scratch) / "rootfs.tar"
         command = mmdebstrap_command(base, tarball)
@@ -161,4 +168,4 @@ def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> None:
                 (f"mmdebstrap failed with exit code {done.returncode}: {last}",),
                 "Check that the suite exists and Debian's packages are reachable, then run `invoke bases` again.",
             )
-        engine.import_rootfs(tarball, ref, labels.managed(labels.ROLE_BASE, base=ref))
+        return engine.import_rootfs(tarball, ref, {})

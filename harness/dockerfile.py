@@ -3,9 +3,10 @@
 Two jobs: find the external base images a Dockerfile starts from (so that
 `invoke bases` can provide them before any build), and label the build
 stages that are not the last one.  The Engine applies build-time labels to
-the final stage only; without a label of its own, the classic builder's
-image of an earlier stage (the compiler stage of a multi-stage build) would
-be left dangling, unlabelled, and cleanup could not tell it from the user's.
+the final stage only; the label given to earlier stages (the compiler stage
+of a multi-stage build) says which namespace built it.  It owns nothing:
+what the project made is recorded by ID (`harness.ledger`), and a compiler
+stage is found in the build's own output (`harness.pipeline.StageTops`).
 """
 
 from __future__ import annotations

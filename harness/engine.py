@@ -29,9 +29,10 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
-from harness.errors import BuildFailed, EngineError, EngineUnavailable
+from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
 from harness.imagewrite import ImageOrigin, parse_created, parse_env
 from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
+from harness.ownership import EngineContainer, EngineImage
 from harness.redact import redact
 from harness.service import ServiceSpec, ServiceState
 
@@ -67,13 +68,23 @@ class Engine(Protocol):
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...
 
-    def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]: ...
+    def list_images(self) -> tuple[EngineImage, ...]: ...
+
+    def tag_image(self, image_id: str, ref: str) -> None: ...
+
+    def untag_image(self, image_id: str, ref: str) -> None: ...
+
+    def remove_image(self, image_id: str) -> None: ...
 
     def export_filesystem(self, image: str, labels: dict[str, str]) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
 
     def save_image(self, image: str) -> Iterator[bytes]: ...
 
-    def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]: ...
+    def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]: ...
+
+    def remove_container(self, container_id: str) -> None: ...
+
+    def identity(self) -> str: ...
 
     def image_origin(self, ref: str) -> ImageOrigin: ...
 
@@ -163,14 +174,21 @@ class DockerEngine:
             self._client.images.pull(repository, tag=tag)
 
     def import_rootfs(self, tarball: Path, ref: str, labels: dict[str, str]) -> str:
+        """Import a root file system as `ref`; return the new image's ID (what the ledger records)."""
         repository, tag = split_reference(ref)
         changes = [f'LABEL "{key}"="{value}"' for key, value in sorted(labels.items())]
         changes.append('CMD ["bash"]')  # as the official Debian images do
         with _converted(f"importing {ref}"):
-            # The whole reference in `repo`, as the docker CLI sends it: Podman's compat
-            # import ignores the separate `tag` parameter and would name the image `:latest`.
-            self._client.api.import_image_from_file(str(tarball), repository=f"{repository}:{tag}", changes=changes)
-            return str(self._client.images.get(ref).id)
+            # The import's own answer names the image it made; reading the tag back could name another's.
+            # The whole reference goes in `repo`, as the docker CLI sends it: Podman's compat import
+            # ignores the separate `tag` parameter and would name the image `:latest`.
+            answer = self._client.api.import_image_from_file(str(tarball), repository=f"{repository}:{tag}",
+                                                             changes=changes)
+        image_id = _imported_id(answer)
+        if image_id is None:
+            # Never fall back on the tag: recording another's image as the project's would let `clean` remove it.
+            raise EngineError(f"importing {ref}: the Engine's answer names no image: {str(answer).strip()[:200]}")
+        return image_id
 
     def build(
         self,
@@ -237,7 +255,9 @@ class DockerEngine:
             try:
                 container = self._create_locked_down(image, command, policy, {**labels, **run_label})
             except BaseException:
-                self.remove_containers([f"{key}={value}" for key, value in run_label.items()])
+                for found in self.list_containers(labels_module.RUN_ID):
+                    if found.own_label(labels_module.RUN_ID) == run_label[labels_module.RUN_ID]:
+                        self.remove_container(found.container_id)
                 raise
             try:
                 return self._start_and_wait(container, policy)
@@ -350,37 +370,81 @@ class DockerEngine:
             raise EngineError(f"loading an image: expected one image, the Engine loaded {len(ids)}: {sorted(loaded)}")
         return ids.pop()
 
-    def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
-        removed: list[str] = []
-        with _converted("removing images"):
-            # One label to the Engine, all of them here: Podman 4.3 lists no image for two label filters.
-            filters: dict[str, Any] = {"label": label_filter[:1]}
-            if dangling_only:
-                filters["dangling"] = True
-            for image in _labelled(self._client.images.list(filters=filters), label_filter):
-                refs = image.tags or [image.id]
-                for ref in refs:
-                    try:
-                        self._client.images.remove(ref, force=False)
-                    except docker.errors.ImageNotFound:
-                        continue
-                    except docker.errors.APIError as error:
-                        if error.status_code != 409:
-                            raise
-                        # In use by a container or a child image: never forced, left for `invoke clean`.
-                        log.warning("%s: not removed: %s", ref, error.explanation)
-                        continue
-                    removed.append(ref)
-        return tuple(removed)
+    def identity(self) -> str:
+        """The Engine's own ID (`docker info`), which keys the ledger: two Engines never share one."""
+        with _converted("identifying the Engine"):
+            return str(self._client.info()["ID"])
 
-    def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:
-        removed: list[str] = []
-        with _converted("removing containers"):
-            for container in self._client.containers.list(all=True, filters={"label": label_filter}):
-                with contextlib.suppress(docker.errors.NotFound):
-                    container.remove(force=True)
-                removed.append(container.id)
-        return tuple(removed)
+    def list_images(self) -> tuple[EngineImage, ...]:
+        """Every top-level image, with its tags."""
+        with _converted("listing images"):
+            return tuple(
+                EngineImage(str(entry["Id"]), tuple(t for t in entry.get("RepoTags") or () if t != "<none>:<none>"))
+                for entry in self._client.api.images()
+            )
+
+    def tag_image(self, image_id: str, ref: str) -> None:
+        repository, tag = split_reference(ref)
+        with _converted(f"tagging {image_id} as {ref}"):
+            self._client.api.tag(image_id, repository, tag)
+
+    def untag_image(self, image_id: str, ref: str) -> None:
+        """Remove the tag `ref` if it still names `image_id` (another may have taken it since)."""
+        with _converted(f"untagging {ref}"):
+            try:
+                if self._client.api.inspect_image(ref)["Id"] != image_id:
+                    return
+                self._client.api.remove_image(ref, force=False)
+            except docker.errors.ImageNotFound:
+                return
+            except docker.errors.APIError as error:
+                if error.status_code == 409:
+                    raise ImageInUse(ref, str(error.explanation or error)) from error
+                raise
+
+    def remove_image(self, image_id: str) -> None:
+        """Delete an image by ID (never forced: a child image or a container keeps it)."""
+        with _converted(f"removing {image_id}"):
+            try:
+                self._client.api.remove_image(image_id, force=False)
+            except docker.errors.ImageNotFound:
+                return
+            except docker.errors.APIError as error:
+                if error.status_code == 409:
+                    raise ImageInUse(image_id, str(error.explanation or error)) from error
+                raise
+
+    def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]:
+        """Every container carrying the label `label_key`, with its image's labels beside its own."""
+        found: list[EngineContainer] = []
+        image_labels: dict[str, dict[str, str]] = {}
+        with _converted("listing containers"):
+            for entry in self._client.api.containers(all=True, filters={"label": label_key}):
+                image_id = str(entry.get("ImageID") or "")
+                if image_id not in image_labels:
+                    try:
+                        config = self._client.api.inspect_image(image_id).get("Config") or {}
+                        image_labels[image_id] = dict(config.get("Labels") or {})
+                    except docker.errors.ImageNotFound:
+                        image_labels[image_id] = {}
+                names = entry.get("Names") or ["?"]
+                found.append(EngineContainer(str(entry["Id"]), names[0].lstrip("/"), dict(entry.get("Labels") or {}), image_labels[image_id]))
+        return tuple(found)
+
+    def remove_container(self, container_id: str) -> None:
+        with _converted(f"removing container {container_id[:12]}"):
+            with contextlib.suppress(docker.errors.NotFound):
+                self._client.api.remove_container(container_id, force=True)
+
+
+def _imported_id(answer: object) -> str | None:
+    """The image ID in an import's answer: JSON lines, the last of which says `{"status": "sha256:..."}`."""
+    for line in reversed(str(answer).splitlines()):
+        with contextlib.suppress(ValueError):
+            status = str(json.loads(line).get("status", ""))
+            if status.startswith("sha256:"):
+                return status
+    return None
 
     def image_origin(self, ref: str) -> ImageOrigin:
         with _converted(ref):
@@ -498,18 +562,6 @@ def _adds_layer(entry: dict[str, Any]) -> bool:
         return bool(created_by)  # a RUN instruction
     instruction = created_by.removeprefix("/bin/sh -c #(nop)").split()
     return bool(instruction) and instruction[0] in ("ADD", "COPY")
-
-
-def _labelled(items: list[Any], label_filter: list[str]) -> list[Any]:
-    """The images or containers carrying every label of `label_filter` (`key=value`, or `key` for any value)."""
-    def matches(labels: dict[str, str]) -> bool:
-        for wanted in label_filter:
-            key, equals, value = wanted.partition("=")
-            if key not in labels or (equals and labels[key] != value):
-                return False
-        return True
-
-    return [item for item in items if matches(item.labels or {})]
 
 
 def split_reference(ref: str) -> tuple[str, str]:

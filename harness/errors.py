@@ -84,3 +84,12 @@ class NestedEngineError(HarnessError):
         self.reason = reason
         self.log_tail = log_tail
         super().__init__(f"nested Engine {name}: {reason}")
+
+
+class ImageInUse(EngineError):
+    """The Engine refused to delete an image: a child image or a container needs it.  Never forced."""
+
+    def __init__(self, image: str, reason: str) -> None:
+        self.image = image
+        self.reason = reason
+        super().__init__(f"{image}: not deleted: {reason}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from harness import labels
 from harness.engine import Engine
 from harness.unpack import ChunkStream, unpack
 
@@ -16,13 +15,16 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def unpacked_image(engine: Engine, image: str, namespace: str = "hello-ladder") -> Iterator[Path]:
-    """Yield a folder holding `image`'s file system; the folder and the export container are always removed."""
+def unpacked_image(engine: Engine, image: str, container_labels: Mapping[str, str] | None = None) -> Iterator[Path]:
+    """Yield a folder holding `image`'s file system; the folder and the export container are always removed.
+
+    `container_labels` (a run's, from `harness.labels.container`) let a clean-up find the
+    export container if this process dies before it removes it.
+    """
     with tempfile.TemporaryDirectory(prefix="hello-ladder-rootfs-") as scratch:
         root = Path(scratch) / "root"
         root.mkdir()
-        export_labels = labels.managed(labels.ROLE_RUN, namespace=namespace)
-        with engine.export_filesystem(image, export_labels) as chunks:
+        with engine.export_filesystem(image, dict(container_labels or {})) as chunks:
             report = unpack(ChunkStream(chunks), root)
         for name, why in report.skipped:
             log.info("%s: %s: not unpacked: %s", image, name, why)

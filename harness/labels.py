@@ -1,32 +1,54 @@
-"""The labels that mark what this project creates in the Engine.
+"""The labels the project puts on what it creates: descriptions, never proof of ownership.
 
-Cleanup selects by these labels and nothing else, so an image or container
-the user made themselves is never touched.
+Docker copies a parent image's labels into every image built on it, so a
+label on an image says nothing about who made the image that carries it.
+What is the project's is decided by identity, in `harness.ledger` and
+`harness.ownership`.  The labels here only describe:
+
+- on stage images: which stage, base and namespace, and the checkout that
+  built it (a user's image built on a stage image inherits these, and is
+  still the user's);
+- on the compiler stages of multi-stage builds: the namespace;
+- on containers: the run's session nonce (the proof for containers: it is
+  set on the container itself, and no image ever carries it);
+- on a nested Engine's container and image (`harness.nested`): its role, so
+  `scripts/nested-engine status` can list them; `invoke clean` never touches them.
+
+Bootstrapped bases carry no label at all, so `FROM debian:bookworm`
+inherits nothing from the project.
 """
 
 from __future__ import annotations
 
-MANAGED = "hello-ladder.managed"
-ROLE = "hello-ladder.role"
 STAGE = "hello-ladder.stage"
 NAMESPACE = "hello-ladder.namespace"
 BASE = "hello-ladder.base"
+CHECKOUT = "hello-ladder.checkout"
+SESSION = "hello-ladder.session"  # containers only: never put on an image
 RUN_ID = "hello-ladder.run"  # one per container run, to find it again whatever happens
-
-ROLE_STAGE = "stage"
-ROLE_BUILDER = "builder"
-ROLE_BASE = "base"
-ROLE_RUN = "run"
-ROLE_ENGINE = "engine"  # a nested Docker Engine and its image (harness/nested.py)
+ROLE = "hello-ladder.role"
+ROLE_ENGINE = "engine"  # a nested Docker Engine and its image (harness/nested)
 
 
-def managed(role: str, **extra: str) -> dict[str, str]:
-    """The label set for something the project creates with the given role."""
-    labels = {MANAGED: "true", ROLE: role}
-    labels.update({f"hello-ladder.{key}": value for key, value in extra.items()})
-    return labels
+def image(checkout: str, namespace: str, **extra: str) -> dict[str, str]:
+    """The descriptive labels of an image a stage build makes."""
+    described = {CHECKOUT: checkout, NAMESPACE: namespace}
+    described.update({f"hello-ladder.{key}": value for key, value in extra.items()})
+    return described
+
+
+def engine(**extra: str) -> dict[str, str]:
+    """The labels of a nested Engine's container or image."""
+    return {ROLE: ROLE_ENGINE, **{f"hello-ladder.{key}": value for key, value in extra.items()}}
+
+
+def container(session: str, namespace: str, **extra: str) -> dict[str, str]:
+    """The labels of a container the harness creates; `session` must be in the ledger first."""
+    given = {SESSION: session, NAMESPACE: namespace}
+    given.update({f"hello-ladder.{key}": value for key, value in extra.items()})
+    return given
 
 
 def selector(**extra: str) -> list[str]:
-    """An Engine label filter matching what `managed(...)` produced."""
-    return [f"{MANAGED}=true", *(f"hello-ladder.{key}={value}" for key, value in extra.items())]
+    """An Engine label filter, to find (never to own) what carries these labels."""
+    return [f"hello-ladder.{key}={value}" for key, value in extra.items()]

@@ -15,20 +15,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import labels
+from harness import labels, ownership
 from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
 from harness.engine import Engine
 from harness.imagefs import unpacked_image
-from harness.layers import SaveStreamError
-from harness.measure import installed_packages, layer_figures
 from harness.imagewrite import image_archive, layer_tar
+from harness.layers import SaveStreamError
+from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
+from harness.measure import installed_packages, layer_figures
 from harness.results import write_files
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.scanview import declared_packages
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
-from harness.errors import BaseUnavailable, BuildFailed, EngineLost, EngineUnavailable, StageConfigError
+from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
@@ -50,7 +51,7 @@ class Settings:
     # Every image's layer tars are read: for the headline size, dead bytes and dive's figures, and
     # (slow where the store keeps layers uncompressed: gzip) the wire size.
     wire_size: bool = True
-    # Labels every container of this run, so an interrupted run can find all of them.
+    # Every container of this run carries it as its own label; the ledger records it before the first one.
     session: str = field(default_factory=lambda: uuid.uuid4().hex)
     # SOURCE_DATE_EPOCH: what the [slim] images' mtimes and `created` are clamped to (else the source image's time).
     source_date_epoch: int | None = None
@@ -73,12 +74,29 @@ class Settings:
         """`hello-ladder/07-scratch-libs:debian-bookworm`: one tag per stage and base."""
         return f"{self.namespace}/{stage}:{re.sub(r'[^a-z0-9_.-]+', '-', self.base.lower())}"
 
+    def private_tag(self, stage: str, checkout: str, suffix: str = "") -> str:
+        """The stage's tag in this checkout alone: what a build writes, so two checkouts never re-tag each other."""
+        return f"{self.tag(stage)}-{checkout}{suffix}"
+
+
+@dataclass(frozen=True)
+class Made:
+    """Where a run records what it makes: the checkout's ledger for this Engine, and the run's container labels."""
+
+    ledger: Ledger
+    session: str
+    namespace: str
+
+    def container_labels(self, **extra: str) -> dict[str, str]:
+        return labels.container(self.session, self.namespace, **extra)
+
 
 @dataclass
 class BaseCache:
     """Each base is provided at most once per run, and a failure is remembered."""
 
     engine: Engine
+    ledger: Ledger | None = None
     statuses: dict[str, BaseStatus | BaseUnavailable] = field(default_factory=dict)
     packages: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -91,7 +109,7 @@ class BaseCache:
     def provide(self, ref: str) -> BaseStatus | BaseUnavailable:
         if ref not in self.statuses:
             try:
-                self.statuses[ref] = ensure_base(self.engine, ref)
+                self.statuses[ref] = ensure_base(self.engine, ref, self.ledger)
             except BaseUnavailable as error:
                 self.statuses[ref] = error
         return self.statuses[ref]
@@ -120,15 +138,18 @@ def run_stages(
     progress: Progress = log.info,
     keep: Callable[[Path], bool] = lambda folder: True,
 ) -> RunReport:
-    """Build, verify and measure every selected stage (and kept by `keep`), then remove the dangling images the run left."""
-    bases = BaseCache(engine)
+    """Build, verify and measure every selected stage (and kept by `keep`), then sweep what the run left untagged."""
+    ledger = Ledger.open(settings.repo_root, engine.identity())
+    ledger.record_session(settings.session, settings.namespace)
+    made = Made(ledger, settings.session, settings.namespace)
+    bases = BaseCache(engine, ledger)
     results: list[StageResult] = []
     lost: EngineUnavailable | None = None
     try:
         for folder in filter(keep, select(discover(settings.stages_dir), wanted)):
             if lost is None:
                 try:
-                    result = process_folder(engine, settings, folder, bases, progress)
+                    result = process_folder(engine, settings, folder, bases, progress, made)
                 except EngineUnavailable as error:
                     lost = error
             if lost is not None:
@@ -136,13 +157,15 @@ def run_stages(
                 result = StageResult(name=folder.name, title="(not measured)", changes="", outcome=Outcome.ERROR, reason=str(lost))
             progress(_summary(result))
             results.append(result)
-    except KeyboardInterrupt:
-        engine.remove_containers(labels.selector(session=settings.session))
-        raise
     finally:
         if lost is None:
-            # Rebuilt tags and the classic builder's compiler stages leave untagged images behind.
-            engine.remove_images(labels.selector(namespace=settings.namespace), dangling_only=True)
+            # This run's containers (an interrupt may leave one), and the images this checkout made in this
+            # namespace that are left untagged: a rebuilt tag's old image, compiler stages, a failed build's last step.
+            results_made = frozenset(r.image_info.image_id for r in results if r.image_info is not None)
+            sweep = ownership.Scope(
+                namespace=settings.namespace, untagged_only=True, sessions=frozenset({settings.session}), keep=results_made
+            )
+            ownership.clean(engine, ledger, sweep)
     report = RunReport(
         base=settings.base,
         engine=engine.describe() if lost is None else EngineFacts.unknown(),
@@ -154,7 +177,7 @@ def run_stages(
 
 
 def process_folder(
-    engine: Engine, settings: Settings, folder: Path, bases: BaseCache, progress: Progress
+    engine: Engine, settings: Settings, folder: Path, bases: BaseCache, progress: Progress, made: Made
 ) -> StageResult:
     try:
         stage = load_stage(folder)
@@ -176,14 +199,16 @@ def process_folder(
             skip = stage.when_base_missing is WhenBaseMissing.SKIP
             return StageResult(**common, outcome=Outcome.SKIPPED if skip else Outcome.ERROR, reason=str(status))
     try:
-        build, info = build_stage(engine, stage, settings, progress)
+        build, info, known_as = build_stage(engine, stage, settings, progress, made)
     except BuildFailed as error:
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), log_tail=error.log_tail)
+    common["image"] = known_as
+    # Run and measure the image this build made, by ID: a tag can be moved by anyone at any time.
     observed = engine.run(
-        settings.tag(stage.name),
+        info.image_id,
         stage.command,
         RunPolicy(timeout_s=stage.timeout_s, user=stage.user),
-        labels.managed(labels.ROLE_RUN, namespace=settings.namespace, stage=stage.name, session=settings.session),
+        made.container_labels(stage=stage.name),
     )
     outcome, reason = judge(stage.expect, observed)
     progress(f"{stage.name}: reading its layers")
@@ -191,71 +216,163 @@ def process_folder(
     for ref in base_refs:
         base_packages.update(bases.installed(ref))
     try:
-        figures = layer_figures(engine, settings.tag(stage.name), base_packages, wire=settings.wire_size)
+        figures = layer_figures(engine, info.image_id, base_packages, wire=settings.wire_size)
     except SaveStreamError as error:
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,
                            observed=observed)
-    scanned = declared_packages(engine, settings.tag(stage.name), settings.namespace)
+    scanned = declared_packages(engine, info.image_id, made.container_labels(stage=stage.name))
     return StageResult(
         **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures,
         scanner_packages=scanned,
     )
 
 
-def build_stage(engine: Engine, stage: Stage, settings: Settings, progress: Progress) -> tuple[BuildRecord, ImageInfo]:
-    """Build one stage with the source folder as context; return the build record and the Engine's figures."""
-    builder_labels = labels.managed(labels.ROLE_BUILDER, namespace=settings.namespace)
-    dockerfile = label_build_stages(stage.dockerfile.read_text(encoding="utf-8"), builder_labels)
-    tag = settings.tag(stage.name)
+def build_stage(
+    engine: Engine, stage: Stage, settings: Settings, progress: Progress, made: Made
+) -> tuple[BuildRecord, ImageInfo, str]:
+    """Build one stage with the source folder as context; return the build record, the Engine's figures, and its tag."""
+    checkout = made.ledger.checkout
+    dockerfile = label_build_stages(stage.dockerfile.read_text(encoding="utf-8"), {labels.NAMESPACE: settings.namespace})
     if stage.slim is not None:
-        return build_slim_stage(engine, stage, settings, progress, dockerfile)
+        return build_slim_stage(engine, stage, settings, progress, dockerfile, made)
+    tag = settings.tag(stage.name)
+    private = settings.private_tag(stage.name, checkout)
     progress(f"{stage.name}: building {tag}")
-    stage_labels = labels.managed(labels.ROLE_STAGE, namespace=settings.namespace, stage=stage.name, base=settings.base)
-    record = _build_dockerfile(engine, stage, settings, dockerfile, tag, stage_labels)
-    return record, engine.image_info(tag)
+    stage_labels = labels.image(checkout, settings.namespace, stage=stage.name, base=settings.base)
+    record = _build_dockerfile(engine, stage, settings, dockerfile, private, stage_labels, made, ROLE_STAGE)
+    known_as = publish(engine, made, record.image_id, private, tag, progress)
+    return record, engine.image_info(record.image_id), known_as
+
+
+def publish(engine: Engine, made: Made, image_id: str, private: str, public: str, progress: Progress) -> str:
+    """Move the public tag to the image just built, unless an image this checkout did not make holds it.
+
+    Returns the tag the image is known by.  The tag is checked, then moved: the
+    Engine has no compare-and-set for tags, so two checkouts publishing the
+    same name in the same instant can still race; each measures its own image
+    by ID whatever the tag says.
+    """
+    holder = engine.image_info(public).image_id if engine.has_image(public) else None
+    if holder is not None and holder != image_id and made.ledger.read().image(holder) is None:
+        progress(f"{public}: held by an image this checkout did not make (another checkout's or the user's): kept as {private}")
+        return private
+    made.ledger.record_image(image_id, ROLE_STAGE, (public,), made.namespace)
+    engine.tag_image(image_id, public)
+    engine.untag_image(image_id, private)
+    return public
 
 
 def _build_dockerfile(
-    engine: Engine, stage: Stage, settings: Settings, dockerfile: str, tag: str, image_labels: dict[str, str]
+    engine: Engine,
+    stage: Stage,
+    settings: Settings,
+    dockerfile: str,
+    tag: str,
+    image_labels: dict[str, str],
+    made: Made,
+    role: str,
 ) -> BuildRecord:
-    """Build the stage's Dockerfile with the source folder as context."""
-    return engine.build(
-        stage=stage.name,
-        context=build_context(settings.source_dir, dockerfile),
-        dockerfile=DOCKERFILE_NAME,
-        tag=tag,
-        build_args=settings.build_args,
-        labels=image_labels,
-        no_cache=settings.no_cache,
-        on_line=lambda line: log.debug("%s: %s", stage.name, line),
-    )
+    """Build the stage's Dockerfile with the source folder as context, and record in the ledger every image it made."""
+    seen = StageTops()
+
+    def on_line(line: str) -> None:
+        seen.read(line)
+        log.debug("%s: %s", stage.name, line)
+
+    record: BuildRecord | None = None
+    try:
+        record = engine.build(
+            stage=stage.name,
+            context=build_context(settings.source_dir, dockerfile),
+            dockerfile=DOCKERFILE_NAME,
+            tag=tag,
+            build_args=settings.build_args,
+            labels=image_labels,
+            no_cache=settings.no_cache,
+            on_line=on_line,
+        )
+        made.ledger.record_image(record.image_id, role, (tag,), made.namespace)
+        return record
+    finally:
+        # Images the build made that the API does not return: the last image of each earlier
+        # stage, and, for a build that failed or was stopped, the last step it committed.  A
+        # step the Engine commits after an interrupt closed the connection is never named to
+        # us: that one image goes unrecorded, and is left (cleanup removes less, never more).
+        short_ids = seen.made(finished=record is not None)
+        for short in short_ids:
+            try:
+                made.ledger.record_image(engine.image_info(short).image_id, ROLE_BUILDER, (), made.namespace)
+            except EngineError:
+                log.info("%s: image %s is gone already", stage.name, short)
+
+
+@dataclass
+class StageTops:
+    """The images a classic-builder build committed that its answer does not name, read from its output.
+
+    The classic builder prints `Step N/M : INSTRUCTION`, then ` ---> Running in ...` when
+    it runs the step (` ---> Using cache` when not), then ` ---> <short image ID>`.  The
+    image printed last before a `FROM` is the previous stage's last image: a compiler
+    stage, left untagged; so is a failed build's last image.  Each is kept only if its
+    step ran in this build, so this build made it.  A cache hit is an image some earlier
+    build made (this checkout's, which recorded it then, or another checkout's, which
+    must keep it), and the ` ---> ` after a `FROM` is the base image: neither is ours.
+    """
+
+    tops: list[str] = field(default_factory=list)
+    last: str | None = None
+    last_ran: bool = False
+    stages: int = 0
+    step_ran: bool = False
+
+    def read(self, line: str) -> None:
+        text = line.strip()
+        if text.startswith("Step ") and " : " in text:
+            if text.partition(" : ")[2].upper().startswith("FROM "):
+                if self.stages and self.last and self.last_ran:
+                    self.tops.append(self.last)
+                self.stages += 1
+            self.step_ran = False
+        elif text.startswith("---> Running in "):
+            self.step_ran = True
+        elif (found := re.fullmatch(r"---> ([0-9a-f]{12})", text)) is not None:
+            self.last, self.last_ran = found[1], self.step_ran
+
+    def made(self, finished: bool) -> tuple[str, ...]:
+        extra = [self.last] if not finished and self.last and self.last_ran else []
+        return tuple(dict.fromkeys([*self.tops, *extra]))
 
 
 def build_slim_stage(
-    engine: Engine, stage: Stage, settings: Settings, progress: Progress, dockerfile: str
-) -> tuple[BuildRecord, ImageInfo]:
+    engine: Engine, stage: Stage, settings: Settings, progress: Progress, dockerfile: str, made: Made
+) -> tuple[BuildRecord, ImageInfo, str]:
     """Build the stage's Dockerfile as a source image, then a scratch image of the binary's closure from it."""
     assert stage.slim is not None
+    checkout = made.ledger.checkout
     tag = settings.tag(stage.name)
-    source = f"{tag}-source"
+    source = settings.private_tag(stage.name, checkout, "-source")
     progress(f"{stage.name}: building the source image {source}")
     started = time.monotonic()
-    source_labels = labels.managed(labels.ROLE_BUILDER, namespace=settings.namespace, stage=stage.name)
-    source_build = _build_dockerfile(engine, stage, settings, dockerfile, source, source_labels)
+    source_labels = labels.image(checkout, settings.namespace, stage=stage.name)
+    source_build = _build_dockerfile(engine, stage, settings, dockerfile, source, source_labels, made, ROLE_BUILDER)
     try:
-        stage_labels = labels.managed(labels.ROLE_STAGE, namespace=settings.namespace, stage=stage.name, base=settings.base)
+        stage_labels = labels.image(checkout, settings.namespace, stage=stage.name, base=settings.base)
+        private = settings.private_tag(stage.name, checkout)
         sbom = settings.sbom_dir / f"{stage.name}.spdx.json" if settings.sbom_dir is not None else None
-        record, plan = build_slim_image(engine, source, stage.slim, tag, stage.command, stage_labels, settings.namespace,
-                                        settings.source_date_epoch, sbom)
+        record, plan = build_slim_image(
+            engine, source_build.image_id, stage.slim, private, stage.command, stage_labels, made,
+            settings.source_date_epoch, sbom,
+        )
         progress(f"{stage.name}: {len(plan.copies)} paths copied: the closure from the resolver, and the extras")
         progress(f"{stage.name}: {slim_summary(plan, record.image_id)}")
     finally:
         # The source image served only to read the closure from.
-        engine.remove_images(labels.selector(namespace=settings.namespace, stage=stage.name, role=labels.ROLE_BUILDER))
+        ownership.remove_made(engine, made.ledger, frozenset({source_build.image_id}))
+    known_as = publish(engine, made, record.image_id, private, tag, progress)
     seconds = time.monotonic() - started
     cached = source_build.fully_cached and record.fully_cached
-    return BuildRecord(record.image_id, seconds, cached), engine.image_info(tag)
+    return BuildRecord(record.image_id, seconds, cached), engine.image_info(record.image_id), known_as
 
 
 def build_slim_image(
@@ -265,27 +382,29 @@ def build_slim_image(
     tag: str,
     command: tuple[str, ...],
     image_labels: dict[str, str],
-    namespace: str,
+    made: Made,
     source_date_epoch: int | None = None,
     sbom: Path | None = None,
 ) -> tuple[BuildRecord, SlimPlan]:
     """Write and load `tag`: one layer of `spec.binary`'s closure (and extras, bundles, package metadata) read from `source`.
 
     The same source image and epoch always give the same image ID (see harness.imagewrite).
-    With `sbom`, the image's SPDX document is written there.
+    With `sbom`, the image's SPDX document is written there.  The image is recorded in the ledger.
     """
     started = time.monotonic()
     origin = engine.image_origin(source)
     epoch = origin.created if source_date_epoch is None else source_date_epoch
-    with unpacked_image(engine, source, namespace) as root:
+    with unpacked_image(engine, source, made.container_labels()) as root:
         plan = plan_slim(root, spec, origin.env)
         layer = layer_tar(layer_entries(root, plan), epoch)
     archive = image_archive(layer, origin, command, plan.env, image_labels, tag, epoch,
                             created_by=f"hello-ladder slim: {spec.binary} and its closure, {len(plan.copies)} paths")
     cached = engine.has_image(archive.image_id)
     image_id = engine.load_image(archive.data)
+    made.ledger.record_image(image_id, ROLE_STAGE, (tag,), made.namespace)
     if image_id != archive.image_id:
-        log.warning("%s: the Engine names the loaded image %s, not %s", tag, image_id, archive.image_id)
+        # The containerd store names an image by its manifest's digest, not its config's.
+        log.info("%s: the Engine names the loaded image %s, its config is %s", tag, image_id, archive.image_id)
     if sbom is not None:
         document = spdx_document(SbomSubject(sbom.name.removesuffix(".spdx.json"), tag, image_id, epoch), layer,
                                  plan.provenance)

@@ -9,9 +9,8 @@ unpacking it.
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from harness import labels
 from harness.engine import Engine
 from harness.layers.dpkg import installed_packages, parse_status
 from harness.unpack import ChunkStream
@@ -20,10 +19,10 @@ STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d/"
 
 
-def declared_packages(engine: Engine, image: str, namespace: str) -> tuple[str, ...]:
-    """The names of the packages `image` declares, sorted."""
+def declared_packages(engine: Engine, image: str, container_labels: Mapping[str, str]) -> tuple[str, ...]:
+    """The names of the packages `image` declares, sorted; `container_labels` go on the export container."""
     texts = []
-    with engine.export_filesystem(image, labels.managed(labels.ROLE_RUN, namespace=namespace)) as chunks:
+    with engine.export_filesystem(image, dict(container_labels)) as chunks:
         with tarfile.open(fileobj=ChunkStream(chunks), mode="r|") as tar:
             for member in tar:
                 name = member.name.removeprefix("./").lstrip("/")

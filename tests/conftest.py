@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +15,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import labels
+from harness import ownership
 from harness.engine import DockerEngine
 from harness.errors import EngineUnavailable
+from harness.ledger import ROLE_TEST, Ledger
 from harness.model import RunReport
-from harness.pipeline import Settings, run_stages
+from harness.pipeline import Made, Settings, run_stages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # HELLO_LADDER_TEST_NAMESPACE keeps one engineer's test images apart from another's on a shared Engine.
@@ -82,11 +85,30 @@ def engine() -> DockerEngine:
 
 
 @pytest.fixture(scope="session")
-def cleanup_namespace(engine: DockerEngine) -> Iterator[str]:
-    """The tag namespace of this test session; everything labelled with it is removed at the end."""
+def made(engine: DockerEngine) -> Made:
+    """This checkout's ledger for the Engine, with a session of the tests' own for their containers."""
+    ledger = Ledger.open(REPO_ROOT, engine.identity())
+    session = uuid.uuid4().hex
+    ledger.record_session(session, TEST_NAMESPACE)
+    return Made(ledger, session, TEST_NAMESPACE)
+
+
+@pytest.fixture(scope="session")
+def cleanup_namespace(engine: DockerEngine, made: Made) -> Iterator[str]:
+    """The tag namespace of this test session; what this checkout made under it is removed at the end.
+
+    By the same rule as `invoke clean --namespace`: the images the ledger
+    recorded, and the containers carrying a session it recorded; nothing else.
+    """
     yield TEST_NAMESPACE
-    engine.remove_containers(labels.selector(namespace=TEST_NAMESPACE))
-    engine.remove_images(labels.selector(namespace=TEST_NAMESPACE))
+    ownership.clean(engine, made.ledger, ownership.Scope(namespace=TEST_NAMESPACE))
+
+
+def build_recorded(client: docker.DockerClient, made: Made, dockerfile: str, tag: str) -> str:
+    """Build a test image with the SDK, record its ID in the ledger under the tests' namespace, return the ID."""
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
+    made.ledger.record_image(str(image.id), ROLE_TEST, (tag,), made.namespace)
+    return str(image.id)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.errors import BuildFailed, EngineError
 from harness.imagewrite import ImageOrigin
 from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
+from harness.ownership import EngineContainer, EngineImage
 
 
 @dataclass
@@ -27,18 +28,26 @@ class FakeEngine:
     outputs: dict[str, RunResult] = field(default_factory=dict)  # tag -> result
     built: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # (tag, dockerfile text, labels)
     ran: list[tuple[str, tuple[str, ...], RunPolicy, dict[str, str]]] = field(default_factory=list)
-    removed_filters: list[tuple[tuple[str, ...], bool]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # image IDs removed
     imported: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     loaded: list[bytes] = field(default_factory=list)  # the archives given to load_image
 
     def describe(self) -> EngineFacts:
         return EngineFacts("Docker Engine", "0.0-fake", "1.41", "overlay2", "classic builder (API build, version 1)")
 
+    def identity(self) -> str:
+        return "FAKE:ENGINE"
+
     def has_image(self, ref: str) -> bool:
-        return ref in self.images
+        return ref in self.images or any(info.image_id == ref for info in self.images.values())
 
     def image_info(self, ref: str) -> ImageInfo:
-        return self.images[ref]
+        if ref in self.images:
+            return self.images[ref]
+        found = next((info for info in self.images.values() if info.image_id == ref), None)
+        if found is None:
+            raise EngineError(f"{ref}: No such image")
+        return found
 
     def pull(self, ref: str) -> None:
         if ref not in self.pullable:
@@ -68,19 +77,40 @@ class FakeEngine:
         self.built.append((tag, text, labels))
         if stage in self.failing_builds:
             raise BuildFailed(stage, "RUN make", ("Step 3/3 : RUN make", "make: *** No rule"), self.failing_builds[stage])
-        self.images[tag] = _image(len(context))
+        self.images[tag] = dataclasses.replace(_image(len(context)), image_id=f"sha256:{tag}")
         return BuildRecord(image_id=f"sha256:{tag}", seconds=0.5, fully_cached=False)
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult:
-        self.ran.append((image, command, policy, labels))
-        return self.outputs.get(image, RunResult(stdout="hello!\n", stderr="", exit_code=0))
+        tags = [tag for tag, info in self.images.items() if info.image_id == image]
+        self.ran.append((tags[-1] if tags else image, command, policy, labels))
+        for ref in (image, *tags):
+            if ref in self.outputs:
+                return self.outputs[ref]
+        return RunResult(stdout="hello!\n", stderr="", exit_code=0)
 
-    def remove_images(self, label_filter: list[str], dangling_only: bool = False) -> tuple[str, ...]:
-        self.removed_filters.append((tuple(label_filter), dangling_only))
+    def list_images(self) -> tuple[EngineImage, ...]:
+        by_id: dict[str, list[str]] = {}
+        for tag, info in self.images.items():
+            by_id.setdefault(info.image_id, []).append(tag)
+        return tuple(EngineImage(image_id, tuple(tags)) for image_id, tags in by_id.items())
+
+    def tag_image(self, image_id: str, ref: str) -> None:
+        self.images[ref] = self.image_info(image_id)
+
+    def untag_image(self, image_id: str, ref: str) -> None:
+        if ref in self.images and self.images[ref].image_id == image_id:
+            del self.images[ref]
+
+    def remove_image(self, image_id: str) -> None:
+        self.removed.append(image_id)
+        for tag in [tag for tag, info in self.images.items() if info.image_id == image_id]:
+            del self.images[tag]
+
+    def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]:
         return ()
 
-    def remove_containers(self, label_filter: list[str]) -> tuple[str, ...]:
-        return ()
+    def remove_container(self, container_id: str) -> None:
+        return None
 
     def image_origin(self, ref: str) -> ImageOrigin:
         return ImageOrigin(1_700_000_000, "amd64", "linux")
@@ -102,7 +132,7 @@ class FakeEngine:
         """Every image saves as one layer holding one file of the image's size (zeros, made on the fly)."""
         from .layers.test_layers_build import big_zero_save_chunks
 
-        yield from big_zero_save_chunks(self.images[image].engine_size_bytes)
+        yield from big_zero_save_chunks(self.image_info(image).engine_size_bytes)
 
     @contextlib.contextmanager
     def export_filesystem(self, image: str, labels: dict[str, str]) -> Iterator[Iterator[bytes]]:

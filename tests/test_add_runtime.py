@@ -74,13 +74,12 @@ def test_invoke_all_in_a_copy_with_the_readmes_runtime_added(
         (repo / relative).parent.mkdir(parents=True, exist_ok=True)
         (repo / relative).write_text(body, encoding="utf-8")
     results = tmp_path / "results"
-    for program, *arguments in commands:
-        assert program == ".venv/bin/invoke"
-        if arguments[0] == "all":
-            # Into a scratch folder, and without the gzip wire size (test_layer_figures checks that).
-            arguments += ["--no-wire", "--results", str(results)]
-        done = invoke(repo, *arguments, env={"HELLO_LADDER_NAMESPACE": cleanup_namespace}, timeout=1800)
-        assert done.returncode == 0, f"invoke {' '.join(arguments)}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    try:
+        run_readme_commands(repo, commands, results, cleanup_namespace)
+    finally:
+        # The copy is a checkout of its own: what it made is in its own ledger, removed by its own `invoke clean`.
+        invoke(repo, "clean", "--namespace", cleanup_namespace, env={"HELLO_LADDER_NAMESPACE": cleanup_namespace}, timeout=600)
+
 
     data = json.loads((results / "results.json").read_text())
     assert data["base"] == "debian:bookworm"
@@ -96,3 +95,13 @@ def test_invoke_all_in_a_copy_with_the_readmes_runtime_added(
     assert "| `50-sh-naive` " in table and "| `51-sh-scratch` " in table
     # The repository itself is untouched: the run wrote only into the copy and the scratch results folder.
     assert not (REPO_ROOT / "stages" / "50-sh-naive").exists()
+
+
+def run_readme_commands(repo: Path, commands: list[list[str]], results: Path, namespace: str) -> None:
+    for program, *arguments in commands:
+        assert program == ".venv/bin/invoke"
+        if arguments[0] == "all":
+            # Into a scratch folder, and without the gzip wire size (test_layer_figures checks that).
+            arguments += ["--no-wire", "--results", str(results)]
+        done = invoke(repo, *arguments, env={"HELLO_LADDER_NAMESPACE": namespace}, timeout=1800)
+        assert done.returncode == 0, f"invoke {' '.join(arguments)}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"

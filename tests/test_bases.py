@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from harness import bases
+from harness.ledger import Ledger
 from harness.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
 from harness.errors import BaseUnavailable
 
@@ -72,15 +73,18 @@ def test_a_failing_mmdebstrap_is_reported_with_its_last_lines(monkeypatch: pytes
         ensure_base(FakeEngine(), "debian:nosuch")
 
 
-def test_a_bootstrapped_base_is_imported_with_the_projects_labels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_bootstrapped_base_carries_no_label_and_is_recorded_by_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = tmp_path / "mmdebstrap"
     fake.write_text('#!/bin/sh\nfor last; do :; done\nhead -c 2048 /dev/zero > "$last"\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     engine = FakeEngine()
-    status = ensure_base(engine, "debian:bookworm-slim")
+    ledger = Ledger.open(tmp_path, engine.identity())
+    status = ensure_base(engine, "debian:bookworm-slim", ledger)
     assert status.source is BaseSource.BOOTSTRAPPED
     assert status.size_bytes == 2048
     ref, labels = engine.imported[0]
     assert ref == "debian:bookworm-slim"
-    assert labels["hello-ladder.managed"] == "true" and labels["hello-ladder.role"] == "base"
+    assert labels == {}  # nothing for a `FROM debian:bookworm-slim` to inherit
+    [entry] = ledger.read().images
+    assert (entry.image_id, entry.role, entry.tags) == ("sha256:debian:bookworm-slim", "base", ("debian:bookworm-slim",))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -9,18 +10,20 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from harness import labels
+from harness import labels, ownership
 from harness.engine import DockerEngine
 from harness.errors import EngineLost, EngineUnavailable
+from harness.ledger import Ledger
 from harness.lock import RunInProgress, exclusive_run
 from harness.model import Outcome, RunPolicy
-from harness.pipeline import Settings, run_stages
+from harness.pipeline import Made, Settings, run_stages
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke, nested_engine
 from .fakes import FakeEngine, _image
@@ -103,7 +106,7 @@ def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
         ("03-single-layer", Outcome.ERROR),
     ]
     assert "connection refused" in str(report.stages[2].reason)
-    assert engine.removed_filters == []  # no cleanup calls into an Engine that is gone
+    assert engine.removed == []  # no cleanup calls into an Engine that is gone
 
 
 @pytest.mark.fault('The Engine is not running', 'one line saying how to start it, exit 1, no traceback, results/ unchanged')
@@ -152,22 +155,34 @@ def test_a_second_invoke_all_refuses_while_the_first_holds_the_lock(tmp_path: Pa
 # --- with an Engine ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def base_image(engine: DockerEngine) -> Iterator[str]:
+def fault_made(engine: DockerEngine, made: Made) -> Made:
+    """The tests' ledger, with a session of the fault tests' own (their containers carry the faults' namespace)."""
+    session = uuid.uuid4().hex
+    made.ledger.record_session(session, FAULT_NAMESPACE)
+    return Made(made.ledger, session, FAULT_NAMESPACE)
+
+
+@pytest.fixture(scope="module")
+def base_image(engine: DockerEngine, fault_made: Made) -> Iterator[str]:
     """The Debian base the stages use, provided (bootstrapped if need be) once; what the faults made goes after."""
     from harness.bases import ensure_base
 
-    ensure_base(engine, BASE)
+    ensure_base(engine, BASE, fault_made.ledger)
     yield BASE
-    engine.remove_containers(labels.selector(namespace=FAULT_NAMESPACE))
-    engine.remove_images(labels.selector(namespace=FAULT_NAMESPACE))
+    ownership.clean(engine, fault_made.ledger, ownership.Scope(namespace=FAULT_NAMESPACE))
 
 
-def run_in_base(engine: DockerEngine, base_image: str, script: str, **policy: object) -> tuple[str, str, int | None, bool, bool]:
+def clean_copy(engine: DockerEngine, repo: Path) -> None:
+    """Remove what a run in a copy of the repository made, by the copy's own ledger (as its `invoke clean` would)."""
+    ownership.clean(engine, Ledger.open(repo, engine.identity()), ownership.Scope(namespace=FAULT_NAMESPACE))
+
+
+def run_in_base(engine: DockerEngine, base_image: str, script: str, made: Made, **policy: object) -> tuple[str, str, int | None, bool, bool]:
     result = engine.run(
         base_image,
         ("/bin/sh", "-c", script),
         RunPolicy(**{"timeout_s": 20.0, "user": "65534:65534", **policy}),  # type: ignore[arg-type]
-        labels.managed(labels.ROLE_RUN, namespace=FAULT_NAMESPACE, stage="faults"),
+        made.container_labels(stage="faults"),
     )
     return result.stdout, result.stderr, result.exit_code, result.timed_out, result.truncated
 
@@ -180,9 +195,9 @@ def no_test_containers() -> list[object]:
 
 @pytest.mark.fault("A stage's program hangs", 'killed at its time limit, reported as timed out, container removed')
 @pytest.mark.docker
-def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, base_image: str) -> None:
+def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, base_image: str, fault_made: Made) -> None:
     started = time.monotonic()
-    _, _, exit_code, timed_out, _ = run_in_base(engine, base_image, "sleep 600", timeout_s=2.0)
+    _, _, exit_code, timed_out, _ = run_in_base(engine, base_image, "sleep 600", fault_made, timeout_s=2.0)
     assert timed_out and exit_code is None
     assert time.monotonic() - started < 30
     assert no_test_containers() == []
@@ -190,8 +205,8 @@ def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, bas
 
 @pytest.mark.fault("A stage's program floods its output", 'output capped and marked truncated, container removed')
 @pytest.mark.docker
-def test_a_flooding_program_has_its_output_capped(engine: DockerEngine, base_image: str) -> None:
-    stdout, _, _, timed_out, truncated = run_in_base(engine, base_image, "yes flood", timeout_s=3.0, output_cap_bytes=4096)
+def test_a_flooding_program_has_its_output_capped(engine: DockerEngine, base_image: str, fault_made: Made) -> None:
+    stdout, _, _, timed_out, truncated = run_in_base(engine, base_image, "yes flood", fault_made, timeout_s=3.0, output_cap_bytes=4096)
     assert truncated and len(stdout.encode()) <= 4096
     assert timed_out
     assert no_test_containers() == []
@@ -199,7 +214,7 @@ def test_a_flooding_program_has_its_output_capped(engine: DockerEngine, base_ima
 
 @pytest.mark.fault('A program tries to write /, reach the network, fork without bound', 'read-only root, only loopback, no capabilities, no-new-privileges, nobody, pids limit')
 @pytest.mark.docker
-def test_nothing_is_let_out(engine: DockerEngine, base_image: str) -> None:
+def test_nothing_is_let_out(engine: DockerEngine, base_image: str, fault_made: Made) -> None:
     script = r"""
     touch /escape 2>/dev/null && echo write=allowed || echo write=refused
     echo interfaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ,)
@@ -209,7 +224,7 @@ def test_nothing_is_let_out(engine: DockerEngine, base_image: str) -> None:
     ( i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done ) 2>/dev/null
     n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo processes=$n
     """  # the last line counts with builtins only: at the pids limit, nothing more can fork
-    stdout, stderr, exit_code, _, _ = run_in_base(engine, base_image, script)
+    stdout, stderr, exit_code, _, _ = run_in_base(engine, base_image, script, fault_made)
     facts = dict(line.split("=", 1) if "=" in line else line.split(":", 1) for line in stdout.split())
     assert facts["write"] == "refused"  # read-only root
     assert facts["interfaces"] == "lo,"  # no network but loopback
@@ -228,7 +243,11 @@ def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEn
     add_stage(repo, "01-breaks", "ARG BASE\nFROM ${BASE}\nRUN echo compiling && exit 3\n", stage_toml('["/bin/true"]'))
     add_stage(repo, "02-no-base", "FROM hello-ladder-test/no-such-base:1\n", stage_toml('["/bin/true"]'))
     add_stage(repo, "03-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
-    report = run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
+    try:
+        report = run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
+    finally:
+        recorded = {entry.image_id for entry in Ledger.open(repo, engine.identity()).read().images}
+        clean_copy(engine, repo)
     broken, no_base, fine = report.stages
     assert broken.outcome is Outcome.ERROR
     assert "build failed at `RUN echo compiling && exit 3`" in str(broken.reason)
@@ -238,20 +257,18 @@ def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEn
     assert no_base.outcome is Outcome.ERROR and "docker load" in str(no_base.reason)
     assert fine.outcome is Outcome.PASS
     assert no_test_containers() == []
-    dangling = docker.from_env().images.list(filters={"dangling": True, "label": labels.selector(namespace=FAULT_NAMESPACE)})
-    assert dangling == []
+    # The failed build's leftovers were recorded, and swept at the end of the run.
+    assert not recorded & {image.id for image in docker.from_env().images.list(filters={"dangling": True})}
 
 
-@pytest.mark.fault("`invoke clean` beside the user's own images", 'only labelled images go; an unlabelled image and the bases stay')
+@pytest.mark.fault("`invoke clean` beside the user's own images", "only what this checkout recorded goes; an image of the user's and the bases stay")
 @pytest.mark.docker
-def test_clean_removes_only_what_carries_the_label(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
+def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
     client = docker.from_env()
     repo = copy_repo(tmp_path)
     add_stage(repo, "01-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
     run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
-    (tmp_path / "ctx").mkdir()
-    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo user > /user-file\n")
-    users, _ = client.images.build(path=str(tmp_path / "ctx"), tag="users-own/image:kept", rm=True)
+    users, _ = client.images.build(fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag="users-own/image:kept", rm=True)
     try:
         assert client.images.list(name=f"{FAULT_NAMESPACE}/01-fine")
         done = invoke(repo, "clean", "--namespace", FAULT_NAMESPACE, timeout=120)
@@ -261,6 +278,7 @@ def test_clean_removes_only_what_carries_the_label(engine: DockerEngine, base_im
         assert client.images.get(base_image)  # bases stay unless --bases
     finally:
         client.images.remove("users-own/image:kept", force=True)
+        clean_copy(engine, repo)
 
 
 @pytest.mark.fault('Ctrl-C or SIGTERM while a stage runs', 'exit 130, no container left, results/ exactly as before')
@@ -276,7 +294,10 @@ def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
     (results / "results.json").write_text("earlier json")
     (results / "RESULTS.md").write_text("earlier md")
     before = sorted(p.name for p in results.iterdir())
-    returncode, stderr = interrupt_invoke_all(repo, [], lambda: bool(no_test_containers()), signum)  # once it runs
+    try:
+        returncode, stderr = interrupt_invoke_all(repo, [], lambda: bool(no_test_containers()), signum)  # once it runs
+    finally:
+        clean_copy(engine, repo)
     assert returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert no_test_containers() == []
@@ -296,7 +317,10 @@ def test_an_interrupted_build_leaves_no_container(engine: DockerEngine, base_ima
     def step_container_runs() -> bool:
         return bool({c.id for c in client.containers.list(all=True)} - before)
 
-    returncode, stderr = interrupt_invoke_all(repo, ["--no-cache"], step_container_runs, signal.SIGINT)
+    try:
+        returncode, stderr = interrupt_invoke_all(repo, ["--no-cache"], step_container_runs, signal.SIGINT)
+    finally:
+        clean_copy(engine, repo)
     assert returncode == 130, stderr
     deadline = time.monotonic() + 60
     while {c.id for c in client.containers.list(all=True)} - before and time.monotonic() < deadline:

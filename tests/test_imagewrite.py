@@ -11,7 +11,8 @@ from pathlib import Path, PurePosixPath
 
 from harness import labels
 from harness.imagewrite import ImageOrigin, host_entries, image_archive, layer_tar, parse_created
-from harness.pipeline import build_slim_image
+from harness.ledger import Ledger
+from harness.pipeline import Made, build_slim_image
 from harness.slim import SlimSpec
 
 from .fakes import FakeEngine
@@ -81,13 +82,14 @@ def test_created_is_read_to_the_second() -> None:
     assert parse_created("1970-01-01T00:16:40Z") == 1_000
 
 
-def test_a_slim_image_is_loaded_not_built_and_twice_gives_the_same_id() -> None:
+def test_a_slim_image_is_loaded_not_built_and_twice_gives_the_same_id(tmp_path: Path) -> None:
     engine = FakeEngine()
-    image_labels = labels.managed(labels.ROLE_STAGE, namespace="ns", stage="s")
+    image_labels = labels.image("checkout", "ns", stage="s")
+    made = Made(Ledger.open(tmp_path, engine.identity()), "session", "ns")
 
     def build(epoch: int | None) -> str:
         record, plan = build_slim_image(engine, "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",),
-                                        image_labels, "ns", epoch)
+                                        image_labels, made, epoch)
         assert plan.copies and engine.images["ns/s:t"].image_id == record.image_id
         return record.image_id
 
@@ -96,3 +98,4 @@ def test_a_slim_image_is_loaded_not_built_and_twice_gives_the_same_id() -> None:
     assert build(1) != first
     _, config = archive_config(engine.loaded[0])
     assert json.loads(config)["created"] == "2023-11-14T22:13:20Z"  # the source image's, without SOURCE_DATE_EPOCH
+    assert made.ledger.read().image(first) is not None  # recorded as this checkout's

@@ -17,10 +17,10 @@ from harness.claims import evaluate
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.model import Outcome, RunReport
+from harness.pipeline import Made
 from harness.pkgmeta import DOC, STATUS_D
 from harness.units import human_size, parse_size
 
-from .conftest import TEST_NAMESPACE
 
 pytestmark = pytest.mark.docker
 
@@ -75,17 +75,20 @@ def test_the_scratch_image_holds_exactly_the_binary_libc_and_the_loader(ladder: 
 
 
 def test_what_the_run_made_is_labelled_and_nothing_is_left_behind(
-    ladder: RunReport, client: docker.DockerClient, cleanup_namespace: str
+    ladder: RunReport, client: docker.DockerClient, cleanup_namespace: str, made: Made
 ) -> None:
     for stage in ladder.stages:
         if stage.image_info is None:
             continue
-        image_labels = client.images.get(stage.image).labels
-        assert image_labels[labels.MANAGED] == "true"
-        assert image_labels[labels.NAMESPACE] == cleanup_namespace
-        assert image_labels[labels.STAGE] == stage.name
+        image = client.images.get(stage.image)
+        assert image.labels[labels.NAMESPACE] == cleanup_namespace
+        assert image.labels[labels.STAGE] == stage.name
+        # Owned by identity: the ID the build returned, measured and recorded in the ledger.
+        assert stage.image_info.image_id == image.id and made.ledger.read().image(image.id) is not None
     managed = {"label": labels.selector(namespace=cleanup_namespace)}
-    assert client.containers.list(all=True, filters=managed) == []
+    assert client.containers.list(all=True, filters={"label": labels.SESSION}) == []
+    recorded = {entry.image_id for entry in made.ledger.read().images}
+    assert [image for image in client.images.list(filters={"dangling": True}) if image.id in recorded] == []
     assert client.images.list(filters={**managed, "dangling": True}) == []
 
 
@@ -109,7 +112,7 @@ def test_sizes_fall_in_the_order_of_the_ladder(ladder: RunReport) -> None:
 def _file_digests(engine: DockerEngine, image: str) -> tuple[list[str], int]:
     """The sha256 of every regular file in the image, sorted (symlinks and folders left out), but the package
     metadata a [slim] image carries for SBOM scanners; and the bytes of that metadata."""
-    with unpacked_image(engine, image, TEST_NAMESPACE) as root:
+    with unpacked_image(engine, image) as root:
         files = [path for path in root.rglob("*") if path.is_file() and not path.is_symlink()]
         metadata = [path for path in files if any(path.relative_to(root).is_relative_to(folder.lstrip("/"))
                                                   for folder in (str(STATUS_D), str(DOC)))]

@@ -5,16 +5,20 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from collections.abc import Iterator
 
 import docker
 import pytest
 
+from harness import ownership
 from harness.engine import DockerEngine
 from harness.layers import analyse_save_stream
 from harness.measure import analyse_image
 from harness.unpack import ChunkStream
 
-from .conftest import TEST_NAMESPACE
+from harness.pipeline import Made
+
+from .conftest import TEST_NAMESPACE, build_recorded
 
 pytestmark = pytest.mark.docker
 
@@ -31,22 +35,18 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def built(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def built(engine: DockerEngine, made: Made) -> Iterator[dict[str, str]]:
     from harness.bases import ensure_base
 
-    ensure_base(engine, BASE)
+    ensure_base(engine, BASE, made.ledger)
     client = docker.from_env()
-    tags = {}
+    tags, ids = {}, set()
     for name, (steps, _) in CASES.items():
-        folder = tmp_path_factory.mktemp(name)
-        (folder / "Dockerfile").write_text(f"FROM {BASE}\n{steps}")
         tag = f"{TEST_NAMESPACE}/figures-{name}:test"
-        client.images.build(path=str(folder), tag=tag, rm=True, forcerm=True,
-                            labels={"hello-ladder.managed": "true", "hello-ladder.namespace": TEST_NAMESPACE})
+        ids.add(build_recorded(client, made, f"FROM {BASE}\n{steps}", tag))
         tags[name] = tag
     yield tags
-    for tag in tags.values():
-        client.images.remove(tag, force=True)
+    ownership.remove_made(engine, made.ledger, frozenset(ids))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

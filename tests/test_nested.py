@@ -97,7 +97,7 @@ def test_the_container_spec() -> None:
     assert spec.name == "hello-ladder-engine-cd"
     assert spec.image == "hello-ladder-engine:trixie"
     assert spec.command == ("dockerd", "--host", "unix:///run/hello-ladder/engines/cd/docker.sock")
-    assert spec.labels[labels.MANAGED] == "true" and spec.labels[labels.ROLE] == labels.ROLE_ENGINE
+    assert spec.labels[labels.ROLE] == labels.ROLE_ENGINE
     assert spec.labels[nested.STORE_LABEL] == "containerd" and spec.labels[nested.ENGINE_LABEL] == "cd"
     binds = {bind.target: bind for bind in spec.binds}
     assert binds[PurePosixPath("/var/lib/docker")].source == engine.data_dir  # not on the container's overlayfs

@@ -1,10 +1,12 @@
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
 from harness.model import Outcome, RunResult
-from harness.pipeline import Settings, run_stages
+from harness.ledger import Ledger
+from harness.pipeline import Settings, StageTops, run_stages
 
 from .conftest import REPO_ROOT
 from .fakes import FakeEngine, _image
@@ -30,32 +32,80 @@ def test_every_stage_is_built_run_and_judged(repo: Path) -> None:
     assert outcomes.pop("05-alpine") is Outcome.SKIPPED  # no Alpine image, and none to pull or bootstrap
     assert set(outcomes.values()) == {Outcome.PASS}
     assert report.ok
-    # The run removes the source image of each slim stage, and the dangling images labelled with its namespace.
+    # The run removes the source image of each slim stage, by the ID its build returned, and nothing else.
     slim_stages = [folder.name for folder in sorted((repo / "stages").iterdir()) if "[slim]" in (folder / "stage.toml").read_text()]
     assert "08-scratch-auto" in slim_stages and "42-python-scratch" in slim_stages
-    managed = ("hello-ladder.managed=true", "hello-ladder.namespace=hello-ladder")
-    assert engine.removed_filters == [
-        *(((*managed, f"hello-ladder.stage={name}", "hello-ladder.role=builder"), False) for name in slim_stages),
-        (managed, True),
-    ]
+    ledger = Ledger.open(repo, engine.identity())
+    assert engine.removed == [f"sha256:{Settings(repo).tag(name)}-{ledger.checkout}-source" for name in slim_stages]
+    # Every stage image is recorded by ID with its public tag; the bases (present, not bootstrapped) are not.
+    recorded = {entry.image_id: entry for entry in ledger.read().images}
+    for stage in report.stages:
+        if stage.image_info is not None:
+            assert recorded[stage.image_info.image_id].tags[-1] == stage.image
+    assert "sha256:fake" not in recorded
 
 
 def test_runs_are_locked_down_and_labelled(repo: Path) -> None:
     engine = FakeEngine(images=dict(BASES))
-    run_stages(engine, Settings(repo), "07", progress=lambda line: None)
+    settings = Settings(repo)
+    sessions_seen = []
+    recording = engine.run
+
+    def run(image, command, policy, labels):  # type: ignore[no-untyped-def]
+        sessions_seen.append(Ledger.open(repo, engine.identity()).read().session(labels["hello-ladder.session"]))
+        return recording(image, command, policy, labels)
+
+    engine.run = run  # type: ignore[method-assign]
+    run_stages(engine, settings, "07", progress=lambda line: None)
     [(image, command, policy, labels)] = engine.ran
     assert (image, command) == ("hello-ladder/07-scratch-libs:debian-bookworm", ("/hello",))
     assert policy.user == "65534:65534" and policy.timeout_s == 30.0
-    assert labels["hello-ladder.role"] == "run" and labels["hello-ladder.stage"] == "07-scratch-libs"
+    assert labels["hello-ladder.stage"] == "07-scratch-libs"
+    # The session nonce, the container's proof of ownership, is in the ledger before the container is made,
+    # and forgotten once the run has removed its containers.
+    assert labels["hello-ladder.session"] == settings.session and sessions_seen[0] is not None
+    assert Ledger.open(repo, engine.identity()).read().sessions == ()
 
 
-def test_the_builder_stage_of_a_multi_stage_build_is_labelled(repo: Path) -> None:
+def test_the_final_image_carries_the_checkout_and_no_ownership_label(repo: Path) -> None:
     engine = FakeEngine(images=dict(BASES))
     run_stages(engine, Settings(repo), "07", progress=lambda line: None)
     [(tag, dockerfile, labels)] = engine.built
-    assert 'LABEL "hello-ladder.managed"="true"' in dockerfile.split("FROM scratch")[0]
+    checkout = Ledger.open(repo, engine.identity()).checkout
+    # Built under this checkout's own tag, then given the public one.
+    assert tag == f"hello-ladder/07-scratch-libs:debian-bookworm-{checkout}"
+    assert "hello-ladder/07-scratch-libs:debian-bookworm" in engine.images and tag not in engine.images
+    assert 'LABEL "hello-ladder.namespace"="hello-ladder"' in dockerfile.split("FROM scratch")[0]
     assert "LABEL" not in dockerfile.split("FROM scratch")[1]
-    assert labels["hello-ladder.role"] == "stage" and labels["hello-ladder.base"] == "debian:bookworm"
+    assert labels["hello-ladder.checkout"] == checkout and labels["hello-ladder.base"] == "debian:bookworm"
+    assert "hello-ladder.managed" not in labels  # no label claims ownership: a child would inherit it
+
+
+def test_a_public_tag_held_by_an_image_this_checkout_did_not_make_is_left_alone(repo: Path) -> None:
+    others = dataclasses.replace(_image(5), image_id="sha256:another-checkouts")
+    engine = FakeEngine(images={**BASES, "hello-ladder/01-naive:debian-bookworm": others})
+    report = run_stages(engine, Settings(repo), "01", progress=lambda line: None)
+    checkout = Ledger.open(repo, engine.identity()).checkout
+    assert engine.images["hello-ladder/01-naive:debian-bookworm"] is others
+    assert report.stages[0].image == f"hello-ladder/01-naive:debian-bookworm-{checkout}"
+    assert engine.removed == []
+
+
+def test_the_classic_builders_output_names_each_earlier_stages_last_image() -> None:
+    tops = StageTops()
+    for line in [
+        "Step 1/7 : ARG BASE", "Step 2/7 : FROM ${BASE} AS build", " ---> 1111aaaa2222",
+        "Step 3/7 : LABEL x=y", " ---> Running in 9999", "Removing intermediate container 9999", " ---> 3333bbbb4444",
+        "Step 4/7 : RUN make", " ---> Running in 7777", " ---> 5555cccc6666",
+        "Step 5/7 : FROM ${BASE} AS cached", " ---> 1111aaaa2222", "Step 6/7 : RUN make", " ---> Using cache", " ---> 6666eeee6666",
+        "Step 7/7 : FROM scratch", "Step 8/8 : COPY --from=build /hello /", " ---> Running in 8888",
+    ]:
+        tops.read(line)
+    # The stage that ran is this build's; the cached one is an earlier build's, which recorded (or keeps) it.
+    assert tops.made(finished=True) == ("5555cccc6666",)
+    # A build stopped after a step it ran leaves that step's image too; never the base a FROM named.
+    tops.read(" ---> 7777dddd8888")
+    assert tops.made(finished=False) == ("5555cccc6666", "7777dddd8888")
 
 
 @pytest.mark.fault('An invalid stage.toml, a failing build', 'those stages are errors with file/field or instruction and log; the others run')

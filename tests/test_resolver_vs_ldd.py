@@ -15,15 +15,16 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness import labels
+from harness import ownership
 from harness.bases import ensure_base
 from harness.elf import Resolver, RootFS
 from harness.elf.corpus import dynamic_elf_files, parse_ldd_output
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.model import RunPolicy
+from harness.pipeline import Made
 
-from .conftest import TEST_NAMESPACE
+from .conftest import TEST_NAMESPACE, build_recorded
 
 pytestmark = pytest.mark.docker
 
@@ -34,18 +35,16 @@ LDD_LOOP = 'for f in "$@"; do echo "== $f"; ldd "$f" 2>&1; done'
 
 
 @pytest.fixture(scope="module")
-def builder(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    ensure_base(engine, BASE)
-    folder = tmp_path_factory.mktemp("builder")
-    (folder / "Dockerfile").write_text(f"FROM {BASE}\nRUN apt-get update -qq && apt-get install -y gcc make\n")
-    client = docker.from_env()
-    client.images.build(path=str(folder), tag=BUILDER, rm=True, forcerm=True, labels=labels.managed(labels.ROLE_BUILDER, namespace=TEST_NAMESPACE))
+def builder(engine: DockerEngine, made: Made) -> Iterator[str]:
+    ensure_base(engine, BASE, made.ledger)
+    dockerfile = f"FROM {BASE}\nRUN apt-get update -qq && apt-get install -y gcc make\n"
+    image_id = build_recorded(docker.from_env(), made, dockerfile, BUILDER)
     yield BUILDER
-    client.images.remove(BUILDER, force=True)
+    ownership.remove_made(engine, made.ledger, frozenset({image_id}))
 
 
-def test_every_closure_under_usr_agrees_with_ldd(engine: DockerEngine, builder: str) -> None:
-    with unpacked_image(engine, builder, TEST_NAMESPACE) as root:
+def test_every_closure_under_usr_agrees_with_ldd(engine: DockerEngine, builder: str, made: Made) -> None:
+    with unpacked_image(engine, builder, made.container_labels()) as root:
         paths = [str(path) for path in dynamic_elf_files(root)]
         assert len(paths) > 500, "a builder image has hundreds of dynamic ELF files under /usr"
         fs = RootFS(root)
@@ -61,7 +60,7 @@ def test_every_closure_under_usr_agrees_with_ldd(engine: DockerEngine, builder: 
                 builder,
                 ("/bin/sh", "-c", LDD_LOOP, "sh", *chunk),
                 RunPolicy(timeout_s=300.0, user="65534:65534", output_cap_bytes=8 * 1024 * 1024),
-                labels.managed(labels.ROLE_RUN, namespace=TEST_NAMESPACE, stage="ldd"),
+                made.container_labels(stage="ldd"),
             )
             assert not result.truncated and not result.timed_out and result.error is None
             loader.update(parse_ldd_output(result.stdout, chunk, realpath))

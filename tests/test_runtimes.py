@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from harness import labels
+from harness.pipeline import Made
 from harness.dockerfile import instructions
 from harness.elf import Resolver
 from harness.engine import DockerEngine
@@ -25,7 +25,7 @@ from harness.model import DEFAULT_RUNTIME, Outcome, RunPolicy, RunReport, StageR
 from harness.stages import Stage, discover, load_stage
 from harness.unpack import ChunkStream
 
-from .conftest import REPO_ROOT, TEST_NAMESPACE
+from .conftest import REPO_ROOT
 
 pytestmark = pytest.mark.docker
 
@@ -85,14 +85,14 @@ def image_entries(engine: DockerEngine, image: str) -> set[PurePosixPath]:
     return {PurePosixPath(entry.path) for entry in entries if entry.kind is not EntryKind.DIR}
 
 
-def python_loaded_files(engine: DockerEngine, image: str, stage: Stage) -> set[PurePosixPath]:
+def python_loaded_files(engine: DockerEngine, image: str, stage: Stage, made: Made) -> set[PurePosixPath]:
     """The files the interpreter reads code from while running the stage's command, as `-v` reports them."""
     interpreter, *arguments = stage.command
     result = engine.run(
         image,
         (interpreter, "-v", *arguments),
         RunPolicy(timeout_s=stage.timeout_s, user=stage.user),
-        labels.managed(labels.ROLE_RUN, namespace=TEST_NAMESPACE),
+        made.container_labels(),
     )
     assert result.exit_code == 0 and result.stdout == "hello!\n" and not result.truncated, result
     return {PurePosixPath(m["path"]) for line in result.stderr.splitlines() if (m := PYTHON_LOADED.match(line))}
@@ -100,12 +100,12 @@ def python_loaded_files(engine: DockerEngine, image: str, stage: Stage) -> set[P
 
 @pytest.mark.parametrize("stage", SCRATCH_STAGES, ids=lambda stage: stage.name)
 def test_the_scratch_image_holds_no_file_the_program_does_not_need(
-    ladder: RunReport, engine: DockerEngine, stage: Stage
+    ladder: RunReport, engine: DockerEngine, stage: Stage, made: Made
 ) -> None:
     image = measured(ladder, stage.name).image
     assert image is not None
-    loaded = python_loaded_files(engine, image, stage) if stage.runtime == "python" else set()
-    with unpacked_image(engine, image, TEST_NAMESPACE) as root:
+    loaded = python_loaded_files(engine, image, stage, made) if stage.runtime == "python" else set()
+    with unpacked_image(engine, image, made.container_labels()) as root:
         resolver = Resolver(root)
         needed = set(resolver.resolve(stage.command[0]).files)
         needed |= {PurePosixPath(argument) for argument in stage.command[1:] if argument.startswith("/")}

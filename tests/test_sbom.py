@@ -10,7 +10,8 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 
 from harness import labels
 from harness.imagewrite import host_entries, layer_tar
-from harness.pipeline import build_slim_image
+from harness.ledger import Ledger
+from harness.pipeline import Made, build_slim_image
 from harness.provenance import DpkgDatabase
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.slim import SlimSpec
@@ -46,8 +47,10 @@ def test_every_file_is_listed_with_its_package_and_the_document_validates(root: 
 
 def test_build_slim_image_writes_the_document_it_is_given_a_path_for(tmp_path: Path) -> None:
     sbom = tmp_path / "sbom" / "s.spdx.json"
-    record, _ = build_slim_image(FakeEngine(), "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",),
-                                 labels.managed(labels.ROLE_STAGE, namespace="ns"), "ns", sbom=sbom)
+    engine = FakeEngine()
+    made = Made(Ledger.open(tmp_path, engine.identity()), "session", "ns")
+    record, _ = build_slim_image(engine, "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",),
+                                 labels.image("checkout", "ns"), made, sbom=sbom)
     data = json.loads(sbom.read_text())
     assert data["spdxVersion"] == "SPDX-2.3" and data["name"] == "s"
     assert any(p["versionInfo"] == record.image_id for p in data["packages"])

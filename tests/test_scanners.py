@@ -24,14 +24,16 @@ import pytest
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from harness import labels
+from harness import labels, ownership
+from harness.bases import ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.elf import RootFS
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.measure import analyse_image
 from harness.model import RunPolicy
-from harness.pipeline import Settings, build_slim_image, build_stage
+from harness.ledger import ROLE_BUILDER
+from harness.pipeline import Made, Settings, build_slim_image, build_stage
 from harness.pkgmeta import DOC, STATUS_D
 from harness.slim import SlimPlan
 from harness.stages import Stage, load_stage
@@ -70,18 +72,20 @@ def syft_packages(engine: DockerEngine, image: str, folder: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def slim_builds(engine: DockerEngine, cleanup_namespace: str) -> dict[str, SlimBuild]:
+def slim_builds(engine: DockerEngine, made: Made, cleanup_namespace: str) -> dict[str, SlimBuild]:
     builds = {}
     for name in SLIM_STAGES:
         stage = load_stage(REPO_ROOT / "stages" / name)
         assert stage.slim is not None
         source, tag = f"{cleanup_namespace}/{name}:scan-source", f"{cleanup_namespace}/{name}:scan"
-        engine.build(stage=name, context=build_context(REPO_ROOT / "hello", stage.dockerfile.read_text()),
-                     dockerfile=DOCKERFILE_NAME, tag=source, build_args={"BASE": "debian:bookworm"},
-                     labels=labels.managed(labels.ROLE_BUILDER, namespace=cleanup_namespace, stage=f"{name}-scan"))
+        ensure_base(engine, "debian:bookworm", made.ledger)
+        built = engine.build(stage=name, context=build_context(REPO_ROOT / "hello", stage.dockerfile.read_text()),
+                             dockerfile=DOCKERFILE_NAME, tag=source, build_args={"BASE": "debian:bookworm"},
+                             labels=labels.image(made.ledger.checkout, cleanup_namespace, stage=f"{name}-scan"))
+        made.ledger.record_image(built.image_id, ROLE_BUILDER, (source,), cleanup_namespace)
         record, plan = build_slim_image(engine, source, stage.slim, tag, stage.command,
-                                        labels.managed(labels.ROLE_STAGE, namespace=cleanup_namespace, stage=f"{name}-scan"),
-                                        cleanup_namespace)
+                                        labels.image(made.ledger.checkout, cleanup_namespace, stage=f"{name}-scan"),
+                                        made)
         builds[name] = SlimBuild(stage, source, tag, record.image_id, plan)
     return builds
 
@@ -95,7 +99,7 @@ def scan_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.mark.parametrize("name", SLIM_STAGES)
 def test_syft_lists_exactly_the_packages_the_files_came_from_at_the_source_versions(
-    engine: DockerEngine, slim_builds: dict[str, SlimBuild], scan_folder: Path, name: str
+    engine: DockerEngine, made: Made, slim_builds: dict[str, SlimBuild], scan_folder: Path, name: str
 ) -> None:
     build = slim_builds[name]
     found = syft_packages(engine, build.tag, scan_folder)
@@ -109,16 +113,16 @@ def test_syft_lists_exactly_the_packages_the_files_came_from_at_the_source_versi
     assert next(p for p in found if p["name"] == "libc6")["licenses"]
     # The image still runs its program.
     result = engine.run(build.tag, build.stage.command, RunPolicy(timeout_s=60, user="65534:65534"),
-                        labels.managed(labels.ROLE_RUN, namespace=build.tag.split("/")[0]))
+                        made.container_labels())
     assert result.exit_code == 0 and result.stdout == "hello!\n", result
 
 
 @pytest.mark.parametrize("name", SLIM_STAGES)
 def test_every_copied_file_matches_its_md5sums_line_and_every_package_has_its_copyright(
-    engine: DockerEngine, slim_builds: dict[str, SlimBuild], name: str
+    engine: DockerEngine, made: Made, slim_builds: dict[str, SlimBuild], name: str
 ) -> None:
     build = slim_builds[name]
-    with unpacked_image(engine, build.tag, build.tag.split("/")[0]) as root:
+    with unpacked_image(engine, build.tag, made.container_labels()) as root:
         fs = RootFS(root)
         listed: dict[str, str] = {}
         for package in build.plan.provenance.packages:
@@ -137,28 +141,29 @@ def test_every_copied_file_matches_its_md5sums_line_and_every_package_has_its_co
 
 
 def test_syft_sees_nothing_in_the_tutorials_hand_made_scratch_image(
-    engine: DockerEngine, cleanup_namespace: str, scan_folder: Path
+    engine: DockerEngine, made: Made, cleanup_namespace: str, scan_folder: Path
 ) -> None:
     stage = load_stage(REPO_ROOT / "stages" / "07-scratch-libs")
     settings = Settings(REPO_ROOT, namespace=cleanup_namespace, wire_size=False)
-    build_stage(engine, stage, settings, progress=lambda line: None)
+    ensure_base(engine, settings.base, made.ledger)
+    _, info, _ = build_stage(engine, stage, settings, lambda line: None, made)
     # libc.so.6 and the loader are there, but no dpkg metadata says whose they are.
-    assert syft_packages(engine, settings.tag(stage.name), scan_folder) == []
+    assert syft_packages(engine, info.image_id, scan_folder) == []
 
 
 def test_the_same_source_gives_the_same_image_id_and_another_epoch_another(
-    engine: DockerEngine, slim_builds: dict[str, SlimBuild], cleanup_namespace: str
+    engine: DockerEngine, made: Made, slim_builds: dict[str, SlimBuild], cleanup_namespace: str
 ) -> None:
     build = slim_builds["08-scratch-auto"]
     assert build.stage.slim is not None
     tag, stage_label = f"{cleanup_namespace}/08-scratch-auto:repro", "08-scratch-auto-repro"
-    image_labels = labels.managed(labels.ROLE_STAGE, namespace=cleanup_namespace, stage=stage_label)
+    image_labels = labels.image(made.ledger.checkout, cleanup_namespace, stage=stage_label)
 
     def image_id(epoch: int | None) -> str:
         record, _ = build_slim_image(engine, build.source, build.stage.slim, tag, build.stage.command, image_labels,
-                                     cleanup_namespace, epoch)
+                                     made, epoch)
         assert engine.image_info(tag).image_id == record.image_id
-        engine.remove_images(labels.selector(namespace=cleanup_namespace, stage=stage_label))
+        ownership.remove_made(engine, made.ledger, frozenset({record.image_id}))
         assert not engine.has_image(record.image_id)
         return record.image_id
 
@@ -168,15 +173,15 @@ def test_the_same_source_gives_the_same_image_id_and_another_epoch_another(
 
 
 def test_the_spdx_document_validates_and_lists_every_file_with_its_package(
-    engine: DockerEngine, slim_builds: dict[str, SlimBuild], cleanup_namespace: str, tmp_path: Path
+    engine: DockerEngine, made: Made, slim_builds: dict[str, SlimBuild], cleanup_namespace: str, tmp_path: Path
 ) -> None:
     build = slim_builds["42-python-scratch"]
     assert build.stage.slim is not None
     sbom = tmp_path / "42-python-scratch.spdx.json"
     tag = f"{cleanup_namespace}/42-python-scratch:sbom"
     record, plan = build_slim_image(engine, build.source, build.stage.slim, tag, build.stage.command,
-                                    labels.managed(labels.ROLE_STAGE, namespace=cleanup_namespace, stage="42-sbom"),
-                                    cleanup_namespace, sbom=sbom)
+                                    labels.image(made.ledger.checkout, cleanup_namespace, stage="42-sbom"),
+                                    made, sbom=sbom)
     document = parse_file(str(sbom))
     assert validate_full_spdx_document(document) == []
     packages = {p.spdx_id: p for p in document.packages}
@@ -184,7 +189,7 @@ def test_the_spdx_document_validates_and_lists_every_file_with_its_package(
         (p.name, p.version) for p in plan.provenance.packages}
     contained = {r.related_spdx_element_id: r.spdx_element_id for r in document.relationships
                  if r.relationship_type.name == "CONTAINS"}
-    with unpacked_image(engine, tag, cleanup_namespace) as root:
+    with unpacked_image(engine, tag, made.container_labels()) as root:
         fs = RootFS(root)
         for file in document.files:
             path = PurePosixPath(file.name.removeprefix("."))

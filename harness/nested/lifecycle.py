@@ -63,7 +63,7 @@ def ensure_image(host: ServiceHost, say: Say) -> bool:
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-10:])
             raise NestedEngineError("image", f"mmdebstrap failed with exit code {done.returncode}", tail)
-        host.import_rootfs(tarball, IMAGE, labels.managed(labels.ROLE_ENGINE, suite=SUITE))
+        host.import_rootfs(tarball, IMAGE, labels.engine(suite=SUITE))
         say(f"{IMAGE}: bootstrapped and imported in {time.monotonic() - started:.0f} s")
     return True
 

@@ -102,7 +102,7 @@ class NestedEngine:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {**labels.managed(labels.ROLE_ENGINE), ENGINE_LABEL: self.name, STORE_LABEL: self.store.value}
+        return {**labels.engine(), ENGINE_LABEL: self.name, STORE_LABEL: self.store.value}
 
 
 def daemon_config(engine: NestedEngine, socket_gid: int = 0) -> dict[str, object]:

@@ -1,0 +1,269 @@
+"""Ownership by identity: what the project made is recorded by ID, and clean-up removes only that.
+
+Unit tests of the ledger and the rule, then, against a real Engine, the
+user's own images built on the project's images (kept through every removal
+path), and two checkouts running `invoke all` at once on one Engine.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+
+from harness import labels, ownership
+from harness.ledger import ROLE_BASE, ROLE_BUILDER, ROLE_STAGE, Ledger
+from harness.ownership import EngineContainer, EngineImage, Scope
+
+from .conftest import invoke
+from .test_faults import add_stage, copy_repo, stage_toml
+
+BASE = "debian:bookworm"
+
+
+# --- the ledger and the rule, without an Engine -------------------------------------
+
+
+def test_the_ledger_records_by_id_and_survives_a_reopen(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path, "ENGINE:A")
+    ledger.record_image("sha256:1", ROLE_STAGE, ("ns/01:x-private",), "ns")
+    ledger.record_image("sha256:1", ROLE_STAGE, ("ns/01:x",), "ns")
+    ledger.record_session("nonce", "ns")
+    again = Ledger.open(tmp_path, "ENGINE:A").read()
+    assert again.image("sha256:1") is not None and again.image("sha256:1").tags == ("ns/01:x-private", "ns/01:x")  # type: ignore[union-attr]
+    assert again.session("nonce") is not None
+    # Another Engine has a ledger of its own; the checkout's scope is the same.
+    other = Ledger.open(tmp_path, "ENGINE:B")
+    assert other.read().images == () and other.checkout == ledger.checkout and other.path != ledger.path
+    assert not list((tmp_path / ".hello-ladder").glob("*.tmp"))  # written to a temporary name, then renamed
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"format": 1}', '{"format": 99, "images": [], "sessions": []}', "[1, 2]"])
+def test_a_missing_or_corrupt_ledger_reads_as_empty_so_clean_removes_less(tmp_path: Path, text: str) -> None:
+    ledger = Ledger.open(tmp_path, "ENGINE")
+    ledger.path.write_text(text)
+    state = ledger.read()
+    assert state.images == () and state.sessions == ()
+    images = (EngineImage("sha256:1", ("hello-ladder/01-naive:debian-bookworm",)),)
+    assert ownership.plan(ledger, state, images, (), Scope(bases=True)) == ()
+
+
+def test_a_copied_checkout_gets_a_scope_of_its_own_and_an_empty_ledger(tmp_path: Path) -> None:
+    import shutil
+
+    original = tmp_path / "original"
+    original.mkdir()
+    ledger = Ledger.open(original, "ENGINE")
+    ledger.record_image("sha256:1", ROLE_STAGE, ("ns/01:x",), "ns")
+    shutil.copytree(original, tmp_path / "copy")  # `cp -r`, .hello-ladder/ included
+    copied = Ledger.open(tmp_path / "copy", "ENGINE")
+    assert copied.checkout != ledger.checkout
+    assert copied.read().images == ()  # the copy did not make the original's images
+    assert Ledger.open(original, "ENGINE").read().image("sha256:1") is not None
+
+
+def _ledger(tmp_path: Path) -> Ledger:
+    ledger = Ledger.open(tmp_path, "ENGINE")
+    ledger.record_image("sha256:stage", ROLE_STAGE, ("ns/07:b",), "ns")
+    ledger.record_image("sha256:compiler", ROLE_BUILDER, (), "ns")
+    ledger.record_image("sha256:other-ns", ROLE_STAGE, ("other/07:b",), "other")
+    ledger.record_image("sha256:base", ROLE_BASE, ("debian:bookworm",))
+    ledger.record_session("run1", "ns")
+    return ledger
+
+
+def test_inherited_labels_never_make_an_image_or_a_container_the_projects(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    stage_labels = labels.image(ledger.checkout, "ns", stage="07")
+    images = (
+        EngineImage("sha256:stage", ("ns/07:b",)),
+        EngineImage("sha256:compiler", ()),
+        EngineImage("sha256:base", ("debian:bookworm",)),
+        EngineImage("sha256:user-on-07", ("user-on-07:1",)),  # carries every label of the stage image
+        EngineImage("sha256:user-app", ("user-app:1",)),
+        EngineImage("sha256:user-untagged", ()),
+    )
+    containers = (
+        EngineContainer("c-ours", "a", {**stage_labels, labels.SESSION: "run1"}, stage_labels),
+        # A user's container from an image that carries a session label (a committed container of ours).
+        EngineContainer("c-users", "b", {labels.SESSION: "run1"}, {labels.SESSION: "run1"}),
+        EngineContainer("c-unknown", "c", {labels.SESSION: "someone-elses"}, {}),
+    )
+    everything = ownership.plan(ledger, ledger.read(), images, containers, Scope(bases=True))
+    assert {r.ident for r in everything} == {"c-ours", "sha256:stage", "sha256:compiler", "sha256:base"}
+    assert all("recorded" in r.why for r in everything)
+    scoped = ownership.plan(ledger, ledger.read(), images, containers, Scope(namespace="ns"))
+    assert {r.ident for r in scoped} == {"c-ours", "sha256:stage", "sha256:compiler"}  # no base without --bases
+    swept = ownership.plan(ledger, ledger.read(), images, (), Scope(namespace="ns", untagged_only=True))
+    assert {r.ident for r in swept} == {"sha256:compiler"}
+
+
+def test_a_tag_the_project_did_not_make_keeps_the_image(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    images = (EngineImage("sha256:stage", ("ns/07:b", "my/app:1")),)
+    [removal] = ownership.plan(ledger, ledger.read(), images, (), Scope())
+    assert (removal.untag, removal.delete) == (("ns/07:b",), False)
+    assert "my/app:1" in removal.why
+
+
+# --- against an Engine ----------------------------------------------------------------
+
+NAMESPACE = "hello-ladder-test-owner"
+USER_IMAGES = ("user-app:1", "user-on-07:1", "user-on-08:1")
+
+
+def build_user_image(client: docker.DockerClient, dockerfile: str, tag: str) -> str:
+    """What `printf '...' | docker build -t TAG -` does, through the SDK: an image the user made."""
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
+    return str(image.id)
+
+
+def _recorded(repo: Path, client: docker.DockerClient) -> set[str]:
+    return {entry.image_id for entry in Ledger.open(repo, client.info()["ID"]).read().images}
+
+
+def _listed(client: docker.DockerClient) -> set[str]:
+    return {image.id for image in client.images.list()}
+
+
+@pytest.mark.fault("a user's image built on a project image", "kept")
+@pytest.mark.docker
+def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: Path) -> None:
+    client = docker.from_env()
+    (tmp_path / "repo").mkdir()
+    repo = copy_repo(tmp_path / "repo", ("07-scratch-libs", "08-scratch-auto"))
+    env = {"HELLO_LADDER_NAMESPACE": NAMESPACE}
+    made_by_project: set[str] = set()
+    user_container = None
+    try:
+        done = invoke(repo, "all", "--no-wire", env=env, timeout=1800)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        made_by_project |= _recorded(repo, client)
+        users = {
+            "user-app:1": build_user_image(client, f"FROM {BASE}\nRUN echo my app > /app.txt\n", "user-app:1"),
+            "user-on-07:1": build_user_image(client, f"FROM {NAMESPACE}/07-scratch-libs:debian-bookworm\nLABEL mine=yes\n", "user-on-07:1"),
+            "user-on-08:1": build_user_image(client, f"FROM {NAMESPACE}/08-scratch-auto:debian-bookworm\nLABEL mine=yes\n", "user-on-08:1"),
+        }
+        # A user's container of a stage image: it carries every label the image does.
+        user_container = client.containers.create("user-on-07:1", command=["/hello"], name="users-own-container")
+        assert client.images.get("user-on-07:1").labels[labels.NAMESPACE] == NAMESPACE  # inherited, as the issue says
+        assert not any(key.startswith("hello-ladder.") for key in client.images.get("user-app:1").labels or {})
+
+        def users_are_intact(after: str) -> None:
+            for tag, image_id in users.items():
+                assert client.images.get(tag).id == image_id, f"{tag} after {after}"
+                assert tag in client.images.get(image_id).tags, f"{tag} after {after}"
+            assert client.containers.get(user_container.id).id == user_container.id, f"container after {after}"
+
+        # The end-of-run sweep: a second run rebuilds and sweeps what it left untagged.
+        done = invoke(repo, "all", "--no-wire", env=env, timeout=1800)
+        assert done.returncode == 0, done.stderr[-2000:]
+        made_by_project |= _recorded(repo, client)
+        users_are_intact("the end-of-run sweep")
+
+        # An interrupted run, stopped while a stage's container runs.
+        add_stage(repo, "09-hangs", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/sleep", "600"]', extra="timeout = 300"))
+        session_containers = lambda: client.containers.list(all=True, sparse=True, filters={"label": labels.selector(namespace=NAMESPACE) + [labels.SESSION]})  # noqa: E731
+        returncode, stderr = _interrupt(repo, env, lambda: bool(session_containers()))
+        assert returncode == 130, stderr
+        made_by_project |= _recorded(repo, client)
+        users_are_intact("an interrupted run")
+        assert session_containers() == []
+
+        # --dry-run lists, says why, removes nothing.
+        before = _listed(client)
+        done = invoke(repo, "clean", "--namespace", NAMESPACE, "--dry-run", env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        lines = [line for line in done.stdout.splitlines() if line.startswith("would ") and "recorded" in line]
+        assert lines and _listed(client) == before
+        assert not any(image_id.removeprefix("sha256:")[:12] in done.stdout for image_id in users.values())
+
+        for arguments in (("--namespace", NAMESPACE), (), ("--bases",)):
+            done = invoke(repo, "clean", *arguments, env=env, timeout=300)
+            print(f"invoke clean {' '.join(arguments)}:", done.stdout)  # shown if the test fails
+            assert done.returncode == 0, done.stderr
+            users_are_intact(f"invoke clean {' '.join(arguments)}")
+
+        # Everything the project made is gone: no image it recorded is listed, no tag of its namespace is left.
+        assert made_by_project and not made_by_project & _listed(client)
+        assert not [tag for image in client.images.list() for tag in image.tags if tag.startswith(f"{NAMESPACE}/")]
+        assert not Ledger.open(repo, client.info()["ID"]).read().images
+    finally:
+        if user_container is not None:
+            user_container.remove(force=True)
+        for tag in USER_IMAGES:
+            try:
+                client.images.remove(tag)
+            except docker.errors.ImageNotFound:
+                pass
+        invoke(repo, "clean", "--bases", env=env, timeout=300)
+
+
+def _interrupt(repo: Path, env: dict[str, str], ready: Callable[[], bool]) -> tuple[int, str]:
+    """Start `invoke all` in `repo`, send SIGINT once `ready()` holds; its exit code and stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "all", "--no-wire"], cwd=repo, env={**os.environ, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 900
+    try:
+        while not ready():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    return process.returncode, stderr
+
+
+@pytest.mark.fault("two checkouts run `invoke all` at once on one Engine", "neither removes, re-tags or mis-measures the other's images")
+@pytest.mark.docker
+def test_two_checkouts_at_once_on_one_engine(engine: object, tmp_path: Path) -> None:
+    client = docker.from_env()
+    engine_id = client.info()["ID"]
+    repos = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        repos.append(copy_repo(tmp_path / name, ("01-naive", "07-scratch-libs", "08-scratch-auto")))
+    # The same namespace on purpose: both want the same public tags.
+    env = {**os.environ, "HELLO_LADDER_NAMESPACE": NAMESPACE + "-two"}
+    try:
+        runs = [
+            subprocess.Popen([sys.executable, "-m", "invoke", "all", "--no-wire"], cwd=repo, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for repo in repos
+        ]
+        outputs = [run.communicate(timeout=2400) for run in runs]
+        for run, (stdout, stderr) in zip(runs, outputs):
+            assert run.returncode == 0, stdout[-3000:] + stderr[-3000:]
+        ledgers = [Ledger.open(repo, engine_id) for repo in repos]
+        assert ledgers[0].checkout != ledgers[1].checkout
+        recorded = [{entry.image_id for entry in ledger.read().images if entry.role != ROLE_BASE} for ledger in ledgers]
+        assert not recorded[0] & recorded[1]  # nothing made by one is claimed by the other
+        for repo, own, other in zip(repos, recorded, reversed(recorded)):
+            results = json.loads((repo / "results" / "results.json").read_text())
+            for stage in results["stages"]:
+                image = client.images.get(stage["image_id"])  # still there, after both runs' sweeps
+                assert stage["image_id"] in own and stage["image_id"] not in other
+                assert image.attrs["Size"] == stage["size_bytes"]  # measured the image it built
+                assert client.images.get(stage["image"]).id == stage["image_id"]  # its tag names its own image
+        # One checkout's clean leaves every image of the other, with its tags.
+        survivors = {image_id: client.images.get(image_id).tags for image_id in recorded[1]}
+        done = invoke(repos[0], "clean", env={"HELLO_LADDER_NAMESPACE": env["HELLO_LADDER_NAMESPACE"]}, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert not recorded[0] & _listed(client)
+        for image_id, tags in survivors.items():
+            assert client.images.get(image_id).tags == tags
+    finally:
+        for repo in repos:
+            invoke(repo, "clean", env={"HELLO_LADDER_NAMESPACE": env["HELLO_LADDER_NAMESPACE"]}, timeout=300)
