@@ -437,15 +437,6 @@ class DockerEngine:
                 self._client.api.remove_container(container_id, force=True)
 
 
-def _imported_id(answer: object) -> str | None:
-    """The image ID in an import's answer: JSON lines, the last of which says `{"status": "sha256:..."}`."""
-    for line in reversed(str(answer).splitlines()):
-        with contextlib.suppress(ValueError):
-            status = str(json.loads(line).get("status", ""))
-            if status.startswith("sha256:"):
-                return status
-    return None
-
     def image_origin(self, ref: str) -> ImageOrigin:
         with _converted(ref):
             attrs = self._client.images.get(ref).attrs
@@ -518,6 +509,16 @@ def _imported_id(answer: object) -> str | None:
                     container.stop(timeout=int(timeout_s))
                 container.remove(force=True)
         return True
+
+
+def _imported_id(answer: object) -> str | None:
+    """The image ID in an import's answer: JSON lines, the last of which says `{"status": "sha256:..."}`."""
+    for line in reversed(str(answer).splitlines()):
+        with contextlib.suppress(ValueError):
+            status = str(json.loads(line).get("status", ""))
+            if status.startswith("sha256:"):
+                return status
+    return None
 
 
 def _service_state(container: Any) -> ServiceState:
