@@ -13,6 +13,7 @@ from harness import labels, nested
 from harness.engine import DockerEngine
 from harness.errors import EngineUnavailable, NestedEngineError
 from harness.nested import NestedEngine, Store, bounding_set, capabilities, container_spec, daemon_config
+from harness.nested.plan import uplink_mtu
 from harness.nested.cli import parse_args
 from harness.model import EngineFacts
 from harness.service import ServiceSpec, ServiceState
@@ -240,3 +241,16 @@ def test_a_nested_engine_with_the_containerd_store(engine: DockerEngine) -> None
         stopped = subprocess.run([*script, "stop", name, "--purge"], capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
     assert not NestedEngine(name).data_dir.exists()
+
+
+def test_the_inner_engine_takes_the_uplinks_mtu() -> None:
+    """Behind two NATs a packet larger than the uplink's MTU is lost without a word: apt-get update hangs."""
+    routes = ("Iface\tDestination\tGateway\tFlags\n"
+              "docker0\t000011AC\t00000000\t0001\n"
+              "eth0\t00000000\t0100000A\t0003\n")
+    mtus = {"eth0": "1400\n", "docker0": "1500\n"}
+    assert uplink_mtu(routes, mtus.__getitem__) == 1400
+    assert uplink_mtu(routes.splitlines()[0], mtus.__getitem__) is None
+    config = daemon_config(NestedEngine("ov", Store.OVERLAY2), mtu=1400)
+    assert config["mtu"] == 1400
+    assert "mtu" not in daemon_config(NestedEngine("ov", Store.OVERLAY2))

@@ -28,6 +28,7 @@ from harness.nested.plan import (
     NestedEngine,
     bounding_set,
     capabilities,
+    uplink_mtu,
     container_spec,
     daemon_config,
     mmdebstrap_command,
@@ -93,7 +94,7 @@ def start(
     engine.data_dir.mkdir(parents=True, exist_ok=True)
     engine.run_dir.mkdir(parents=True, exist_ok=True)
     engine.socket.unlink(missing_ok=True)  # a stale socket would look like an Engine that refuses connections
-    config = daemon_config(engine, socket_gid=_host_docker_gid())
+    config = daemon_config(engine, socket_gid=_host_docker_gid(), mtu=_host_uplink_mtu())
     (engine.run_dir / "daemon.json").write_text(json.dumps(config, indent=2) + "\n")
     if caps is None:
         caps = capabilities(bounding_set(Path("/proc/self/status").read_text()))
@@ -155,6 +156,14 @@ def _answer(state: ServiceState, docker_host: str, connect: Connect) -> str:
     except HarnessError as error:
         return f"not answering: {error}"
     return f"Engine {facts.version}, API {facts.api_version}, {facts.image_store}"
+
+
+def _host_uplink_mtu() -> int | None:
+    try:
+        routes = Path("/proc/net/route").read_text()
+    except OSError:
+        return None
+    return uplink_mtu(routes, lambda name: Path(f"/sys/class/net/{name}/mtu").read_text())
 
 
 def _host_docker_gid() -> int:

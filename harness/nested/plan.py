@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -105,11 +106,13 @@ class NestedEngine:
         return {**labels.engine(), ENGINE_LABEL: self.name, STORE_LABEL: self.store.value}
 
 
-def daemon_config(engine: NestedEngine, socket_gid: int = 0) -> dict[str, object]:
+def daemon_config(engine: NestedEngine, socket_gid: int = 0, mtu: int | None = None) -> dict[str, object]:
     """The inner /etc/docker/daemon.json.
 
     The socket's group is given by number: the image's own `docker` group has
-    a number that means another group on the host.
+    a number that means another group on the host.  `mtu` is the host's uplink's:
+    behind two NATs a packet too large for it is dropped without a word, and a
+    build's `apt-get update` hangs (seen here: eth0 at 1400, the bridges at 1500).
     """
     config: dict[str, object] = {
         "features": {"containerd-snapshotter": engine.store is Store.CONTAINERD},
@@ -117,9 +120,23 @@ def daemon_config(engine: NestedEngine, socket_gid: int = 0) -> dict[str, object
         # The host's cgroup hierarchies are shared: keep out of the host Engine's `docker` cgroups.
         "cgroup-parent": f"/hello-ladder-{engine.name}",
     }
+    if mtu is not None:
+        config["mtu"] = mtu
     if engine.store is Store.OVERLAY2:
         config["storage-driver"] = "overlay2"
     return config
+
+
+def uplink_mtu(route_table: str, read_mtu: Callable[[str], str]) -> int | None:
+    """The MTU of the interface the default route leaves by, from /proc/net/route's text; None if there is none."""
+    for line in route_table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == "00000000":
+            try:
+                return int(read_mtu(fields[0]).strip())
+            except (OSError, ValueError):
+                return None
+    return None
 
 
 def dockerd_command(engine: NestedEngine) -> tuple[str, ...]:
