@@ -59,15 +59,17 @@ def test_the_c_ladder_passes_on_the_containerd_store(containerd_ladder: RunRepor
 def test_its_headline_sizes_equal_those_of_the_first_engine_but_where_overlay2_stores_unchanged_files(
     containerd_ladder: RunReport, ladder: RunReport, engine: DockerEngine, containerd_engine: DockerEngine
 ) -> None:
-    """Built independently on each Engine, every C stage comes to the same bytes, but one.
+    """Built independently on each Engine, every C stage comes to the same bytes, but where apt rewrites files.
 
     overlay2 commits a layer from its upper folder, so a file a step rewrites
     with the same content is stored again; the containerd store's differ
-    compares the two snapshots and leaves such a file out.  `02-purge-layers`
-    is the one stage where that happens: each `apt-get purge` rewrites debconf's
-    templates.dat (803kB) and a few empty lock files unchanged.  The difference
-    must be exactly those files: in overlay2's layer, not in containerd's, and
-    already in the view below with the same size.
+    compares the two snapshots and leaves such a file out.  That happens where
+    a step ends with a file as it found it: each of 02's `apt-get purge` layers
+    rewrites debconf's templates.dat (803kB) and a few empty lock files, and
+    03b installs and purges back to the base's package set.  Every difference
+    must be exactly such files: in overlay2's layer, not in containerd's, and
+    already in the view below with the same size.  The scratch stages, whose
+    layers only add files, must come to the same bytes.
     """
     differing = []
     for stage in containerd_ladder.stages:
@@ -92,7 +94,8 @@ def test_its_headline_sizes_equal_those_of_the_first_engine_but_where_overlay2_s
                     unchanged_rewrites += size
             below.update({e.path: e.size for e in layer_theirs.entries if e.kind is EntryKind.FILE})
         assert first.size_bytes - stage.size_bytes == unchanged_rewrites, stage.name
-    assert differing == ["02-purge-layers"]
+    assert "02-purge-layers" in differing  # the known case: if it went, this test would no longer test anything
+    assert not [name for name in differing if "scratch" in name], differing
 
 
 def test_on_the_containerd_store_the_wire_size_is_the_blobs_own_length(
