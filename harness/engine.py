@@ -390,29 +390,15 @@ class DockerEngine:
 
     def untag_image(self, image_id: str, ref: str) -> None:
         """Remove the tag `ref` if it still names `image_id` (another may have taken it since)."""
-        with _converted(f"untagging {ref}"):
-            try:
-                if self._client.api.inspect_image(ref)["Id"] != image_id:
-                    return
-                self._client.api.remove_image(ref, force=False)
-            except docker.errors.ImageNotFound:
+        with _converted(f"untagging {ref}"), _never_forced(ref):
+            if self._client.api.inspect_image(ref)["Id"] != image_id:
                 return
-            except docker.errors.APIError as error:
-                if error.status_code == 409:
-                    raise ImageInUse(ref, str(error.explanation or error)) from error
-                raise
+            self._client.api.remove_image(ref, force=False)
 
     def remove_image(self, image_id: str) -> None:
         """Delete an image by ID (never forced: a child image or a container keeps it)."""
-        with _converted(f"removing {image_id}"):
-            try:
-                self._client.api.remove_image(image_id, force=False)
-            except docker.errors.ImageNotFound:
-                return
-            except docker.errors.APIError as error:
-                if error.status_code == 409:
-                    raise ImageInUse(image_id, str(error.explanation or error)) from error
-                raise
+        with _converted(f"removing {image_id}"), _never_forced(image_id):
+            self._client.api.remove_image(image_id, force=False)
 
     def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]:
         """Every container carrying the label `label_key`, with its image's labels beside its own."""
@@ -509,6 +495,19 @@ class DockerEngine:
                     container.stop(timeout=int(timeout_s))
                 container.remove(force=True)
         return True
+
+
+@contextlib.contextmanager
+def _never_forced(ref: str) -> Iterator[None]:
+    """A removal of `ref`: gone already is done; in use (409: a child image, a container) is ImageInUse."""
+    try:
+        yield
+    except docker.errors.ImageNotFound:
+        return
+    except docker.errors.APIError as error:
+        if error.status_code == 409:
+            raise ImageInUse(ref, str(error.explanation or error)) from error
+        raise
 
 
 def _imported_id(answer: object) -> str | None:
