@@ -20,6 +20,7 @@ from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
 from harness.engine import Engine
+from harness.enginelock import EngineLocks
 from harness.imagefs import unpacked_image
 from harness.imagewrite import image_archive, layer_tar
 from harness.layers import SaveStreamError
@@ -248,19 +249,20 @@ def build_stage(
 def publish(engine: Engine, made: Made, image_id: str, private: str, public: str, progress: Progress) -> str:
     """Move the public tag to the image just built, unless an image this checkout did not make holds it.
 
-    Returns the tag the image is known by.  The tag is checked, then moved: the
-    Engine has no compare-and-set for tags, so two checkouts publishing the
-    same name in the same instant can still race; each measures its own image
-    by ID whatever the tag says.
+    Returns the tag the image is known by.  The Engine has no compare-and-set
+    for tags, so checkouts on this machine take turns (harness.enginelock):
+    otherwise another could move the public tag between our tag and untag,
+    and dropping the private tag would remove our image with its last tag.
     """
-    holder = engine.image_info(public).image_id if engine.has_image(public) else None
-    if holder is not None and holder != image_id and made.ledger.read().image(holder) is None:
-        progress(f"{public}: held by an image this checkout did not make (another checkout's or the user's): kept as {private}")
-        return private
-    made.ledger.record_image(image_id, ROLE_STAGE, (public,), made.namespace)
-    engine.tag_image(image_id, public)
-    engine.untag_image(image_id, private)
-    return public
+    with EngineLocks.for_engine(made.ledger.engine_id).tagging():
+        holder = engine.image_info(public).image_id if engine.has_image(public) else None
+        if holder is not None and holder != image_id and made.ledger.read().image(holder) is None:
+            progress(f"{public}: held by an image this checkout did not make (another checkout's or the user's): kept as {private}")
+            return private
+        made.ledger.record_image(image_id, ROLE_STAGE, (public,), made.namespace)
+        engine.tag_image(image_id, public)
+        engine.untag_image(image_id, private)  # the public tag is still ours: no other checkout moves it meanwhile
+        return public
 
 
 def _build_dockerfile(
@@ -282,16 +284,17 @@ def _build_dockerfile(
 
     record: BuildRecord | None = None
     try:
-        record = engine.build(
-            stage=stage.name,
-            context=build_context(settings.source_dir, dockerfile),
-            dockerfile=DOCKERFILE_NAME,
-            tag=tag,
-            build_args=settings.build_args,
-            labels=image_labels,
-            no_cache=settings.no_cache,
-            on_line=on_line,
-        )
+        with EngineLocks.for_engine(made.ledger.engine_id).building():
+            record = engine.build(
+                stage=stage.name,
+                context=build_context(settings.source_dir, dockerfile),
+                dockerfile=DOCKERFILE_NAME,
+                tag=tag,
+                build_args=settings.build_args,
+                labels=image_labels,
+                no_cache=settings.no_cache,
+                on_line=on_line,
+            )
         made.ledger.record_image(record.image_id, role, (tag,), made.namespace)
         return record
     finally:
