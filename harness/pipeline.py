@@ -28,7 +28,7 @@ from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.measure import installed_packages, layer_figures
 from harness.results import write_files
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
-from harness.scanview import declared_packages
+from harness.scanview import scanner_view
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
 from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
@@ -222,10 +222,10 @@ def process_folder(
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,
                            observed=observed)
-    scanned = declared_packages(engine, info.image_id, made.container_labels(stage=stage.name))
+    scanned = scanner_view(engine, info.image_id, made.container_labels(stage=stage.name))
     return StageResult(
         **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures,
-        scanner_packages=scanned,
+        scanner=scanned,
     )
 
 
