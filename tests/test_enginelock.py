@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
+from harness import ownership
 from harness.enginelock import EngineLocks
+from harness.ledger import ROLE_STAGE, Ledger
+from harness.pipeline import Made, publish
+
+from .fakes import FakeEngine, _image
 
 
 def _acquired_in_thread(hold: Callable[[], contextlib.AbstractContextManager[None]]) -> tuple[threading.Event, threading.Event]:
@@ -66,3 +75,50 @@ def test_two_engines_never_share_a_lock(tmp_path: Path) -> None:
     with first.removing():
         with second.removing():
             pass
+
+
+# --- the harness takes them where the races were ----------------------------------------
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger for an Engine of its own: its locks (in the temporary folder, where every checkout finds them) are this test's."""
+    ledger = Ledger.open(tmp_path, f"TEST:{uuid.uuid4()}")
+    yield ledger
+    locks = EngineLocks.for_engine(ledger.engine_id)
+    for path in (locks.cache_lock, locks.tags_lock):
+        path.unlink(missing_ok=True)
+
+
+def _in_thread(work: Callable[[], object]) -> threading.Event:
+    done = threading.Event()
+
+    def run() -> None:
+        work()
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done
+
+
+def test_moving_a_public_tag_waits_for_the_other_checkout_moving_it(ledger: Ledger) -> None:
+    engine = FakeEngine(images={"ns/07:b-mine": dataclasses.replace(_image(10), image_id="sha256:mine")})
+    made = Made(ledger, "session", "ns")
+    with EngineLocks.for_engine(ledger.engine_id).tagging():
+        done = _in_thread(lambda: publish(engine, made, "sha256:mine", "ns/07:b-mine", "ns/07:b", lambda line: None))
+        assert not done.wait(0.3)
+        assert "ns/07:b" not in engine.images and "ns/07:b-mine" in engine.images
+    assert done.wait(5)
+    assert engine.images["ns/07:b"].image_id == "sha256:mine" and "ns/07:b-mine" not in engine.images
+
+
+def test_removing_images_waits_for_the_builds_in_progress(ledger: Ledger) -> None:
+    engine = FakeEngine()
+    ledger.record_image("sha256:old", ROLE_STAGE, ("ns/07:b",), "ns")
+    engine.images["ns/07:b"] = dataclasses.replace(_image(10), image_id="sha256:old")
+    with EngineLocks.for_engine(ledger.engine_id).building():
+        done = _in_thread(lambda: ownership.clean(engine, ledger, ownership.Scope(namespace="ns")))
+        assert not done.wait(0.3)
+        assert engine.removed == []
+    assert done.wait(5)
+    assert engine.removed == ["sha256:old"]
