@@ -10,13 +10,18 @@ What is not copied is kept as noise, by kind, so that a report can show it.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from harness.elf import Resolver, RootFS
+from harness.elf.errors import ElfError
 from harness.elf.reader import ELF_MAGIC
 from harness.tracelog import OUTPUT, PREFIX, Access, TracedRun
+
+
+log = logging.getLogger(__name__)
 
 
 class Noise(enum.Enum):
@@ -29,6 +34,7 @@ class Noise(enum.Enum):
     RUNTIME = "made at run time"  # not in the source image: written by the run (into a tmpfs)
 
 
+_STRENGTH = (Access.EXECUTED, Access.OPENED, Access.LISTED, Access.PROBED)
 KERNEL_TREES = (PurePosixPath("/proc"), PurePosixPath("/sys"), PurePosixPath("/dev"))
 ENGINE_FILES = frozenset(PurePosixPath(p) for p in ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname"))
 
@@ -44,7 +50,7 @@ class TracedFile:
 
 @dataclass(frozen=True)
 class TraceFindings:
-    files: tuple[TracedFile, ...]  # each path once, the strongest access first seen
+    files: tuple[TracedFile, ...]  # each path once, with the strongest access (and its first command)
     elves: tuple[PurePosixPath, ...]  # programs that ran, whose ELF closure is copied too
     listed: tuple[PurePosixPath, ...]  # folders whose entries a run read
     noise: tuple[tuple[Noise, PurePosixPath], ...]  # each (kind, path) once
@@ -62,7 +68,9 @@ def trace_findings(root_fs: RootFS, resolver: Resolver, runs: Iterable[TracedRun
     commands: dict[PurePosixPath, str] = {}
 
     def add(path: PurePosixPath, access: Access, command: str) -> None:
-        files.setdefault(path, TracedFile(path, access, command))
+        known = files.get(path)
+        if known is None or _STRENGTH.index(access) < _STRENGTH.index(known.access):
+            files[path] = TracedFile(path, access, command)
 
     for run in runs:
         for event in run.log.events:
@@ -95,7 +103,13 @@ def trace_findings(root_fs: RootFS, resolver: Resolver, runs: Iterable[TracedRun
                     elves.setdefault(elf)
                     commands.setdefault(elf, run.label)
     for program in elves:
-        for item in resolver.resolve(program, strict=False).files:
+        try:
+            closure = resolver.resolve(program, strict=False)
+        except ElfError as error:
+            # It ran, so the kernel and its loader took it; what they loaded the trace saw opened.
+            log.warning("%s: its ELF closure cannot be read, the trace alone says what it loaded: %s", program, error)
+            continue
+        for item in closure.files:
             add(item, Access.EXECUTED, commands[program])
     return TraceFindings(tuple(files.values()), tuple(elves), tuple(listed), tuple(noise))
 

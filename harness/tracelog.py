@@ -81,6 +81,7 @@ _PROBE = frozenset({
 _LINE = re.compile(r"^(?P<call>[a-z_0-9]+)\((?P<args>.*)\)\s+=\s+(?P<ret>-?\d+|\?)(?P<rest>.*)$")
 # A directory fd with its path (`AT_FDCWD</tmp>`, `3</usr/share>`), then a quoted path.
 _DIRFD = re.compile(r"^(?:AT_FDCWD|-?\d+)<(?P<dir>(?:[^>\\]|\\.)*)>,\s*")
+_CWD = re.compile(r"\(AT_FDCWD<(?P<dir>(?:[^>\\]|\\.)*)>")
 _FD_ONLY = re.compile(r"^-?\d+<(?P<path>(?:[^>\\]|\\.)*)>")
 _STRING = re.compile(r'^"(?P<text>(?:[^"\\]|\\.)*)"')
 _ERRNO = re.compile(r"^\s+(?P<errno>E[A-Z0-9]+)\b")
@@ -112,8 +113,13 @@ def unquote(text: str) -> str:
     return out.decode("utf-8", "surrogateescape")
 
 
-def parse_line(line: str) -> Event | None:
-    """The path event of one strace line, or None for a line that is none (signals, exits, other calls)."""
+def parse_line(line: str, cwd: PurePosixPath = PurePosixPath("/")) -> Event | None:
+    """The path event of one strace line, or None for a line that is none (signals, exits, other calls).
+
+    `cwd` is the process's working folder, for a relative path given to a call
+    that names no folder (`stat("repo")`, `mkdir("repo")`): `-y` shows it only
+    beside AT_FDCWD, so `parse` follows it from line to line.
+    """
     match = _LINE.match(line.strip())
     if match is None:
         return None
@@ -129,7 +135,7 @@ def parse_line(line: str) -> Event | None:
             return None
         path = PurePosixPath(unquote(fd["path"]))
         return Event(Access.LISTED if ok else None, path, call, errno)
-    folder = PurePosixPath("/")
+    folder = cwd
     dirfd = _DIRFD.match(args)
     if call in ("openat", "openat2", "newfstatat", "fstatat64", "statx", "faccessat", "faccessat2", "readlinkat", "execveat"):
         if dirfd is None:
@@ -177,13 +183,19 @@ def parse(outputs: Mapping[str, str] | Iterable[str]) -> TraceLog:
     events: list[Event] = []
     lines = unparsed = 0
     for text in texts:
+        cwd = PurePosixPath("/")  # the Engine's default working folder, until a line shows another
         for line in text.splitlines():
             lines += 1
-            event = parse_line(line)
+            shown = _CWD.search(line)
+            if shown is not None:
+                cwd = PurePosixPath(unquote(shown["dir"]))
+            event = parse_line(line, cwd)
             if event is None:
                 unparsed += 1
-            else:
-                events.append(event)
+                continue
+            events.append(event)
+            if event.syscall == "chdir" and event.access is not None:
+                cwd = event.path
     return TraceLog(tuple(events), lines, unparsed)
 
 
