@@ -1,0 +1,77 @@
+"""`slim --trace` on real Debian programs: each traced image does what the source image does, on a real Engine.
+
+`file` needs its magic database, `git init` its templates, `perl -MPOSIX` its
+modules and XS libraries: no ELF header names any of them, and no recorder is
+written for any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+import pytest
+
+from harness import labels
+from harness.bases import ensure_base
+from harness.context import DOCKERFILE_NAME, build_context
+from harness.engine import DockerEngine
+from harness.ledger import ROLE_BUILDER
+from harness.measure import content_size
+from harness.model import RunPolicy
+from harness.pipeline import Made, build_slim_image
+from harness.reasons import Reason
+from harness.slim import SlimSpec
+
+from .conftest import REPO_ROOT
+
+pytestmark = pytest.mark.docker
+
+SOURCE = """FROM debian:bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends file git && rm -rf /var/lib/apt/lists/*
+"""
+GIT = "cd /tmp && git init repo && git -C repo status"
+CASES = {
+    "file": ("/usr/bin/file", ("file", "/usr/bin/file")),
+    "git": ("/usr/bin/git", ("/bin/sh", "-c", GIT)),
+    "perl": ("/usr/bin/perl", ("perl", "-MPOSIX", "-e", "print floor(2.5), qq(\\n)")),
+}
+POLICY = RunPolicy(timeout_s=60, user="65534:65534", tmpfs=("/tmp",))
+
+
+@pytest.fixture(scope="module")
+def source(engine: DockerEngine, made: Made, cleanup_namespace: str) -> Iterator[str]:
+    tag = f"{cleanup_namespace}/trace-source:bookworm"
+    ensure_base(engine, "debian:bookworm", made.ledger)
+    built = engine.build(stage="trace-source", context=build_context(REPO_ROOT / "hello", SOURCE),
+                         dockerfile=DOCKERFILE_NAME, tag=tag, build_args={},
+                         labels=labels.image(made.ledger.checkout, cleanup_namespace))
+    made.ledger.record_image(built.image_id, ROLE_BUILDER, (tag,), cleanup_namespace)
+    yield tag
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_traced_image_does_what_the_source_does(
+    engine: DockerEngine, made: Made, cleanup_namespace: str, source: str, name: str
+) -> None:
+    binary, command = CASES[name]
+    expected = engine.run(source, command, POLICY, made.container_labels())
+    assert expected.exit_code == 0, expected
+    tag = f"{cleanup_namespace}/trace-{name}:slim"
+    record, plan = build_slim_image(engine, source, SlimSpec(PurePosixPath(binary), trace=True), tag, command,
+                                    labels.image(made.ledger.checkout, cleanup_namespace, stage=name), made)
+    result = engine.run(record.image_id, command, POLICY, made.container_labels())
+    assert (result.exit_code, result.stdout, result.error) == (0, expected.stdout, None), result
+    # Each file carries its reason, and the trace brought what the resolver could not see.
+    copied = {item.path for item in plan.reasons}
+    assert set(plan.copies) <= copied
+    assert any(item.reason is Reason.TRACE for item in plan.reasons)
+    assert content_size(engine, source) >= 5 * content_size(engine, record.image_id)
+
+
+def test_without_the_trace_file_finds_no_magic(engine: DockerEngine, made: Made, cleanup_namespace: str, source: str) -> None:
+    tag = f"{cleanup_namespace}/trace-file:untraced"
+    record, _ = build_slim_image(engine, source, SlimSpec(PurePosixPath("/usr/bin/file")), tag, CASES["file"][1],
+                                 labels.image(made.ledger.checkout, cleanup_namespace, stage="file"), made)
+    result = engine.run(record.image_id, CASES["file"][1], POLICY, made.container_labels())
+    assert result.exit_code != 0 and "could not find any valid magic files" in result.stderr
