@@ -108,10 +108,11 @@ TRACE_TIMEOUT_S = 30.0
 
 
 def trace_commands(engine: Engine, image: str, commands: tuple[tuple[str, ...], ...], user: str,
-                   labels: dict[str, str], bundle: TracerBundle | None = None) -> tuple[TracedRun, ...]:
+                   labels: dict[str, str], bundle: TracerBundle | None = None,
+                   timeout_s: float = TRACE_TIMEOUT_S) -> tuple[TracedRun, ...]:
     """Each command run in `image` under the tracer, one locked-down container each."""
     bundle = bundle or host_tracer()
-    policy = RunPolicy(timeout_s=TRACE_TIMEOUT_S, user=user, memory_bytes=TRACE_MEMORY_BYTES, tmpfs=("/tmp",))
+    policy = RunPolicy(timeout_s=timeout_s, user=user, memory_bytes=TRACE_MEMORY_BYTES, tmpfs=("/tmp",))
     runs = []
     for command in commands:
         run = trace_run(engine, image, bundle, command, policy, labels)

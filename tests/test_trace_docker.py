@@ -22,6 +22,8 @@ from harness.model import RunPolicy
 from harness.pipeline import Made, build_slim_image
 from harness.reasons import Reason
 from harness.slim import SlimSpec
+from harness.tracelog import Access
+from harness.tracer import trace_commands
 
 from .conftest import REPO_ROOT
 
@@ -75,3 +77,13 @@ def test_without_the_trace_file_finds_no_magic(engine: DockerEngine, made: Made,
                                  labels.image(made.ledger.checkout, cleanup_namespace, stage="file"), made)
     result = engine.run(record.image_id, CASES["file"][1], POLICY, made.container_labels())
     assert result.exit_code != 0 and "could not find any valid magic files" in result.stderr
+
+
+def test_a_probe_that_never_exits_is_stopped_and_what_it_opened_is_kept(
+    engine: DockerEngine, made: Made, source: str
+) -> None:
+    command = ("/bin/sh", "-c", "cat /etc/magic > /dev/null; exec sleep 1000")
+    (run,) = trace_commands(engine, source, (command,), "65534:65534", made.container_labels(), timeout_s=5)
+    assert run.result.timed_out
+    opened = {event.path for event in run.log.events if event.access is Access.OPENED}
+    assert PurePosixPath("/etc/magic") in opened
