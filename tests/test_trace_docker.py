@@ -87,3 +87,36 @@ def test_a_probe_that_never_exits_is_stopped_and_what_it_opened_is_kept(
     assert run.result.timed_out
     opened = {event.path for event in run.log.events if event.access is Access.OPENED}
     assert PurePosixPath("/etc/magic") in opened
+
+
+def test_python_traced_needs_no_recorder(engine: DockerEngine, made: Made, cleanup_namespace: str) -> None:
+    """42-python-scratch's source image, slimmed by the tracer instead of record_imports.py's list.
+
+    The same four modules; the tracer takes each as Debian installed it, `.py`
+    beside `__pycache__/*.cpython-311.pyc` (the interpreter checks the source's
+    mtime before it uses the cache), where the recorder writes sourceless `.pyc`.
+    """
+    tag = f"{cleanup_namespace}/trace-python:source"
+    dockerfile = (REPO_ROOT / "stages/42-python-scratch/Dockerfile").read_text()
+    ensure_base(engine, "debian:bookworm", made.ledger)
+    built = engine.build(stage="trace-python", context=build_context(REPO_ROOT / "hello", dockerfile),
+                         dockerfile=DOCKERFILE_NAME, tag=tag, build_args={},
+                         labels=labels.image(made.ledger.checkout, cleanup_namespace))
+    made.ledger.record_image(built.image_id, ROLE_BUILDER, (tag,), cleanup_namespace)
+    command = ("/usr/bin/python3", "/hello.py")
+    spec = SlimSpec(PurePosixPath("/usr/bin/python3"), (PurePosixPath("/hello.py"),), env=(("PYTHONHOME", "/usr"),),
+                    trace=True)
+    record, plan = build_slim_image(engine, tag, spec, f"{cleanup_namespace}/trace-python:slim", command,
+                                    labels.image(made.ledger.checkout, cleanup_namespace, stage="python"), made)
+    result = engine.run(record.image_id, command, POLICY, made.container_labels())
+    assert (result.exit_code, result.stdout, result.error) == (0, "hello!\n", None), result
+    recorded = {PurePosixPath(line) for line in engine_file(engine, made, tag, "/imports.txt").split()}
+    for pyc in recorded:  # /usr/lib/python3.11/encodings/aliases.pyc: the traced image has the cached one
+        cached = pyc.parent / "__pycache__" / f"{pyc.stem}.cpython-311.pyc"
+        assert cached in plan.copies or pyc.with_suffix(".py") in plan.copies, pyc
+
+
+def engine_file(engine: DockerEngine, made: Made, image: str, path: str) -> str:
+    result = engine.run(image, ("/bin/cat", path), POLICY, made.container_labels())
+    assert result.exit_code == 0, result
+    return result.stdout
