@@ -28,6 +28,7 @@ from harness.measure import installed_packages, layer_figures
 from harness.results import write_files
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.scanview import declared_packages
+from harness.reasons import describe
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
 from harness.tracer import trace_commands
 from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, StageConfigError
@@ -410,7 +411,7 @@ def build_slim_image(
         log.info("%s: the Engine names the loaded image %s, its config is %s", tag, image_id, archive.image_id)
     if sbom is not None:
         document = spdx_document(SbomSubject(sbom.name.removesuffix(".spdx.json"), tag, image_id, epoch), layer,
-                                 plan.provenance)
+                                 plan.provenance, describe(plan.reasons))
         write_files(sbom.parent, {sbom.name: render_spdx_json(document)})
     return BuildRecord(image_id, time.monotonic() - started, cached), plan
 

@@ -30,6 +30,11 @@ class FileReason:
     detail: str = ""  # the extra's source, the bundle, or "opened by `file /usr/bin/file`"
 
 
+def describe(reasons: tuple[FileReason, ...]) -> dict[PurePosixPath, str]:
+    """Each path's reason as one line: `trace: opened by `file /usr/bin/file``, `elf: /usr/bin/file`."""
+    return {item.path: f"{item.reason.value}: {item.detail}" if item.detail else item.reason.value for item in reasons}
+
+
 class Reasons:
     """Collects the first reason of each path, in the order plan_slim adds them (internal to one plan)."""
 
