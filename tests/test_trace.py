@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
+import pytest
+
 from harness.elf import Resolver, RootFS
 from harness.model import RunResult
 from harness.reasons import FileReason, Reason, render_reasons, totals
 from harness.tracefiles import Noise, render_findings, trace_findings, unexercised
 from harness.tracelog import Access, TracedRun, parse, parse_line, unquote
-from harness.tracer import STRACE_OPTIONS, TracerBundle
+from harness.tracer import STRACE_OPTIONS, TraceError, TracerBundle, trace_commands
+
+from .fakes import FakeEngine
 
 P = PurePosixPath
 
@@ -121,3 +125,21 @@ def test_the_tracer_runs_through_its_own_loader(tmp_path: Path) -> None:
     command = bundle.command(("file", "/usr/bin/file"))
     assert command[:3] == ("/.hello-ladder-tracer/ld.so", "--library-path", "/.hello-ladder-tracer/lib")
     assert command[-3:] == ("--", "file", "/usr/bin/file") and "-ff" in STRACE_OPTIONS
+
+
+def test_traced_runs_are_locked_down_with_a_tmpfs_and_read_back(tmp_path: Path) -> None:
+    (tmp_path / "strace").write_bytes(b"\x7fELF")
+    bundle = TracerBundle((("strace", tmp_path / "strace"),), "ld.so", "strace", "62")
+    engine = FakeEngine(traces={"file /usr/bin/file": 'openat(AT_FDCWD</>, "/etc/magic", O_RDONLY) = 3</etc/magic>\n'})
+    (run,) = trace_commands(engine, "src", (("file", "/usr/bin/file"),), "65534:65534", {}, bundle=bundle)
+    assert [(event.access, event.path) for event in run.log.events] == [(Access.OPENED, P("/etc/magic"))]
+    _, command, policy, _ = engine.ran[0]
+    assert command[0] == "/.hello-ladder-tracer/ld.so" and policy.tmpfs == ("/tmp",) and policy.user == "65534:65534"
+
+
+def test_a_tracer_that_wrote_nothing_is_an_error_with_the_evidence(tmp_path: Path) -> None:
+    (tmp_path / "strace").write_bytes(b"\x7fELF")
+    bundle = TracerBundle((("strace", tmp_path / "strace"),), "ld.so", "strace", "62")
+    engine = FakeEngine(outputs={"src": RunResult("", "exec format error", 1)})
+    with pytest.raises(TraceError, match="the tracer wrote nothing: exec format error"):
+        trace_commands(engine, "src", (("file",),), "65534:65534", {}, bundle=bundle)
