@@ -397,7 +397,8 @@ def build_slim_image(
     origin = engine.image_origin(source)
     epoch = origin.created if source_date_epoch is None else source_date_epoch
     # With `spec.trace`, the command (or each probe) runs in the source image under a tracer first.
-    traced = trace_commands(engine, source, spec.probes or (command,), DEFAULT_USER, made.container_labels()) if spec.trace else ()
+    traced = trace_commands(engine, source, spec.probes or (command,), DEFAULT_USER, made.container_labels(),
+                            architecture=origin.architecture) if spec.trace else ()
     with unpacked_image(engine, source, made.container_labels()) as root:
         plan = plan_slim(root, spec, origin.env, traced)
         layer = layer_tar(layer_entries(root, plan), epoch)

@@ -100,6 +100,9 @@ def trace_run(engine: Engine, image: str, bundle: TracerBundle, command: tuple[s
     return TracedRun(command, run.result, parse(texts))
 
 
+# ELF e_machine values as the Engine names the architecture of an image.
+ELF_MACHINES = {"62": "amd64", "183": "arm64", "3": "386", "40": "arm", "21": "ppc64le", "22": "s390x", "243": "riscv64"}
+
 # A traced run is a stage run with a tmpfs at /tmp (programs write there: `git init`) and
 # more memory (strace keeps a table of every process).  30 s as `invoke slim`'s own run:
 # a probe that never exits is stopped there, and what it touched until then is kept.
@@ -109,9 +112,16 @@ TRACE_TIMEOUT_S = 30.0
 
 def trace_commands(engine: Engine, image: str, commands: tuple[tuple[str, ...], ...], user: str,
                    labels: dict[str, str], bundle: TracerBundle | None = None,
-                   timeout_s: float = TRACE_TIMEOUT_S) -> tuple[TracedRun, ...]:
-    """Each command run in `image` under the tracer, one locked-down container each."""
+                   timeout_s: float = TRACE_TIMEOUT_S, architecture: str | None = None) -> tuple[TracedRun, ...]:
+    """Each command run in `image` under the tracer, one locked-down container each.
+
+    `architecture`: the image's, as the Engine names it; the tracer must be of the same.
+    """
     bundle = bundle or host_tracer()
+    machine = ELF_MACHINES.get(bundle.machine, f"e_machine {bundle.machine}")
+    if architecture is not None and architecture != machine:
+        raise TraceError(f"{image}: an {architecture} image, and the tracer here is {machine}: "
+                         "trace it on a machine of its architecture")
     policy = RunPolicy(timeout_s=timeout_s, user=user, memory_bytes=TRACE_MEMORY_BYTES, tmpfs=("/tmp",))
     runs = []
     for command in commands:

@@ -143,3 +143,11 @@ def test_a_tracer_that_wrote_nothing_is_an_error_with_the_evidence(tmp_path: Pat
     engine = FakeEngine(outputs={"src": RunResult("", "exec format error", 1)})
     with pytest.raises(TraceError, match="the tracer wrote nothing: exec format error"):
         trace_commands(engine, "src", (("file",),), "65534:65534", {}, bundle=bundle)
+
+
+def test_an_image_of_another_architecture_is_refused_before_any_run(tmp_path: Path) -> None:
+    bundle = TracerBundle((("strace", tmp_path / "strace"),), "ld.so", "strace", "62")
+    engine = FakeEngine()
+    with pytest.raises(TraceError, match="an arm64 image, and the tracer here is amd64"):
+        trace_commands(engine, "src", (("file",),), "65534:65534", {}, bundle=bundle, architecture="arm64")
+    assert engine.ran == []
