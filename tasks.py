@@ -33,7 +33,7 @@ from harness.model import RunPolicy, RunReport
 from harness.pipeline import DEFAULT_BASE, Made, Settings, build_slim_image, run_stages, slim_summary, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
-from harness.reasons import render_reasons
+from harness.reasons import Reason, render_reasons
 from harness.slim import Bundle, SlimSpec
 from harness.tracefiles import render_findings
 from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage, names_stage
@@ -348,7 +348,8 @@ def slim(
     for line in render_reasons(plan.reasons, dict(plan.sizes)):
         _say(line)
     if plan.trace is not None:
-        for line in render_findings(plan.trace, plan.unexercised):
+        traced_only = (item.path for item in plan.reasons if item.reason is Reason.TRACE)
+        for line in render_findings(plan.trace, traced_only, plan.unexercised):
             _say(line)
     # A traced image runs as it was traced: with a tmpfs at /tmp.
     policy = RunPolicy(timeout_s=30.0, user=DEFAULT_USER, tmpfs=("/tmp",) if trace else ())

@@ -71,15 +71,9 @@ def totals(reasons: tuple[FileReason, ...], sizes: dict[PurePosixPath, int]) -> 
     return tuple(ReasonTotal(reason, files[reason], size[reason]) for reason in Reason if files[reason])
 
 
-def render_reasons(reasons: tuple[FileReason, ...], sizes: dict[PurePosixPath, int], *, listed: int = 20) -> list[str]:
-    """Files and bytes by reason, then each file reached only by a traced run, with the command (pure)."""
+def render_reasons(reasons: tuple[FileReason, ...], sizes: dict[PurePosixPath, int]) -> list[str]:
+    """Files and bytes by reason (pure)."""
     lines = ["files by reason:"]
     for total in totals(reasons, sizes):
         lines.append(f"  {total.reason.value:<9} {total.files:>5} files {total.bytes:>12,} bytes")
-    traced = [item for item in reasons if item.reason is Reason.TRACE]
-    if traced:
-        lines.append(f"traced, not found by the resolver ({len(traced)}):")
-        lines += [f"  {item.path}  ({item.detail})" for item in traced[:listed]]
-        if len(traced) > listed:
-            lines.append(f"  … and {len(traced) - listed} more")
     return lines

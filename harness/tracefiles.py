@@ -154,9 +154,21 @@ def _under(path: PurePosixPath, trees: Iterable[PurePosixPath]) -> bool:
     return any(path == tree or tree in path.parents for tree in trees)
 
 
-def render_findings(findings: TraceFindings, missed: tuple[PurePosixPath, ...], *, listed: int = 10) -> list[str]:
-    """The noise by kind, with examples, and the paths no run used in the folders a run listed (pure)."""
+def render_findings(findings: TraceFindings, traced_only: Iterable[PurePosixPath], missed: tuple[PurePosixPath, ...],
+                    *, listed: int = 20) -> list[str]:
+    """What only the trace brought (`traced_only`), by command; the noise by kind, with examples;
+    and the paths no run used in the folders a run listed (pure)."""
     lines = []
+    wanted = set(traced_only)
+    commands: dict[str, list[TracedFile]] = {}
+    for item in findings.files:
+        if item.path in wanted:
+            commands.setdefault(item.command, []).append(item)
+    for command, items in commands.items():
+        lines.append(f"traced, not found by the resolver, by `{command}` ({len(items)}):")
+        lines += [f"  {item.access.value:<8} {item.path}" for item in items[:listed]]
+        if len(items) > listed:
+            lines.append(f"  … and {len(items) - listed} more")
     for kind in Noise:
         paths = [path for noise, path in findings.noise if noise is kind]
         if paths:

@@ -100,7 +100,8 @@ def test_a_trace_read_against_the_source_root(tmp_path: Path) -> None:
         P("/etc/ld.so.preload"): Noise.ABSENT, P("/proc/self/maps"): Noise.KERNEL,
         P("/etc/resolv.conf"): Noise.ENGINE, P("/tmp/made"): Noise.RUNTIME}
     assert unexercised(fs, findings, paths) == (P("/usr/share/git-core/templates/info"),)
-    report = "\n".join(render_findings(findings, unexercised(fs, findings, paths)))
+    report = "\n".join(render_findings(findings, [P("/usr/share/misc/magic.mgc")], unexercised(fs, findings, paths)))
+    assert "traced, not found by the resolver, by `tool` (1):\n  opened   /usr/share/misc/magic.mgc\n" in report
     assert "absent: 1 paths" in report and "/usr/share/git-core/templates/info" in report
 
 
@@ -117,7 +118,8 @@ def test_reasons_total_files_and_bytes() -> None:
                FileReason(P("/c"), Reason.TRACE, "opened by `x`"))
     sizes = {P("/a"): 10, P("/b"): 5, P("/c"): 7}
     assert [(t.reason, t.files, t.bytes) for t in totals(reasons, sizes)] == [(Reason.ELF, 1, 10), (Reason.TRACE, 2, 12)]
-    assert "/b  (opened by `x`)" in "\n".join(render_reasons(reasons, sizes))
+    assert render_reasons(reasons, sizes)[1:] == ["  elf           1 files           10 bytes",
+                                                  "  trace         2 files           12 bytes"]
 
 
 def test_the_tracer_runs_through_its_own_loader(tmp_path: Path) -> None:
