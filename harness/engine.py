@@ -281,7 +281,8 @@ class DockerEngine:
         fresh volume through a container that is never started, and both volumes are
         removed afterwards, whatever happened.
         """
-        run_labels = {**labels, labels_module.RUN_ID: uuid.uuid4().hex}
+        run_id = uuid.uuid4().hex
+        run_labels = {**labels, labels_module.RUN_ID: run_id}
         volumes = []
         try:
             with _converted(f"preparing the tools for {image}"):
@@ -290,22 +291,21 @@ class DockerEngine:
                           volumes[1].name: {"bind": tools.output_at, "mode": "rw"}}
                 writer = self._client.containers.create(image, command=["/nonexistent"], labels=run_labels,
                                                         network_mode="none", volumes=mounts)
-                try:
-                    writer.put_archive(tools.tools_at, tools.tools)
-                    writer.put_archive(tools.output_at, _open_folder(OUTPUT_FOLDER))
-                finally:
-                    writer.remove(force=True)
+                writer.put_archive(tools.tools_at, tools.tools)
+                writer.put_archive(tools.output_at, _open_folder(OUTPUT_FOLDER))
+                writer.remove(force=True)
                 mounts[volumes[0].name]["mode"] = "ro"
                 container = self._create_locked_down(image, command, policy, run_labels, volumes=mounts)
-            try:
-                result = self._start_and_wait(container, policy, tools.stop_signal)
-                with _converted(f"reading the tools' output from {image}"):
-                    outputs = _read_folder(container, f"{tools.output_at}/{OUTPUT_FOLDER}", tools.output_cap_bytes)
-                return InstrumentedRun(result, outputs)
-            finally:
-                with contextlib.suppress(docker.errors.NotFound):
-                    container.remove(force=True)
+            result = self._start_and_wait(container, policy, tools.stop_signal)
+            with _converted(f"reading the tools' output from {image}"):
+                outputs = _read_folder(container, f"{tools.output_at}/{OUTPUT_FOLDER}", tools.output_cap_bytes)
+            return InstrumentedRun(result, outputs)
         finally:
+            # Found by the run's own label, so that an interrupt between the Engine creating a
+            # container and this process learning its id leaves none behind (nor a volume in use).
+            for found in self.list_containers(labels_module.RUN_ID):
+                if found.own_label(labels_module.RUN_ID) == run_id:
+                    self.remove_container(found.container_id)
             for volume in volumes:
                 with contextlib.suppress(docker.errors.NotFound), _converted(f"removing volume {volume.name}"):
                     volume.remove(force=True)

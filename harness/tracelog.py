@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -66,7 +67,7 @@ class TracedRun:
 
     @property
     def label(self) -> str:
-        return " ".join(self.command)
+        return shlex.join(self.command)
 
 
 # The calls whose first path argument (after an optional directory fd) is the one that matters.
