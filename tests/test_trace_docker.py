@@ -8,7 +8,7 @@ written for any of them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -25,7 +25,7 @@ from harness.slim import SlimSpec
 from harness.tracelog import Access
 from harness.tracer import trace_commands
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, in_ci
 
 pytestmark = pytest.mark.docker
 
@@ -39,6 +39,13 @@ CASES = {
     "perl": ("/usr/bin/perl", ("perl", "-MPOSIX", "-e", "print floor(2.5), qq(\\n)")),
 }
 POLICY = RunPolicy(timeout_s=60, user="65534:65534", tmpfs=("/tmp",))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def host_strace() -> None:
+    """The tracer comes from this machine (scripts/setup installs it): skipped without it, failed in CI."""
+    if not Path("/usr/bin/strace").exists():
+        (pytest.fail if in_ci() else pytest.skip)("no /usr/bin/strace on this machine: apt-get install strace")
 
 
 @pytest.fixture(scope="module")
