@@ -25,7 +25,7 @@ from harness.slim import SlimSpec
 from harness.tracelog import Access
 from harness.tracer import trace_commands
 
-from .conftest import REPO_ROOT, in_ci
+from .conftest import REPO_ROOT, in_ci, nested_engine
 
 pytestmark = pytest.mark.docker
 
@@ -127,3 +127,16 @@ def engine_file(engine: DockerEngine, made: Made, image: str, path: str) -> str:
     result = engine.run(image, ("/bin/cat", path), POLICY, made.container_labels())
     assert result.exit_code == 0, result
     return result.stdout
+
+
+def test_ptrace_needs_no_capability_on_engine_26_either(engine: DockerEngine, made: Made) -> None:
+    """The same locked-down trace on Debian trixie's Engine 26 and its default seccomp profile."""
+    ensure_base(engine, "debian:bookworm", made.ledger)
+    with nested_engine("test-trace", "overlay2") as nested:
+        image = nested.engine.load_image(engine.save_image("debian:bookworm"))
+        command = CASES["perl"][1]
+        (run,) = trace_commands(nested.engine, image, (command,), "65534:65534", made.container_labels())
+        assert (run.result.exit_code, run.result.stdout) == (0, "2\n"), run.result
+        opened = {event.path for event in run.log.events if event.access is Access.OPENED}
+        assert PurePosixPath("/usr/lib/x86_64-linux-gnu/perl-base/POSIX.pm") in opened
+        assert nested.engine.list_containers(labels.RUN_ID) == ()
