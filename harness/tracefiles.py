@@ -49,7 +49,22 @@ class TracedFile:
 
 
 @dataclass(frozen=True)
+class TracedOutcome:
+    """How one traced run ended: a failing or stopped run may have missed what a good one needs."""
+
+    command: str
+    exit_code: int | None
+    timed_out: bool
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return f"traced `{self.command}`: stopped at the time limit, what it touched until then is kept"
+        return f"traced `{self.command}`: exit code {self.exit_code}"
+
+
+@dataclass(frozen=True)
 class TraceFindings:
+    runs: tuple[TracedOutcome, ...]
     files: tuple[TracedFile, ...]  # each path once, with the strongest access (and its first command)
     elves: tuple[PurePosixPath, ...]  # programs that ran, whose ELF closure is copied too
     listed: tuple[PurePosixPath, ...]  # folders whose entries a run read
@@ -59,7 +74,7 @@ class TraceFindings:
         return tuple(item.path for item in self.files)
 
 
-def trace_findings(root_fs: RootFS, resolver: Resolver, runs: Iterable[TracedRun]) -> TraceFindings:
+def trace_findings(root_fs: RootFS, resolver: Resolver, runs: tuple[TracedRun, ...]) -> TraceFindings:
     """The files the runs need from the source image, their programs' closures, and the noise."""
     files: dict[PurePosixPath, TracedFile] = {}
     elves: dict[PurePosixPath, None] = {}
@@ -111,7 +126,8 @@ def trace_findings(root_fs: RootFS, resolver: Resolver, runs: Iterable[TracedRun
             continue
         for item in closure.files:
             add(item, Access.EXECUTED, commands[program])
-    return TraceFindings(tuple(files.values()), tuple(elves), tuple(listed), tuple(noise))
+    outcomes = tuple(TracedOutcome(run.label, run.result.exit_code, run.result.timed_out) for run in runs)
+    return TraceFindings(outcomes, tuple(files.values()), tuple(elves), tuple(listed), tuple(noise))
 
 
 def unexercised(root_fs: RootFS, findings: TraceFindings, copied: Iterable[PurePosixPath]) -> tuple[PurePosixPath, ...]:
@@ -158,7 +174,7 @@ def render_findings(findings: TraceFindings, traced_only: Iterable[PurePosixPath
                     *, listed: int = 20) -> list[str]:
     """What only the trace brought (`traced_only`), by command; the noise by kind, with examples;
     and the paths no run used in the folders a run listed (pure)."""
-    lines = []
+    lines = [run.describe() for run in findings.runs]
     wanted = set(traced_only)
     commands: dict[str, list[TracedFile]] = {}
     for item in findings.files:

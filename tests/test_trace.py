@@ -101,6 +101,7 @@ def test_a_trace_read_against_the_source_root(tmp_path: Path) -> None:
         P("/etc/resolv.conf"): Noise.ENGINE, P("/tmp/made"): Noise.RUNTIME}
     assert unexercised(fs, findings, paths) == (P("/usr/share/git-core/templates/info"),)
     report = "\n".join(render_findings(findings, [P("/usr/share/misc/magic.mgc")], unexercised(fs, findings, paths)))
+    assert report.startswith("traced `tool`: exit code 0\n")
     assert "traced, not found by the resolver, by `tool` (1):\n  opened   /usr/share/misc/magic.mgc\n" in report
     assert "absent: 1 paths" in report and "/usr/share/git-core/templates/info" in report
 
