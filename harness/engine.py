@@ -283,10 +283,11 @@ class DockerEngine:
         """
         run_id = uuid.uuid4().hex
         run_labels = {**labels, labels_module.RUN_ID: run_id}
-        volumes = []
+        volumes: list[Any] = []
         try:
             with _converted(f"preparing the tools for {image}"):
-                volumes = [self._client.volumes.create(labels=run_labels) for _ in range(2)]
+                for _ in range(2):
+                    volumes.append(self._client.volumes.create(labels=run_labels))
                 mounts = {volumes[0].name: {"bind": tools.tools_at, "mode": "rw"},
                           volumes[1].name: {"bind": tools.output_at, "mode": "rw"}}
                 writer = self._client.containers.create(image, command=["/nonexistent"], labels=run_labels,
