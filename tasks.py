@@ -33,7 +33,9 @@ from harness.model import RunPolicy, RunReport
 from harness.pipeline import DEFAULT_BASE, Made, Settings, build_slim_image, run_stages, slim_summary, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
+from harness.reasons import Reason, render_reasons
 from harness.slim import Bundle, SlimSpec
+from harness.tracefiles import render_findings
 from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage, names_stage
 from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
 from harness.units import human_size
@@ -297,7 +299,7 @@ def deps(
 
 
 @task(
-    iterable=["extra", "env"],
+    iterable=["extra", "env", "probe"],
     help={
         "image": "the source image",
         "binary": "the program inside it",
@@ -309,6 +311,8 @@ def deps(
         "with_": "bundles of files no ELF reference shows: certs,tzdata,passwd,tmp,nss",
         "with_dlopen": "also copy the optional libraries named in .note.dlopen notes",
         "sbom": "write the image's SPDX 2.3 document (JSON) to this file",
+        "trace": "run the command (or each --probe) in the source image under strace and copy what it touches",
+        "probe": "a command to trace instead of the command (with --trace); repeat for more",
         "metadata": "write dpkg metadata (status.d) and copyright files for the packages the files come from "
                     "(default; --no-metadata leaves them out)",
     },
@@ -317,6 +321,7 @@ def deps(
 def slim(
     c: Context, image: str, binary: str, tag: str, extra: list[str], env: list[str], extras_from: str | None = None,
     cmd: str | None = None, with_: str = "", with_dlopen: bool = False, metadata: bool = True, sbom: str | None = None,
+    trace: bool = False, probe: list[str] | None = None,
 ) -> None:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
     engine = DockerEngine.from_env()
@@ -330,13 +335,25 @@ def slim(
         extras_from=PurePosixPath(extras_from) if extras_from else None,
         env=_env_pairs(env),
         metadata=metadata,
+        trace=trace,
+        probes=tuple(tuple(shlex.split(p)) for p in probe or ()),
     )
+    if spec.probes and not trace:
+        raise Exit("error: --probe runs under the tracer: add --trace", code=2)
     command = tuple(shlex.split(cmd)) if cmd else (binary,)
     image_labels = labels.image(made.ledger.checkout, settings.namespace, stage="slim")
     record, plan = build_slim_image(engine, image, spec, tag, command, image_labels, made, _source_date_epoch(),
                                     Path(sbom).resolve() if sbom else None)
     _say(f"{tag}: {slim_summary(plan, record.image_id)}")
-    result = engine.run(record.image_id, command, RunPolicy(timeout_s=30.0, user=DEFAULT_USER), made.container_labels())
+    for line in render_reasons(plan.reasons, dict(plan.sizes)):
+        _say(line)
+    if plan.trace is not None:
+        traced_only = (item.path for item in plan.reasons if item.reason is Reason.TRACE)
+        for line in render_findings(plan.trace, traced_only, plan.unexercised):
+            _say(line)
+    # A traced image runs as it was traced: with a tmpfs at /tmp.
+    policy = RunPolicy(timeout_s=30.0, user=DEFAULT_USER, tmpfs=("/tmp",) if trace else ())
+    result = engine.run(record.image_id, command, policy, made.container_labels())
     source_size, slim_size = content_size(engine, image), content_size(engine, record.image_id)
     _say(f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
          f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller")

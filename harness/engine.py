@@ -31,7 +31,9 @@ from docker.types import LogConfig, Ulimit
 from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
 from harness.imagewrite import ImageOrigin, parse_created, parse_env
-from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
+from harness.model import (
+    BuildRecord, EngineFacts, ImageInfo, InstrumentedRun, Instrumentation, LayerRecord, RunPolicy, RunResult,
+)
 from harness.ownership import EngineContainer, EngineImage
 from harness.redact import redact
 from harness.service import ServiceSpec, ServiceState
@@ -67,6 +69,10 @@ class Engine(Protocol):
     ) -> BuildRecord: ...
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...
+
+    def run_instrumented(
+        self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str], tools: Instrumentation
+    ) -> InstrumentedRun: ...
 
     def list_images(self) -> tuple[EngineImage, ...]: ...
 
@@ -265,9 +271,55 @@ class DockerEngine:
                 with contextlib.suppress(docker.errors.NotFound):
                     container.remove(force=True)
 
-    def _create_locked_down(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> Any:
+    def run_instrumented(
+        self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str], tools: Instrumentation
+    ) -> InstrumentedRun:
+        """`run`, with `tools` mounted read-only and a writable output folder read back after the run.
+
+        The tools reach the Engine as an archive, not a bind mount, so that this works
+        on an Engine of another machine (or a nested one) too: they are written into a
+        fresh volume through a container that is never started, and both volumes are
+        removed afterwards, whatever happened.
+        """
+        run_id = uuid.uuid4().hex
+        run_labels = {**labels, labels_module.RUN_ID: run_id}
+        volumes: list[Any] = []
+        try:
+            with _converted(f"preparing the tools for {image}"):
+                for _ in range(2):
+                    volumes.append(self._client.volumes.create(labels=run_labels))
+                mounts = {volumes[0].name: {"bind": tools.tools_at, "mode": "rw"},
+                          volumes[1].name: {"bind": tools.output_at, "mode": "rw"}}
+                writer = self._client.containers.create(image, command=["/nonexistent"], labels=run_labels,
+                                                        network_mode="none", volumes=mounts)
+                writer.put_archive(tools.tools_at, tools.tools)
+                writer.put_archive(tools.output_at, _open_folder(OUTPUT_FOLDER))
+                writer.remove(force=True)
+                mounts[volumes[0].name]["mode"] = "ro"
+                container = self._create_locked_down(image, command, policy, run_labels, volumes=mounts)
+            result = self._start_and_wait(container, policy, tools.stop_signal)
+            with _converted(f"reading the tools' output from {image}"):
+                outputs = _read_folder(container, f"{tools.output_at}/{OUTPUT_FOLDER}", tools.output_cap_bytes)
+            return InstrumentedRun(result, outputs)
+        finally:
+            # Found by the run's own label, so that an interrupt between the Engine creating a
+            # container and this process learning its id leaves none behind (nor a volume in use).
+            for found in self.list_containers(labels_module.RUN_ID):
+                if found.own_label(labels_module.RUN_ID) == run_id:
+                    self.remove_container(found.container_id)
+            for volume in volumes:
+                with contextlib.suppress(docker.errors.NotFound), _converted(f"removing volume {volume.name}"):
+                    volume.remove(force=True)
+
+    def _create_locked_down(
+        self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str], **more: Any
+    ) -> Any:
+        # A tmpfs is bounded, private to the container and gone with it: a place to write, the root staying read-only.
+        tmpfs = {path: "rw,nosuid,nodev,size=64m,mode=1777" for path in policy.tmpfs}
         return self._client.containers.create(
             image,
+            tmpfs=tmpfs or None,
+            **more,
             command=list(command),
             labels=labels,
             network_mode="none",
@@ -302,27 +354,21 @@ class DockerEngine:
     def _is_podman(self) -> bool:
         return self.describe().product == "Podman"
 
-    def _start_and_wait(self, container: Any, policy: RunPolicy) -> RunResult:
+    def _start_and_wait(self, container: Any, policy: RunPolicy, stop_signal: str | None = None) -> RunResult:
         try:
             container.start()
         except docker.errors.APIError as error:
             return RunResult(stdout="", stderr="", exit_code=None, error=str(error.explanation or error))
-        timed_out = False
-        try:
-            exit_code: int | None = int(container.wait(timeout=policy.timeout_s)["StatusCode"])
-        except requests.exceptions.ReadTimeout:
-            timed_out = True
+        exit_code = _wait(container, policy.timeout_s)
+        timed_out = exit_code is None
+        if timed_out and stop_signal is not None:
+            # A tracer asked to stop writes what it saw so far; it gets a few seconds for that.
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill(signal=stop_signal)
+            _wait(container, STOP_GRACE_S)
+        if timed_out:
             with contextlib.suppress(docker.errors.APIError):
                 container.kill()
-            exit_code = None
-        except requests.exceptions.ConnectionError as error:
-            # docker-py reports a read timeout on the wait as a ConnectionError on some urllib3 versions.
-            if "timed out" not in str(error).lower():
-                raise
-            timed_out = True
-            with contextlib.suppress(docker.errors.APIError):
-                container.kill()
-            exit_code = None
         stdout, out_cut = _capped(container.logs(stdout=True, stderr=False), policy.output_cap_bytes)
         stderr, err_cut = _capped(container.logs(stdout=False, stderr=True), policy.output_cap_bytes)
         error = f"killed after the {policy.timeout_s:g} s time limit" if timed_out else None
@@ -495,6 +541,54 @@ class DockerEngine:
                     container.stop(timeout=int(timeout_s))
                 container.remove(force=True)
         return True
+
+
+# The tools' output folder, inside their writable volume: world-writable, as the run's user is not root.
+OUTPUT_FOLDER = "out"
+STOP_GRACE_S = 10.0
+
+
+def _wait(container: Any, timeout_s: float) -> int | None:
+    """The container's exit code, or None at the time limit (the container still running)."""
+    try:
+        return int(container.wait(timeout=timeout_s)["StatusCode"])
+    except requests.exceptions.ReadTimeout:
+        return None
+    except requests.exceptions.ConnectionError as error:
+        # docker-py reports a read timeout on the wait as a ConnectionError on some urllib3 versions.
+        if "timed out" not in str(error).lower():
+            raise
+        return None
+
+
+def _open_folder(name: str) -> bytes:
+    """A tar archive of one empty folder anyone may write to (mode 1777, like /tmp)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode = tarfile.DIRTYPE, 0o1777
+        tar.addfile(info)
+    return buffer.getvalue()
+
+
+def _read_folder(container: Any, path: str, cap: int) -> tuple[tuple[str, bytes], ...]:
+    """The regular files of a folder of a (stopped) container, by name; at most `cap` bytes are kept in all."""
+    stream, _ = container.get_archive(path)
+    buffer = io.BytesIO()
+    for chunk in stream:
+        buffer.write(chunk)
+    buffer.seek(0)
+    found = []
+    left = cap
+    with tarfile.open(fileobj=buffer, mode="r") as tar:
+        for member in tar:
+            if not member.isfile() or left <= 0:
+                continue
+            handle = tar.extractfile(member)
+            data = handle.read(left) if handle is not None else b""
+            left -= len(data)
+            found.append((member.name.rsplit("/", 1)[-1], data))
+    return tuple(found)
 
 
 @contextlib.contextmanager

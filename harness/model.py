@@ -76,6 +76,8 @@ class RunPolicy:
     memory_bytes: int = 64 * 1024 * 1024
     pids: int = 64
     output_cap_bytes: int = 64 * 1024
+    # Folders that get a private, size-bounded, world-writable tmpfs (the root stays read-only).
+    tmpfs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,31 @@ class RunResult:
     def failure_text(self) -> str:
         """Everything that can carry a failure message, for matching an expected failure."""
         return "\n".join(part for part in (self.error, self.stderr, self.stdout) if part)
+
+
+@dataclass(frozen=True)
+class Instrumentation:
+    """A tool brought into a locked-down run, and where it writes what it finds (see harness.tracer).
+
+    `tools` is a tar archive extracted at `tools_at`, mounted read-only; `output_at` is
+    a writable folder, read back after the run whatever way it ended.  `stop_signal`
+    is what the run gets at its time limit, so that the tool can write what it has
+    before the Engine kills it.
+    """
+
+    tools: bytes
+    tools_at: str
+    output_at: str
+    stop_signal: str = "SIGTERM"
+    output_cap_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InstrumentedRun:
+    """A run, and the files its tool wrote (name within `output_at`, content)."""
+
+    result: RunResult
+    outputs: tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,13 @@ from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.measure import installed_packages, layer_figures
 from harness.results import write_files
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
+from harness.reasons import describe
 from harness.scanview import scanner_view
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
+from harness.tracer import trace_commands
 from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
-from harness.stages import Stage, WhenBaseMissing, discover, load_stage, names_stage
+from harness.stages import DEFAULT_USER, Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
 
 log = logging.getLogger(__name__)
@@ -397,8 +399,11 @@ def build_slim_image(
     started = time.monotonic()
     origin = engine.image_origin(source)
     epoch = origin.created if source_date_epoch is None else source_date_epoch
+    # With `spec.trace`, the command (or each probe) runs in the source image under a tracer first.
+    traced = trace_commands(engine, source, spec.probes or (command,), DEFAULT_USER, made.container_labels(),
+                            architecture=origin.architecture) if spec.trace else ()
     with unpacked_image(engine, source, made.container_labels()) as root:
-        plan = plan_slim(root, spec, origin.env)
+        plan = plan_slim(root, spec, origin.env, traced)
         layer = layer_tar(layer_entries(root, plan), epoch)
     archive = image_archive(layer, origin, command, plan.env, image_labels, tag, epoch,
                             created_by=f"hello-ladder slim: {spec.binary} and its closure, {len(plan.copies)} paths")
@@ -410,7 +415,7 @@ def build_slim_image(
         log.info("%s: the Engine names the loaded image %s, its config is %s", tag, image_id, archive.image_id)
     if sbom is not None:
         document = spdx_document(SbomSubject(sbom.name.removesuffix(".spdx.json"), tag, image_id, epoch), layer,
-                                 plan.provenance)
+                                 plan.provenance, describe(plan.reasons))
         write_files(sbom.parent, {sbom.name: render_spdx_json(document)})
     return BuildRecord(image_id, time.monotonic() - started, cached), plan
 

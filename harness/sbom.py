@@ -13,6 +13,7 @@ import io
 import json
 import re
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -58,7 +59,10 @@ class SbomSubject:
     epoch: int
 
 
-def spdx_document(subject: SbomSubject, layer: bytes, provenance: Provenance) -> Document:
+def spdx_document(
+    subject: SbomSubject, layer: bytes, provenance: Provenance, reasons: Mapping[PurePosixPath, str] | None = None
+) -> Document:
+    """`reasons`: why each file is in the image (harness.reasons), written as the file's comment."""
     created = datetime.fromtimestamp(subject.epoch, tz=timezone.utc)
     info = CreationInfo(
         spdx_version=SPDX_VERSION,
@@ -76,7 +80,8 @@ def spdx_document(subject: SbomSubject, layer: bytes, provenance: Provenance) ->
     for index, (path, data) in enumerate(_regular_files(layer), start=1):
         file_id, sha1 = f"SPDXRef-File-{index}", hashlib.sha1(data).hexdigest()
         files.append(File(f".{path}", file_id, [Checksum(ChecksumAlgorithm.SHA1, sha1),
-                                                 Checksum(ChecksumAlgorithm.SHA256, hashlib.sha256(data).hexdigest())]))
+                                                 Checksum(ChecksumAlgorithm.SHA256, hashlib.sha256(data).hexdigest())],
+                          comment=(reasons or {}).get(path)))
         owner = owners.get(path)
         parent = _package_id(owner) if owner is not None else IMAGE_ID
         relationships.append(Relationship(parent, RelationshipType.CONTAINS, file_id))

@@ -22,6 +22,9 @@ from harness.errors import HarnessError
 from harness.imagewrite import LayerEntry, host_entries
 from harness.pkgmeta import PackageMetadata, package_metadata
 from harness.provenance import DpkgDatabase, Provenance
+from harness.reasons import FileReason, Reason, Reasons, bytes_of
+from harness.tracefiles import TraceFindings, trace_findings, unexercised
+from harness.tracelog import TracedRun
 
 
 class SlimError(HarnessError):
@@ -70,6 +73,9 @@ class SlimSpec:
     env: tuple[tuple[str, str], ...] = ()
     # distroless-style dpkg metadata and copyright files, so that SBOM scanners see the packages.
     metadata: bool = True
+    # Run the command (or each probe) in the source image under a tracer and copy what it touched.
+    trace: bool = False
+    probes: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         for name, value in self.env:
@@ -94,10 +100,19 @@ class SlimPlan:
     env: tuple[tuple[str, str], ...]
     provenance: Provenance  # of the program's files (closure, extras, bundles), not of the metadata
     metadata: PackageMetadata | None = None  # None: left out (`metadata = false`)
+    reasons: tuple[FileReason, ...] = ()  # every copied or generated path, with why it is there
+    sizes: tuple[tuple[PurePosixPath, int], ...] = ()  # bytes of each copied regular file
+    trace: TraceFindings | None = None
+    unexercised: tuple[PurePosixPath, ...] = ()  # in folders a traced run listed, and not copied
 
 
-def plan_slim(root: Path, spec: SlimSpec, source_env: tuple[tuple[str, str], ...] = ()) -> SlimPlan:
+def plan_slim(
+    root: Path, spec: SlimSpec, source_env: tuple[tuple[str, str], ...] = (), traced: tuple[TracedRun, ...] = ()
+) -> SlimPlan:
     """Everything the slim image must contain, read from the unpacked source root.
+
+    `traced`: the runs of the command (or probes) under the tracer in the source
+    image; what they touched is copied too, each file with the command that reached it.
 
     `source_env` is the source image's environment: its LD_LIBRARY_PATH is
     where the source's loader looks first, so the closure is resolved with it.
@@ -107,6 +122,8 @@ def plan_slim(root: Path, spec: SlimSpec, source_env: tuple[tuple[str, str], ...
     fs = RootFS(root)
     closure = resolver.resolve(spec.binary, with_dlopen=spec.with_dlopen)
     copies: list[PurePosixPath] = [*closure.files]
+    reasons = Reasons()
+    reasons.add(closure.files, Reason.ELF, str(spec.binary))
     elves = [spec.binary]  # every ELF file whose closure is copied
     generated: list[Generated] = []
     env: list[tuple[str, str]] = []
@@ -116,10 +133,12 @@ def plan_slim(root: Path, spec: SlimSpec, source_env: tuple[tuple[str, str], ...
     for extra, why in extras:
         tree = _tree(fs, extra, why)
         copies += tree
+        reasons.add(tree, Reason.EXTRA, why)
         # An extra that is itself an ELF file (a Python extension module, say) brings its own closure.
         for path in tree:
             if _is_elf(fs, path):
                 copies += resolver.resolve(path).files
+                reasons.add(resolver.resolve(path).files, Reason.EXTRA, f"ELF closure of {path}")
                 elves.append(path)
     for bundle in spec.bundles:
         if bundle is Bundle.CERTS:
@@ -144,6 +163,14 @@ def plan_slim(root: Path, spec: SlimSpec, source_env: tuple[tuple[str, str], ...
                     raise SlimError(f"bundle nss: {libc.path.parent / module}: not in the source image")
                 copies += resolver.resolve(found.path).files
                 elves.append(found.path)
+    reasons.add(copies, Reason.BUNDLE, ", ".join(bundle.value for bundle in spec.bundles))
+    reasons.add((item.path for item in generated), Reason.BUNDLE, ", ".join(bundle.value for bundle in spec.bundles))
+    findings = trace_findings(fs, resolver, traced) if traced else None
+    if findings is not None:
+        copies += findings.paths()
+        elves += [elf for elf in findings.elves if elf not in elves]
+        for item in findings.files:
+            reasons.add((item.path,), Reason.TRACE, f"{item.access.value} by `{item.command}`")
     env += _with_library_path(spec.env, library_path(root, elves, spec.env, source_path))
     program_files = tuple(dict.fromkeys(copies))
     provenance = DpkgDatabase(root).provenance(program_files)
@@ -152,7 +179,13 @@ def plan_slim(root: Path, spec: SlimSpec, source_env: tuple[tuple[str, str], ...
         metadata = package_metadata(root, provenance)
         copies += metadata.copies
         generated += [Generated(item.path, item.content, 0o644) for item in metadata.files]
-    return SlimPlan(closure, tuple(dict.fromkeys(copies)), tuple(generated), tuple(env), provenance, metadata)
+        reasons.add(metadata.copies, Reason.METADATA)
+        reasons.add((item.path for item in metadata.files), Reason.METADATA)
+    final = tuple(dict.fromkeys(copies))
+    sizes = tuple((path, bytes_of(fs, path)) for path in final)
+    missed = unexercised(fs, findings, final) if findings is not None else ()
+    return SlimPlan(closure, final, tuple(generated), tuple(env), provenance, metadata,
+                    reasons.result(), sizes, findings, missed)
 
 
 def library_path(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+import shlex
 import shutil
 import tomllib
 from dataclasses import dataclass
@@ -202,7 +203,7 @@ def _parse_expectation(path: Path, table: Any) -> Expectation:
     return Expectation(**{key: value})
 
 
-_SLIM_KEYS = ("binary", "extra", "extras_from", "with", "with_dlopen", "env", "metadata")
+_SLIM_KEYS = ("binary", "extra", "extras_from", "with", "with_dlopen", "env", "metadata", "trace", "probes")
 
 
 def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
@@ -236,6 +237,14 @@ def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
     metadata = table.get("metadata", True)
     if not isinstance(metadata, bool):
         raise StageConfigError(path, "slim.metadata", "must be true or false")
+    trace = table.get("trace", False)
+    if not isinstance(trace, bool):
+        raise StageConfigError(path, "slim.trace", "must be true or false")
+    probes = table.get("probes", [])
+    if not (isinstance(probes, list) and all(isinstance(item, str) and item.strip() for item in probes)):
+        raise StageConfigError(path, "slim.probes", 'must be a list of commands: ["file /usr/bin/file", …]')
+    if probes and not trace:
+        raise StageConfigError(path, "slim.probes", "probes are run under the tracer: set trace = true")
     env = table.get("env", {})
     if not (isinstance(env, dict) and all(isinstance(value, str) for value in env.values())):
         raise StageConfigError(path, "slim.env", 'must be a table of strings: [slim.env] NAME = "value"')
@@ -248,6 +257,8 @@ def _parse_slim(path: Path, table: Any) -> SlimSpec | None:
             extras_from=PurePosixPath(extras_from) if extras_from is not None else None,
             env=tuple(env.items()),
             metadata=metadata,
+            trace=trace,
+            probes=tuple(tuple(shlex.split(probe)) for probe in probes),
         )
     except SlimError as error:
         raise StageConfigError(path, "slim.env", str(error)) from error

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from harness.errors import BuildFailed, EngineError
 from harness.imagewrite import ImageOrigin
-from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
+from harness.model import (
+    BuildRecord, EngineFacts, ImageInfo, InstrumentedRun, Instrumentation, LayerRecord, RunPolicy, RunResult,
+)
 from harness.ownership import EngineContainer, EngineImage
 
 
@@ -31,6 +33,7 @@ class FakeEngine:
     removed: list[str] = field(default_factory=list)  # image IDs removed
     imported: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     loaded: list[bytes] = field(default_factory=list)  # the archives given to load_image
+    traces: dict[str, str] = field(default_factory=dict)  # traced command, joined by spaces -> strace's output
 
     def describe(self) -> EngineFacts:
         return EngineFacts("Docker Engine", "0.0-fake", "1.41", "overlay2", "classic builder (API build, version 1)")
@@ -87,6 +90,15 @@ class FakeEngine:
             if ref in self.outputs:
                 return self.outputs[ref]
         return RunResult(stdout="hello!\n", stderr="", exit_code=0)
+
+    def run_instrumented(
+        self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str], tools: Instrumentation
+    ) -> InstrumentedRun:
+        """As `run`; the tools' output is `traces` of the program after the tracer's `--` (nothing if none)."""
+        result = self.run(image, command, policy, labels)
+        program = " ".join(command[command.index("--") + 1:]) if "--" in command else ""
+        text = self.traces.get(program)
+        return InstrumentedRun(result, (("trace.1", text.encode()),) if text is not None else ())
 
     def list_images(self) -> tuple[EngineImage, ...]:
         by_id: dict[str, list[str]] = {}

@@ -55,3 +55,14 @@ def test_build_slim_image_writes_the_document_it_is_given_a_path_for(tmp_path: P
     assert data["spdxVersion"] == "SPDX-2.3" and data["name"] == "s"
     assert any(p["versionInfo"] == record.image_id for p in data["packages"])
     assert any(f["fileName"] == "./hello" for f in data["files"])
+
+
+def test_each_file_says_why_it_is_there(root: Path) -> None:  # noqa: F811
+    provenance = DpkgDatabase(root).provenance(COPIED)
+    layer = layer_tar(host_entries(root, COPIED), 1_000)
+    reasons = {PurePosixPath("/hello"): "elf: /hello"}
+    document = spdx_document(SbomSubject("08", "ns/08:t", "sha256:ab12", 1_000), layer, provenance, reasons)
+    assert validate_full_spdx_document(document) == []
+    comments = {f.name: f.comment for f in document.files}
+    assert comments["./hello"] == "elf: /hello"
+    assert '"comment": "elf: /hello"' in render_spdx_json(document)

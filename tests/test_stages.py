@@ -113,3 +113,20 @@ def test_new_stage_copies_a_stage_that_loads(tmp_path: Path) -> None:
         copy_stage(tmp_path, "06", "12-my-stage")
     with pytest.raises(StageConfigError, match="no such stage to copy"):
         copy_stage(tmp_path, "99", "13-other")
+
+
+SLIM = VALID + '\n[slim]\nbinary = "/usr/bin/file"\n'
+
+
+def test_slim_trace_and_probes(tmp_path: Path) -> None:
+    stage = load_stage(make_stage(tmp_path, toml=SLIM + 'trace = true\nprobes = ["file /usr/bin/file", "file -v"]\n'))
+    assert stage.slim is not None and stage.slim.trace
+    assert stage.slim.probes == (("file", "/usr/bin/file"), ("file", "-v"))
+
+
+@pytest.mark.parametrize(("extra", "field"), [('trace = "yes"\n', "slim.trace"), ('probes = ["file"]\n', "slim.probes"),
+                                               ("trace = true\nprobes = [1]\n", "slim.probes")])
+def test_slim_trace_and_probes_are_checked(tmp_path: Path, extra: str, field: str) -> None:
+    with pytest.raises(StageConfigError) as caught:
+        load_stage(make_stage(tmp_path, toml=SLIM + extra))
+    assert caught.value.field == field
