@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.engine import Engine
+from harness.engine_protocol import Engine
 from harness.errors import BaseUnavailable, EngineError
 from harness.ledger import ROLE_BASE, Ledger
 from harness.measure import content_size

@@ -3,8 +3,8 @@
 Everything goes through the Docker SDK for Python (`docker.from_env()`, so
 DOCKER_HOST and remote Engines work); nothing shells out to the CLI.  The
 SDK's exceptions are converted to the harness's own here and nowhere else.
-`Engine` is the narrow interface the rest of the harness uses; tests drive
-the harness with a fake that implements it.
+`DockerEngine` implements `harness.engine_protocol.Engine`, the narrow
+interface the rest of the harness uses (and imports from there, not here).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import docker
 import docker.errors
@@ -30,65 +30,26 @@ from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
 from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
-from harness.imagewrite import ImageOrigin, parse_created, parse_env
-from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
-from harness.ownership import EngineContainer, EngineImage
+# `Engine` is imported here too, so that `from harness.engine import Engine` keeps working.
+from harness.engine_protocol import (  # noqa: F401
+    BuildRecord,
+    Engine,
+    EngineContainer,
+    EngineFacts,
+    EngineImage,
+    ImageInfo,
+    ImageOrigin,
+    LayerRecord,
+    RunPolicy,
+    RunResult,
+)
+from harness.imagewrite import parse_created, parse_env
 from harness.redact import redact
 from harness.service import ServiceSpec, ServiceState
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 15
-
-
-class Engine(Protocol):
-    """What the harness needs from a container engine."""
-
-    def describe(self) -> EngineFacts: ...
-
-    def has_image(self, ref: str) -> bool: ...
-
-    def image_info(self, ref: str) -> ImageInfo: ...
-
-    def pull(self, ref: str) -> None: ...
-
-    def import_rootfs(self, tarball: Path, ref: str, labels: dict[str, str]) -> str: ...
-
-    def build(
-        self,
-        stage: str,
-        context: bytes,
-        dockerfile: str,
-        tag: str,
-        build_args: dict[str, str],
-        labels: dict[str, str],
-        no_cache: bool = False,
-        on_line: Callable[[str], None] | None = None,
-    ) -> BuildRecord: ...
-
-    def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...
-
-    def list_images(self) -> tuple[EngineImage, ...]: ...
-
-    def tag_image(self, image_id: str, ref: str) -> None: ...
-
-    def untag_image(self, image_id: str, ref: str) -> None: ...
-
-    def remove_image(self, image_id: str) -> None: ...
-
-    def export_filesystem(self, image: str, labels: dict[str, str]) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
-
-    def save_image(self, image: str) -> Iterator[bytes]: ...
-
-    def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]: ...
-
-    def remove_container(self, container_id: str) -> None: ...
-
-    def identity(self) -> str: ...
-
-    def image_origin(self, ref: str) -> ImageOrigin: ...
-
-    def load_image(self, archive: bytes | Iterable[bytes]) -> str: ...
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from harness.engine import Engine
+from harness.engine_protocol import Engine
 from harness.unpack import ChunkStream, unpack
 
 log = logging.getLogger(__name__)

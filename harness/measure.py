@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.engine import Engine
+from harness.engine_protocol import Engine
 from harness.layers import ImageAnalysis, analyse_save_stream
 from harness.model import LayerFigure, LayerFigures
 from harness.redact import redact

@@ -5,97 +5,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+# The Engine's records live beside its protocol; they are imported here too for the modules that read them from here.
+from harness.engine_protocol import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult  # noqa: F401
+
 # The tutorial's own program; other runtimes get a table of their own in the report.
 DEFAULT_RUNTIME = "c"
-
-
-@dataclass(frozen=True)
-class LayerRecord:
-    """One entry of the image's history that added a file system layer."""
-
-    size_bytes: int
-    created_by: str
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """An image as the Engine describes it.
-
-    Neither size is the headline: what they mean depends on the image store.
-    On overlay2 `engine_size_bytes` (the API's `Size`) is the sum of the layers'
-    uncompressed content; on the containerd store it is the compressed content,
-    and `docker images` (`listed_size_bytes`) adds the unpacked snapshots.
-    """
-
-    image_id: str
-    engine_size_bytes: int  # `Size` of GET /images/{id}/json
-    listed_size_bytes: int | None  # `Size` of GET /images/json: what `docker images` prints
-    layer_count: int
-    layers: tuple[LayerRecord, ...]
-
-
-@dataclass(frozen=True)
-class EngineFacts:
-    """Which Engine measured a run, and how it stores and builds images."""
-
-    product: str  # "Docker Engine" or "Podman"
-    version: str
-    api_version: str
-    image_store: str  # "overlay2", "containerd (overlayfs snapshotter)", ...
-    builder: str
-
-    def describe(self) -> str:
-        return (f"{self.product} {self.version} (API {self.api_version}), image store: {self.image_store}, "
-                f"builder: {self.builder}")
-
-    @property
-    def containerd_store(self) -> bool:
-        """Whether images live in containerd's store (its snapshotters) rather than a graph driver's."""
-        return self.image_store.startswith("containerd")
-
-    @classmethod
-    def unknown(cls, version: str = "unknown") -> EngineFacts:
-        return cls("Docker Engine", version, "unknown", "unknown", "unknown")
-
-
-@dataclass(frozen=True)
-class BuildRecord:
-    """A successful build: the image id, how long it took, and whether every step came from cache."""
-
-    image_id: str
-    seconds: float
-    fully_cached: bool
-
-
-@dataclass(frozen=True)
-class RunPolicy:
-    """How tightly a stage's container is locked down."""
-
-    timeout_s: float
-    user: str
-    memory_bytes: int = 64 * 1024 * 1024
-    pids: int = 64
-    output_cap_bytes: int = 64 * 1024
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What running a command in a container did.
-
-    `error` is the Engine's own message when the container could not start
-    (the dynamic binary in scratch fails there, before any program runs).
-    """
-
-    stdout: str
-    stderr: str
-    exit_code: int | None
-    error: str | None = None
-    timed_out: bool = False
-    truncated: bool = False
-
-    def failure_text(self) -> str:
-        """Everything that can carry a failure message, for matching an expected failure."""
-        return "\n".join(part for part in (self.error, self.stderr, self.stdout) if part)
 
 
 @dataclass(frozen=True)

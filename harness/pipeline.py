@@ -19,7 +19,7 @@ from harness import labels, ownership
 from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
-from harness.engine import Engine
+from harness.engine_protocol import Engine
 from harness.imagefs import unpacked_image
 from harness.imagewrite import image_archive, layer_tar
 from harness.layers import SaveStreamError

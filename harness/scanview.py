@@ -11,7 +11,7 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterable, Mapping
 
-from harness.engine import Engine
+from harness.engine_protocol import Engine
 from harness.layers.dpkg import installed_packages, parse_status
 from harness.unpack import ChunkStream
 

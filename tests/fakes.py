@@ -13,14 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import BuildFailed, EngineError
-from harness.imagewrite import ImageOrigin
-from harness.model import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult
-from harness.ownership import EngineContainer, EngineImage
+from harness.engine_protocol import (
+    BuildRecord,
+    EngineContainer,
+    EngineFacts,
+    EngineImage,
+    ImageInfo,
+    ImageOrigin,
+    LayerRecord,
+    RunPolicy,
+    RunResult,
+)
 
 
 @dataclass
 class FakeEngine:
-    """Implements harness.engine.Engine without a Docker Engine."""
+    """Implements harness.engine_protocol.Engine without a Docker Engine."""
 
     images: dict[str, ImageInfo] = field(default_factory=dict)
     pullable: set[str] = field(default_factory=set)
