@@ -9,8 +9,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.bases import DebianBase
 from harness.claims import evaluate
+from harness.debian import DebianBase
 from harness.dockerfile import base_images
 from harness.model import RunReport
 from harness.results import to_dict
