@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 # The Engine's records live beside its protocol; they are imported here too for the modules that read them from here.
 from harness.engine_protocol import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult  # noqa: F401
+
+if TYPE_CHECKING:
+    from harness.claims import Claim
 
 # The tutorial's own program; other runtimes get a table of their own in the report.
 DEFAULT_RUNTIME = "c"
@@ -94,3 +99,15 @@ class RunReport:
 
     def stage(self, name: str) -> StageResult | None:
         return next((stage for stage in self.stages if stage.name == name), None)
+
+    @functools.cached_property
+    def claims(self) -> tuple[Claim, ...]:
+        """The tutorial's claims checked against this run: computed once, on first use, and carried with it.
+
+        Every reader (results.json, RESULTS.md, SWEEP.md) takes them from here.
+        A report read back from results.json computes them again from its stages:
+        the file's copy is never trusted.
+        """
+        from harness.claims import evaluate  # claims reads this module's records
+
+        return evaluate(self)

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.claims import evaluate
 from harness.errors import ResultsWriteError
 from harness.model import DEFAULT_RUNTIME, BuildRecord, EngineFacts, LayerFigure, LayerFigures, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
 from harness.units import human_size
@@ -33,7 +32,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
         "engine": dataclasses.asdict(report.engine),
         "stages": [_stage_to_dict(stage) for stage in report.stages],
         "claims": [
-            {"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in evaluate(report)
+            {"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in report.claims
         ],
     }
 

@@ -20,6 +20,7 @@ from harness.model import (
 )
 from harness.report import readme_with_table, render_markdown, summary_table
 from harness.results import from_dict, read_report, render_json, to_dict, write_files
+from harness.sweep import render_sweep_markdown
 
 from .conftest import REPO_ROOT
 
@@ -100,6 +101,21 @@ def test_json_round_trips() -> None:
     assert set(first) >= {"name", "title", "image", "size_bytes", "size_human", "layers", "outcome", "expected", "observed"}
     assert first["layers"][1] == {"size_bytes": 10, "created_by": "/bin/sh -c make"}
     assert data["base"] == "debian:bookworm" and data["engine"]["version"] == "20.10.24"
+
+
+def test_claims_are_computed_once_and_carried_by_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.claims
+
+    calls: list[RunReport] = []
+
+    def counting(report: RunReport) -> tuple[harness.claims.Claim, ...]:
+        calls.append(report)
+        return evaluate(report)
+
+    monkeypatch.setattr(harness.claims, "evaluate", counting)
+    report = ladder()
+    render_json(report), render_markdown(report), render_sweep_markdown([report], "invoke sweep")
+    assert calls == [report]
 
 
 def test_committed_results_are_what_the_renderer_makes_of_them() -> None:
