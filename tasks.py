@@ -17,6 +17,7 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from harness import labels, ownership
+from harness.atomic import write_files
 from harness.bases import ensure_base
 from harness.chart import render_svg
 from harness.elf import Resolver, closure_dict, render_tree
@@ -32,7 +33,7 @@ from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_m
 from harness.model import RunPolicy, RunReport
 from harness.pipeline import DEFAULT_BASE, Made, Settings, build_slim_image, run_stages, slim_summary, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
-from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
+from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json
 from harness.slim import Bundle, SlimSpec
 from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage, names_stage
 from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown

@@ -25,7 +25,7 @@ from harness.imagewrite import image_archive, layer_tar
 from harness.layers import SaveStreamError
 from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.measure import installed_packages, layer_figures
-from harness.results import write_files
+from harness.atomic import write_files
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.scanview import declared_packages
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim

@@ -1,21 +1,15 @@
-"""results.json: the run as data, and the atomic writing of everything under results/.
-
-Files are written to temporary names in the same folder and renamed into
-place only once all of them are complete, so a failure (disk full, a folder
-that is not writable, Ctrl-C) leaves the earlier results exactly as they were.
-"""
+"""results.json: a run as data, and read back.  Pure but for `read_report`; writing is harness.atomic's."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+# write_files is imported here too, so that its old import path keeps working.
+from harness.atomic import write_files  # noqa: F401
 from harness.errors import ResultsWriteError
 from harness.model import DEFAULT_RUNTIME, BuildRecord, EngineFacts, LayerFigure, LayerFigures, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
 from harness.units import human_size
@@ -144,30 +138,6 @@ def read_report(results_dir: Path) -> RunReport:
         raise ResultsWriteError(f"{path}: no results yet: run `invoke all` first") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ResultsWriteError(f"{path}: not a results file this version can read: {error}") from error
-
-
-def write_files(results_dir: Path, contents: Mapping[str, str]) -> None:
-    """Write every file in `contents` (name -> text) under `results_dir`, all or nothing."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in contents.items():
-            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=results_dir)
-            staged.append((Path(temporary), results_dir / name))
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
-        for temporary, final in staged:
-            os.replace(temporary, final)
-    except OSError as error:
-        raise ResultsWriteError(
-            f"{results_dir}: cannot write results: {error.strerror or error}; the earlier results are unchanged"
-        ) from error
-    finally:
-        for temporary, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
 
 
 def render_json(report: RunReport) -> str:

@@ -19,7 +19,8 @@ from harness.model import (
     StageResult,
 )
 from harness.report import readme_with_table, render_markdown, summary_table
-from harness.results import from_dict, read_report, render_json, to_dict, write_files
+from harness.atomic import write_files
+from harness.results import from_dict, read_report, render_json, to_dict
 from harness.sweep import render_sweep_markdown
 
 from .conftest import REPO_ROOT
