@@ -33,7 +33,7 @@ from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_m
 from harness.model import RunPolicy, RunReport
 from harness.pipeline import DEFAULT_BASE, Made, Settings, build_slim_image, run_stages, slim_summary, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
-from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json
+from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
 from harness.slim import Bundle, SlimSpec
 from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage, names_stage
 from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
@@ -153,7 +153,8 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
     results_dir = Path(results)
     run = read_report(results_dir)
     if stage is None:
-        write_files(results_dir, {MARKDOWN_NAME: render_markdown(run), CHART_NAME: render_svg(run)})
+        markdown = render_markdown(run, read_generated_by(results_dir))
+        write_files(results_dir, {MARKDOWN_NAME: markdown, CHART_NAME: render_svg(run)})
         _say(f"wrote {results_dir / MARKDOWN_NAME}")
         return
     chosen = [s for s in run.stages if names_stage(s.name, stage)]
@@ -179,16 +180,21 @@ def all_stages(
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
     results_dir = Path(results)
     settings = dataclasses.replace(_settings(base, no_cache), wire_size=not no_wire, sbom_dir=results_dir / "sbom")
+    # What the results record as their maker: the options that change what is measured, not where it is written.
+    options = [*(["--base", base] if base != DEFAULT_BASE else []), *(["--no-cache"] if no_cache else []),
+               *(["--no-wire"] if no_wire else [])]
+    command = shlex.join(["invoke", "all", *options])
     try:
         run = run_stages(DockerEngine.from_env(), settings, progress=_say)
     except EngineLost as lost:
-        write_files(results_dir, {PARTIAL_NAME: render_json(lost.report)})
+        write_files(results_dir, {PARTIAL_NAME: render_json(lost.report, command)})
         raise Exit(
             f"error: {lost}\nWhat was measured before is in {results_dir / PARTIAL_NAME}; "
             f"{MARKDOWN_NAME} and {JSON_NAME} are unchanged.",
             code=1,
         ) from None
-    write_files(results_dir, {JSON_NAME: render_json(run), MARKDOWN_NAME: render_markdown(run), CHART_NAME: render_svg(run)})
+    write_files(results_dir, {JSON_NAME: render_json(run, command), MARKDOWN_NAME: render_markdown(run, command),
+                              CHART_NAME: render_svg(run)})
     if results_dir.resolve() == RESULTS:
         # The README shows the committed results, so it follows them.
         write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})

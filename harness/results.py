@@ -16,12 +16,14 @@ from harness.units import human_size
 
 JSON_NAME = "results.json"
 MARKDOWN_NAME = "RESULTS.md"
-GENERATOR = "invoke all"
+# What wrote a results.json that does not say (none written by this version).
+DEFAULT_GENERATOR = "invoke all"
 
 
-def to_dict(report: RunReport) -> dict[str, Any]:
+def to_dict(report: RunReport, generated_by: str) -> dict[str, Any]:
+    """The run as data; `generated_by` is the command that measured it, as the user would type it again."""
     return {
-        "generated_by": GENERATOR,
+        "generated_by": generated_by,
         "base": report.base,
         "engine": dataclasses.asdict(report.engine),
         "stages": [_stage_to_dict(stage) for stage in report.stages],
@@ -140,5 +142,11 @@ def read_report(results_dir: Path) -> RunReport:
         raise ResultsWriteError(f"{path}: not a results file this version can read: {error}") from error
 
 
-def render_json(report: RunReport) -> str:
-    return json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n"
+def render_json(report: RunReport, generated_by: str) -> str:
+    return json.dumps(to_dict(report, generated_by), indent=2, ensure_ascii=False) + "\n"
+
+
+def read_generated_by(results_dir: Path) -> str:
+    """The command that wrote `results_dir`'s results.json, to name it again in what is re-rendered from it."""
+    data = json.loads((results_dir / JSON_NAME).read_text(encoding="utf-8"))
+    return str(data.get("generated_by") or DEFAULT_GENERATOR)

@@ -67,6 +67,6 @@ def render_sweep_json(reports: Sequence[RunReport], command: str) -> str:
     data: dict[str, Any] = {
         "generated_by": command,
         "bases": [report.base for report in reports],
-        "runs": [to_dict(report) for report in reports],
+        "runs": [to_dict(report, command) for report in reports],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -20,7 +20,7 @@ from harness.model import (
 )
 from harness.report import readme_with_table, render_markdown, summary_table
 from harness.atomic import write_files
-from harness.results import from_dict, read_report, render_json, to_dict
+from harness.results import from_dict, read_generated_by, read_report, render_json, to_dict
 from harness.sweep import render_sweep_markdown
 
 from .conftest import REPO_ROOT
@@ -94,9 +94,10 @@ def test_the_table_shows_sizes_as_docker_images_does_and_the_ratio() -> None:
 
 def test_json_round_trips() -> None:
     report = ladder()
-    again = from_dict(json.loads(render_json(report)))
+    again = from_dict(json.loads(render_json(report, "invoke all")))
     assert again == report
-    data = to_dict(report)
+    data = to_dict(report, "invoke all --base debian:trixie")
+    assert data["generated_by"] == "invoke all --base debian:trixie"
     first = data["stages"][0]
     assert first["size_human"] == "622MB" and first["article_size"] == "235MB"
     assert set(first) >= {"name", "title", "image", "size_bytes", "size_human", "layers", "outcome", "expected", "observed"}
@@ -115,7 +116,7 @@ def test_claims_are_computed_once_and_carried_by_the_report(monkeypatch: pytest.
 
     monkeypatch.setattr(harness.claims, "evaluate", counting)
     report = ladder()
-    render_json(report), render_markdown(report), render_sweep_markdown([report], "invoke sweep")
+    render_json(report, "invoke all"), render_markdown(report), render_sweep_markdown([report], "invoke sweep")
     assert calls == [report]
 
 
@@ -124,8 +125,9 @@ def test_committed_results_are_what_the_renderer_makes_of_them() -> None:
     results = REPO_ROOT / "results"
     report = read_report(results)
     assert (results / "RESULTS.md").read_text(encoding="utf-8") == render_markdown(report)
+    assert (results / "results.json").read_text(encoding="utf-8") == render_json(report, read_generated_by(results))
     stored_claims = json.loads((results / "results.json").read_text())["claims"]
-    assert stored_claims == to_dict(report)["claims"]
+    assert stored_claims == to_dict(report, "invoke all")["claims"]
 
 
 @pytest.mark.fault('The disk fills while results are written', 'a clear error; earlier results intact; no temporary file left')

@@ -24,5 +24,7 @@ def test_the_sweep_puts_releases_side_by_side_with_the_tutorial_first() -> None:
     row = next(line for line in text.splitlines() if "`01-naive`" in line)
     assert [cell.strip() for cell in row.strip("|").split("|")] == ["`01-naive`", "235MB", "622MB", "650MB"]
     assert text.count("| holds ") >= 8
-    data = json.loads(render_sweep_json([bookworm, trixie], "invoke sweep"))
+    data = json.loads(render_sweep_json([bookworm, trixie], "invoke sweep --bases debian:bookworm,debian:trixie"))
     assert data["bases"] == ["debian:bookworm", "debian:trixie"] and len(data["runs"]) == 2
+    # Each run records the command that made it, not `invoke all`.
+    assert {run["generated_by"] for run in data["runs"]} == {"invoke sweep --bases debian:bookworm,debian:trixie"}
