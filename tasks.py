@@ -30,8 +30,17 @@ from harness.layers import to_json as layers_to_json
 from harness.lock import exclusive_run
 from harness.measure import analyse_image, content_size
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
-from harness.model import RunPolicy, RunReport
-from harness.pipeline import DEFAULT_BASE, Made, Settings, build_slim_image, run_stages, slim_summary, stage_bases
+from harness.model import RunPolicy
+from harness.pipeline import (
+    DEFAULT_BASE,
+    Made,
+    Settings,
+    build_slim_image,
+    measure_stages,
+    run_stages,
+    slim_summary,
+    stage_bases,
+)
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
 from harness.slim import Bundle, SlimSpec
@@ -184,12 +193,12 @@ def all_stages(
     options = [*(["--base", base] if base != DEFAULT_BASE else []), *(["--no-cache"] if no_cache else []),
                *(["--no-wire"] if no_wire else [])]
     command = shlex.join(["invoke", "all", *options])
-    try:
-        run = run_stages(DockerEngine.from_env(), settings, progress=_say)
-    except EngineLost as lost:
-        write_files(results_dir, {PARTIAL_NAME: render_json(lost.report, command)})
+    measured = measure_stages(DockerEngine.from_env(), settings, progress=_say)
+    run = measured.report
+    if measured.lost is not None:
+        write_files(results_dir, {PARTIAL_NAME: render_json(run, command)})
         raise Exit(
-            f"error: {lost}\nWhat was measured before is in {results_dir / PARTIAL_NAME}; "
+            f"error: {EngineLost(measured.lost)}\nWhat was measured before is in {results_dir / PARTIAL_NAME}; "
             f"{MARKDOWN_NAME} and {JSON_NAME} are unchanged.",
             code=1,
         ) from None
@@ -428,15 +437,16 @@ def _run_on(target: EngineTarget, settings: Settings) -> EngineRun:
     """The ladder on one Engine; an Engine that cannot be reached or is lost part-way is recorded, not fatal."""
     _say(f"== {target.name} ({target.host})")
     try:
-        report = run_stages(DockerEngine.connect(target.host), settings,
-                            progress=lambda line: _say(f"[{target.name}] {line}"))
-    except EngineLost as lost:
-        _say(f"[{target.name}] {lost}")
-        return EngineRun(target, lost.report if isinstance(lost.report, RunReport) else None, str(lost))
+        measured = measure_stages(DockerEngine.connect(target.host), settings,
+                                  progress=lambda line: _say(f"[{target.name}] {line}"))
     except EngineUnavailable as error:
         _say(f"[{target.name}] {error}")
         return EngineRun(target, None, str(error))
-    return EngineRun(target, report)
+    if measured.lost is not None:
+        lost = EngineLost(measured.lost)
+        _say(f"[{target.name}] {lost}")
+        return EngineRun(target, measured.report, str(lost))
+    return EngineRun(target, measured.report)
 
 
 @task(name="new-stage", help={"name": "the new folder's name, e.g. 12-my-stage", "from_": "the stage to start from"})

@@ -39,11 +39,10 @@ class EngineUnavailable(HarnessError):
 
 
 class EngineLost(HarnessError):
-    """The Engine stopped answering in the middle of a run; `report` holds what was measured before."""
+    """The Engine stopped answering in the middle of a run (what was measured before: `pipeline.measure_stages`)."""
 
-    def __init__(self, cause: EngineUnavailable, report: object) -> None:
+    def __init__(self, cause: EngineUnavailable) -> None:
         self.cause = cause
-        self.report = report
         super().__init__(f"the Engine stopped answering during the run: {cause}")
 
 

@@ -131,6 +131,14 @@ def stage_bases(stage: Stage, settings: Settings) -> tuple[str, ...]:
     return base_images(stage.dockerfile.read_text(encoding="utf-8"), settings.build_args)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What a run measured; `lost` says the Engine stopped answering part-way, and the report is partial."""
+
+    report: RunReport
+    lost: EngineUnavailable | None = None
+
+
 def run_stages(
     engine: Engine,
     settings: Settings,
@@ -138,7 +146,25 @@ def run_stages(
     progress: Progress = log.info,
     keep: Callable[[Path], bool] = lambda folder: True,
 ) -> RunReport:
-    """Build, verify and measure every selected stage (and kept by `keep`), then sweep what the run left untagged."""
+    """Build, verify and measure every selected stage (and kept by `keep`); EngineLost if the Engine goes away."""
+    measured = measure_stages(engine, settings, wanted, progress, keep)
+    if measured.lost is not None:
+        raise EngineLost(measured.lost)
+    return measured.report
+
+
+def measure_stages(
+    engine: Engine,
+    settings: Settings,
+    wanted: str | None = None,
+    progress: Progress = log.info,
+    keep: Callable[[Path], bool] = lambda folder: True,
+) -> Measured:
+    """Build, verify and measure every selected stage (and kept by `keep`), then sweep what the run left untagged.
+
+    An Engine lost part-way is returned, not raised: the stages measured before it are kept,
+    the rest are errors, and nothing is asked of the Engine any more.
+    """
     ledger = Ledger.open(settings.repo_root, engine.identity())
     ledger.record_session(settings.session, settings.namespace)
     made = Made(ledger, settings.session, settings.namespace)
@@ -171,9 +197,7 @@ def run_stages(
         engine=engine.describe() if lost is None else EngineFacts.unknown(),
         stages=tuple(results),
     )
-    if lost is not None:
-        raise EngineLost(lost, report)
-    return report
+    return Measured(report, lost)
 
 
 def process_folder(

@@ -23,7 +23,7 @@ from harness.errors import EngineLost, EngineUnavailable
 from harness.ledger import Ledger
 from harness.lock import RunInProgress, exclusive_run
 from harness.model import Outcome, RunPolicy
-from harness.pipeline import Made, Settings, run_stages
+from harness.pipeline import Made, Settings, measure_stages, run_stages
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke, nested_engine
 from .fakes import FakeEngine, _image
@@ -97,9 +97,9 @@ class LosingEngine(FakeEngine):
 def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path, ("01-naive", "02-purge-layers", "03-single-layer"))
     engine = LosingEngine(lose_at=2, images={BASE: _image(1)})
-    with pytest.raises(EngineLost) as caught:
-        run_stages(engine, Settings(repo), progress=lambda line: None)
-    report = caught.value.report
+    measured = measure_stages(engine, Settings(repo), progress=lambda line: None)
+    assert measured.lost is not None and "connection refused" in str(measured.lost)
+    report = measured.report
     assert [(s.name, s.outcome) for s in report.stages] == [
         ("01-naive", Outcome.PASS),
         ("02-purge-layers", Outcome.ERROR),
@@ -107,6 +107,10 @@ def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
     ]
     assert "connection refused" in str(report.stages[2].reason)
     assert engine.removed == []  # no cleanup calls into an Engine that is gone
+    # run_stages raises the loss alone: the error carries no report.
+    with pytest.raises(EngineLost) as caught:
+        run_stages(LosingEngine(lose_at=2, images={BASE: _image(1)}), Settings(repo), progress=lambda line: None)
+    assert caught.value.cause.detail == "connection refused" and not hasattr(caught.value, "report")
 
 
 @pytest.mark.fault('The Engine is not running', 'one line saying how to start it, exit 1, no traceback, results/ unchanged')
