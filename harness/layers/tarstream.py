@@ -16,7 +16,7 @@ import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from harness.errors import HarnessError
+from harness.errors import EvidenceError
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -25,21 +25,11 @@ _ZERO_BLOCK = bytes(BLOCK)
 _HEADER_ONLY = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-class SaveStreamError(HarnessError):
+class SaveStreamError(EvidenceError):
     """A docker-save stream (or a layer tar in it) that cannot be analysed.
 
     The message is one line, `<subject>: <what failed>: <evidence>`.
     """
-
-    def __init__(self, subject: str, what: str, evidence: str) -> None:
-        self.subject = subject
-        self.what = what
-        self.evidence = evidence
-        super().__init__(f"{subject}: {what}: {_one_line(evidence)}")
 
 
 class CorruptTar(SaveStreamError):
