@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.engine_protocol import Engine
 from harness.layers import ImageAnalysis, analyse_save_stream
-from harness.model import LayerFigure, LayerFigures
+from harness.layers.figures import LayerFigures, figures_of
 from harness.redact import redact
 from harness.unpack import ChunkStream
 
@@ -39,27 +39,4 @@ def layer_figures(engine: Engine, image: str, base_packages: dict[str, int], wir
     leftovers = sorted(
         ((name, size) for name, size in installed.items() if name not in base_packages), key=lambda item: (-item[1], item[0])
     )
-    return LayerFigures(
-        content_bytes=analysis.content_bytes,
-        live_bytes=analysis.live_bytes,
-        dead_bytes=analysis.dead_bytes,
-        wire_bytes=analysis.wire_bytes,
-        efficiency=analysis.efficiency,
-        wasted_bytes=analysis.wasted_bytes,
-        user_wasted_percent=analysis.user_wasted_percent,
-        layers=tuple(
-            LayerFigure(
-                instruction=layer.instruction or "",
-                file_bytes=layer.file_bytes,
-                added=layer.added,
-                changed=layer.changed,
-                deleted=layer.deleted,
-                dead_bytes=layer.dead_bytes,
-                killed_bytes=layer.killed_bytes,
-                wire_bytes=layer.wire_bytes,
-                largest=tuple((redact(path.path), path.size) for path in layer.largest[:LARGEST]),
-            )
-            for layer in analysis.layers
-        ),
-        leftover_packages=tuple(leftovers),
-    )
+    return figures_of(analysis, tuple(leftovers), largest=LARGEST, rename=redact)

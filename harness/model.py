@@ -9,42 +9,14 @@ from typing import TYPE_CHECKING
 
 # The Engine's records live beside its protocol; they are imported here too for the modules that read them from here.
 from harness.engine_protocol import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunPolicy, RunResult  # noqa: F401
+# What a run keeps of the layer analysis is the analysis' own output type (also imported from here).
+from harness.layers.figures import LayerFigure, LayerFigures  # noqa: F401
 
 if TYPE_CHECKING:
     from harness.claims import Claim
 
 # The tutorial's own program; other runtimes get a table of their own in the report.
 DEFAULT_RUNTIME = "c"
-
-
-@dataclass(frozen=True)
-class LayerFigure:
-    """One layer as its tar shows it: what it adds, changes and deletes, and the bytes it stores in vain."""
-
-    instruction: str
-    file_bytes: int
-    added: int
-    changed: int
-    deleted: int
-    dead_bytes: int  # stored in this layer, not shown by the final file system
-    killed_bytes: int  # of lower layers, made dead by this one
-    wire_bytes: int | None
-    largest: tuple[tuple[str, int], ...]  # (path, bytes), largest first
-
-
-@dataclass(frozen=True)
-class LayerFigures:
-    """Where an image's bytes are (from its saved layer tars; see harness.layers for the definitions)."""
-
-    content_bytes: int  # the headline size: what overlay2 reports as `Size`, computed from the layer tars
-    live_bytes: int
-    dead_bytes: int
-    wire_bytes: int | None
-    efficiency: float  # dive's score
-    wasted_bytes: int  # dive's
-    user_wasted_percent: float | None  # dive's, a fraction
-    layers: tuple[LayerFigure, ...]
-    leftover_packages: tuple[tuple[str, int], ...] = ()  # (package, installed bytes) the stage added
 
 
 class Outcome(enum.Enum):

@@ -11,7 +11,8 @@ from typing import Any
 # write_files is imported here too, so that its old import path keeps working.
 from harness.atomic import write_files  # noqa: F401
 from harness.errors import ResultsWriteError
-from harness.model import DEFAULT_RUNTIME, BuildRecord, EngineFacts, LayerFigure, LayerFigures, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
+from harness.layers.figures import LayerFigure, LayerFigures
+from harness.model import DEFAULT_RUNTIME, BuildRecord, EngineFacts, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
 from harness.units import human_size
 
 JSON_NAME = "results.json"

@@ -36,7 +36,7 @@ PROTOCOL = "harness.engine_protocol"
 SDK = frozenset({"docker", "requests", "urllib3"})
 # Pure: the records every layer passes, with nothing but the standard library beneath them.
 RECORDS = ("harness.engine_protocol", "harness.model", "harness.errors", "harness.units", "harness.slimspec",
-           "harness.debian", "harness.service", "harness.labels", "harness.redact")
+           "harness.debian", "harness.service", "harness.labels", "harness.redact", "harness.layers.figures")
 # Read and write data only: never the Engine, nor a module that speaks to one.
 RENDERERS = ("harness.report", "harness.sweep", "harness.chart", "harness.claims", "harness.results",
              "harness.matrix", "harness.layers.render", "harness.elf.render")
