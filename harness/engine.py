@@ -110,16 +110,12 @@ class DockerEngine:
             image = self._client.images.get(ref)
             history = image.history()
         layer_count = len(image.attrs.get("RootFS", {}).get("Layers", ()))
-        # The Engine lists history newest first.
-        layers = tuple(
-            LayerRecord(int(entry["Size"]), entry.get("CreatedBy") or "")
-            for entry in reversed(history)
-            if _adds_layer(entry)
-        )
-        if len(layers) != layer_count:
-            log.warning("%s: history shows %d layers, the root file system has %d", ref, len(layers), layer_count)
+        # The Engine lists history newest first, one entry per entry of the config's history; which
+        # of them added a layer only the config's `empty_layer` flags say (ImageInfo.aligned).
+        entries = tuple(LayerRecord(int(entry.get("Size") or 0), entry.get("CreatedBy") or "") for entry in reversed(history))
         return ImageInfo(image_id=image.id, engine_size_bytes=int(image.attrs["Size"]),
-                         listed_size_bytes=self._listed_size(ref, image.id), layer_count=layer_count, layers=layers)
+                         listed_size_bytes=self._listed_size(ref, image.id), layer_count=layer_count, layers=(),
+                         history=entries)
 
     def _listed_size(self, ref: str, image_id: str) -> int | None:
         """The size `docker images` prints: the list endpoint's, which differs from inspect's on some stores."""
@@ -506,23 +502,6 @@ def engine_facts(version: dict[str, Any], info: dict[str, Any]) -> EngineFacts:
         # The SDK's build call is the API's classic build (no BuildKit session); Podman serves it with Buildah.
         builder="Buildah (Podman's Docker-compatible API)" if podman else "classic builder (API build, version 1)",
     )
-
-
-def _adds_layer(entry: dict[str, Any]) -> bool:
-    """Whether a history entry added a file system layer.
-
-    The API's history does not carry the image config's `empty_layer` flag.
-    A layer can be empty (`RUN mkdir /src` adds a folder, zero bytes of files),
-    so size alone cannot tell: RUN, ADD and COPY always commit a layer, while
-    the other instructions (`#(nop) ENV ...`, `LABEL`, `CMD`) only change the config.
-    """
-    if int(entry.get("Size") or 0) > 0:
-        return True
-    created_by = " ".join(str(entry.get("CreatedBy") or "").split())
-    if not created_by.startswith("/bin/sh -c #(nop)"):
-        return bool(created_by)  # a RUN instruction
-    instruction = created_by.removeprefix("/bin/sh -c #(nop)").split()
-    return bool(instruction) and instruction[0] in ("ADD", "COPY")
 
 
 def split_reference(ref: str) -> tuple[str, str]:

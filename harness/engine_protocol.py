@@ -9,6 +9,7 @@ drive the harness with a fake that implements it (tests/fakes.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,18 @@ class ImageInfo:
     engine_size_bytes: int  # `Size` of GET /images/{id}/json
     listed_size_bytes: int | None  # `Size` of GET /images/json: what `docker images` prints
     layer_count: int
+    # The history entries that added a layer, bottom-up.  The Engine's history does not say
+    # which those are; the config's `empty_layer` flags do (`aligned`, from the save stream).
     layers: tuple[LayerRecord, ...]
+    # Every entry of the Engine's history, oldest first, config-only entries (ENV, CMD) included.
+    history: tuple[LayerRecord, ...] = ()
+
+    def aligned(self, empty_layer: tuple[bool, ...]) -> ImageInfo | None:
+        """`layers` from `history` and the config history's `empty_layer` flags; None if the two do not pair up."""
+        if len(empty_layer) != len(self.history):
+            return None
+        return dataclasses.replace(self, layers=tuple(
+            entry for entry, empty in zip(self.history, empty_layer, strict=True) if not empty))
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from harness.engine_protocol import Engine
+import logging
+
+from harness.engine_protocol import Engine, ImageInfo
 from harness.layers import ImageAnalysis, analyse_save_stream
 from harness.layers.figures import LayerFigures, figures_of
 from harness.redact import redact
 from harness.unpack import ChunkStream
+
+log = logging.getLogger(__name__)
 
 LARGEST = 5
 # Compressing the layers for the wire size is the slow part: both cores.
@@ -34,7 +38,27 @@ def _packages(analysis: ImageAnalysis) -> dict[str, int]:
 
 def layer_figures(engine: Engine, image: str, base_packages: dict[str, int], wire: bool = True) -> LayerFigures:
     """The figures of `image`; `leftover_packages` are the dpkg packages it has that its base had not."""
-    analysis = analyse_image(engine, image, wire=wire)
+    return _figures(analyse_image(engine, image, wire=wire), base_packages)
+
+
+def measure_layers(
+    engine: Engine, info: ImageInfo, base_packages: dict[str, int], wire: bool = True
+) -> tuple[ImageInfo, LayerFigures]:
+    """The figures of the image `info` describes, and `info` with its history lined up with its layers.
+
+    The save stream's config says which history entries added a layer (`empty_layer`); the Engine's
+    history, one entry per config entry, gives their sizes as the Engine counts them.
+    """
+    analysis = analyse_image(engine, info.image_id, wire=wire)
+    aligned = info.aligned(analysis.history_empty_layer)
+    if aligned is None:
+        log.warning("%s: the Engine lists %d history entries, the config %d: layers not lined up",
+                    info.image_id, len(info.history), len(analysis.history_empty_layer))
+        aligned = info
+    return aligned, _figures(analysis, base_packages)
+
+
+def _figures(analysis: ImageAnalysis, base_packages: dict[str, int]) -> LayerFigures:
     installed = _packages(analysis)
     leftovers = sorted(
         ((name, size) for name, size in installed.items() if name not in base_packages), key=lambda item: (-item[1], item[0])

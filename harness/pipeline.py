@@ -24,7 +24,7 @@ from harness.imagefs import unpacked_image
 from harness.imagewrite import image_archive, layer_tar
 from harness.layers import SaveStreamError
 from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
-from harness.measure import installed_packages, layer_figures
+from harness.measure import installed_packages, measure_layers
 from harness.atomic import write_files
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.scanview import declared_packages
@@ -240,7 +240,7 @@ def process_folder(
     for ref in base_refs:
         base_packages.update(bases.installed(ref))
     try:
-        figures = layer_figures(engine, info.image_id, base_packages, wire=settings.wire_size)
+        info, figures = measure_layers(engine, info, base_packages, wire=settings.wire_size)
     except SaveStreamError as error:
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,

@@ -168,5 +168,6 @@ def _slim_sources_root_tar() -> bytes:
 
 
 def _image(size: int) -> ImageInfo:
+    # As the Engine answers: the whole history, not yet lined up with the layers (ImageInfo.aligned).
     return ImageInfo(image_id="sha256:fake", engine_size_bytes=size, listed_size_bytes=size, layer_count=1,
-                     layers=(LayerRecord(size, "COPY x"),))
+                     layers=(), history=(LayerRecord(size, "COPY x"),))

@@ -49,6 +49,7 @@ the figures into a per-layer table or json.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +116,8 @@ class ImageAnalysis:
     dive: DiveFigures
     final_paths: int  # paths of the final merged view (directories included)
     packages: tuple[Package, ...] | None = None  # dpkg packages of the final view, None without dpkg
+    # The config history's `empty_layer` flags, oldest first: which history entries added a layer.
+    history_empty_layer: tuple[bool, ...] = ()
 
 
 # --------------------------------------------------------------------------- merged view
@@ -324,5 +327,6 @@ def _content_of(layer: LayerTar, item: tuple[bool, int, int, int], view: _View, 
 
 def analyse_saved(saved: SavedImage, *, top_n: int = 10) -> ImageAnalysis:
     """Analyse an image read by `read_save`."""
-    return analyse_layers(saved.layers, diff_ids=saved.diff_ids, instructions=saved.instructions(),
-                          repo_tags=saved.repo_tags, image_id=saved.image_id, top_n=top_n)
+    analysis = analyse_layers(saved.layers, diff_ids=saved.diff_ids, instructions=saved.instructions(),
+                              repo_tags=saved.repo_tags, image_id=saved.image_id, top_n=top_n)
+    return dataclasses.replace(analysis, history_empty_layer=tuple(entry.empty_layer for entry in saved.history))
