@@ -14,8 +14,6 @@ import functools
 import io
 import json
 import logging
-import re
-import tarfile
 import time
 import uuid
 from collections import deque
@@ -29,6 +27,9 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
+# BuildSteps and labels_in_dockerfile are imported here too, so that their old import paths keep working.
+from harness.buildlog import BuildSteps
+from harness.context import labels_in_dockerfile
 from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
 # `Engine` is imported here too, so that `from harness.engine import Engine` keeps working.
 from harness.engine_protocol import (  # noqa: F401
@@ -516,77 +517,6 @@ def split_reference(ref: str) -> tuple[str, str]:
 def _aux_id(chunk: dict[str, Any]) -> str | None:
     aux = chunk.get("aux")
     return str(aux["ID"]) if isinstance(aux, dict) and "ID" in aux else None
-
-
-def labels_in_dockerfile(context: bytes, dockerfile: str, labels: dict[str, str]) -> bytes:
-    """The build context with `labels` as one LABEL instruction, sorted, at the end of its Dockerfile.
-
-    Podman turns the API's `labels` into one LABEL step per label, in Go's map
-    order, which changes from build to build: the last steps never come from the
-    cache and every build makes a new image.  One sorted instruction is the same
-    every time.  It labels the final stage, as the API's parameter does.
-    """
-    if not labels:
-        return context
-    instruction = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
-    source = io.BytesIO(context)
-    output = io.BytesIO()
-    with tarfile.open(fileobj=source, mode="r:") as original, \
-            tarfile.open(fileobj=output, mode="w", format=tarfile.PAX_FORMAT) as rewritten:
-        for member in original:
-            content = original.extractfile(member) if member.isreg() else None
-            if member.isreg() and member.name.removeprefix("./") == dockerfile.removeprefix("./"):
-                assert content is not None
-                text = content.read().decode("utf-8")
-                data = (text if text.endswith("\n") or not text else text + "\n").encode("utf-8")
-                data += instruction.encode("utf-8") + b"\n"
-                member.size = len(data)
-                content = io.BytesIO(data)
-            rewritten.addfile(member, content)
-    return output.getvalue()
-
-
-class BuildSteps:
-    """Which instruction a build stream is at, and whether every step so far came from the cache.
-
-    Two dialects reach the API.  The Engine's classic builder writes
-    `Step 2/5 : RUN make` and, for a step it runs, `---> Running in <id>`.
-    Podman's (buildah) writes `STEP 2/5: RUN make`, with `[1/2] ` before it in a
-    multi-stage build, and `--> Using cache <id>` after a step it did not run:
-    there a step is built unless that line follows it (a FROM is never built).
-    """
-
-    def __init__(self) -> None:
-        self.instruction = "(before the first instruction)"
-        self._cached = True
-        self._unconfirmed = False  # a buildah step with no `Using cache` line yet
-
-    def feed(self, line: str) -> None:
-        text = line.strip()
-        step = _BUILDAH_STEP.match(text)
-        if step is not None:
-            self._settle()
-            self.instruction = step["instruction"]
-            self._unconfirmed = not self.instruction.upper().startswith("FROM ")
-        elif text.startswith("--> Using cache"):
-            self._unconfirmed = False
-        elif line.startswith("Step "):
-            self.instruction = line.partition(" : ")[2] or line
-        elif text.startswith("---> Running in"):
-            self._cached = False
-
-    @property
-    def fully_cached(self) -> bool:
-        self._settle()
-        return self._cached
-
-    def _settle(self) -> None:
-        if self._unconfirmed:
-            self._cached = False
-            self._unconfirmed = False
-
-
-_BUILDAH_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+(?:/\d+)?: (?P<instruction>.+)$")
 
 
 def _capped(raw: bytes, cap: int) -> tuple[str, bool]:
