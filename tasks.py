@@ -44,7 +44,7 @@ from harness.pipeline import (
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
 from harness.slim import Bundle, SlimSpec
-from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage, names_stage
+from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage, discover, load_stage, names_stage
 from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
 from harness.units import human_size
 
@@ -89,7 +89,7 @@ def _say(line: str) -> None:
 
 def _settings(base: str, no_cache: bool = False) -> Settings:
     # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
-    namespace = os.environ.get("HELLO_LADDER_NAMESPACE", "hello-ladder")
+    namespace = os.environ.get("HELLO_LADDER_NAMESPACE", labels.DEFAULT_NAMESPACE)
     return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache,
                     source_date_epoch=_source_date_epoch())
 
@@ -352,7 +352,7 @@ def slim(
     record, plan = build_slim_image(engine, image, spec, tag, command, image_labels, made, _source_date_epoch(),
                                     Path(sbom).resolve() if sbom else None)
     _say(f"{tag}: {slim_summary(plan, record.image_id)}")
-    result = engine.run(record.image_id, command, RunPolicy(timeout_s=30.0, user=DEFAULT_USER), made.container_labels())
+    result = engine.run(record.image_id, command, RunPolicy(timeout_s=DEFAULT_TIMEOUT_S, user=DEFAULT_USER), made.container_labels())
     source_size, slim_size = content_size(engine, image), content_size(engine, record.image_id)
     _say(f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
          f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller")

@@ -46,7 +46,7 @@ class Settings:
 
     repo_root: Path
     base: str = DEFAULT_BASE
-    namespace: str = "hello-ladder"
+    namespace: str = labels.DEFAULT_NAMESPACE
     no_cache: bool = False
     # Every image's layer tars are read: for the headline size, dead bytes and dive's figures, and
     # (slow where the store keeps layers uncompressed: gzip) the wire size.
