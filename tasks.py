@@ -27,6 +27,7 @@ from harness.imagefs import unpacked_image
 from harness.ledger import Ledger
 from harness.layers import layer_table
 from harness.layers import to_json as layers_to_json
+from harness.layers.limits import Limits, exceeded
 from harness.lock import exclusive_run
 from harness.measure import analyse_image, content_size
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
@@ -252,8 +253,7 @@ def layers(
     from tabulate import tabulate
 
     try:
-        dead_limit = None if max_dead is None else int(max_dead)
-        efficiency_limit = None if min_efficiency is None else float(min_efficiency)
+        limits = Limits.parse(max_dead, min_efficiency)
     except ValueError:
         raise Exit("error: --max-dead takes a number of bytes, --min-efficiency a number from 0 to 1", code=2) from None
     analysis = analyse_image(DockerEngine.from_env(), image, wire=not no_wire)
@@ -268,11 +268,7 @@ def layers(
             f"{human_size(analysis.dead_bytes)} dead ({analysis.dead_bytes:,} bytes); dive efficiency "
             f"{analysis.efficiency:.2%}, wasted {human_size(analysis.wasted_bytes)}; wire {wire}"
         )
-    failures = []
-    if dead_limit is not None and analysis.dead_bytes > dead_limit:
-        failures.append(f"{analysis.dead_bytes:,} dead bytes > --max-dead {dead_limit:,}")
-    if efficiency_limit is not None and analysis.efficiency < efficiency_limit:
-        failures.append(f"efficiency {analysis.efficiency:.4f} < --min-efficiency {efficiency_limit}")
+    failures = exceeded(analysis, limits)
     if failures:
         raise Exit(f"{image}: " + "; ".join(failures), code=1)
 

@@ -289,3 +289,16 @@ def test_the_figures_a_run_keeps_are_the_analysis_own():
         for name in ("file_bytes", "added", "changed", "deleted", "dead_bytes", "killed_bytes", "wire_bytes"):
             assert getattr(figure, name) == getattr(layer, name), name
     assert kept.layers[0].largest == (("/OPT/BIG", 10 * MB),)
+
+
+def test_the_ci_limits_name_each_one_passed():
+    from harness.layers.limits import Limits, exceeded
+
+    a = analyse(layer_tar(F("big", 10 * MB)), layer_tar(W("big")))
+    assert exceeded(a, Limits()) == ()
+    assert exceeded(a, Limits(max_dead_bytes=10 * MB)) == ()
+    assert exceeded(a, Limits(max_dead_bytes=10 * MB - 1)) == (f"{10 * MB:,} dead bytes > --max-dead {10 * MB - 1:,}",)
+    assert len(exceeded(a, Limits(max_dead_bytes=0, min_efficiency=1.0))) == 2
+    assert Limits.parse("5", "0.5") == Limits(5, 0.5)
+    with pytest.raises(ValueError):
+        Limits.parse("5MB", None)
