@@ -18,6 +18,7 @@ from harness.model import (
     RunResult,
     StageResult,
 )
+from harness.chart import render_svg
 from harness.report import readme_with_table, render_markdown, summary_table
 from harness.atomic import write_files
 from harness.results import from_dict, read_generated_by, read_report, render_json, to_dict
@@ -126,6 +127,7 @@ def test_committed_results_are_what_the_renderer_makes_of_them() -> None:
     report = read_report(results)
     assert (results / "RESULTS.md").read_text(encoding="utf-8") == render_markdown(report)
     assert (results / "results.json").read_text(encoding="utf-8") == render_json(report, read_generated_by(results))
+    assert (results / "sizes.svg").read_text(encoding="utf-8") == render_svg(report)
     stored_claims = json.loads((results / "results.json").read_text())["claims"]
     assert stored_claims == to_dict(report, "invoke all")["claims"]
 
