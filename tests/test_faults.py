@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -271,9 +272,9 @@ def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_
     client = docker.from_env()
     repo = copy_repo(tmp_path)
     add_stage(repo, "01-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
-    run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
-    users, _ = client.images.build(fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag="users-own/image:kept", rm=True)
     try:
+        run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
+        users, _ = client.images.build(fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag="users-own/image:kept", rm=True)
         assert client.images.list(name=f"{FAULT_NAMESPACE}/01-fine")
         done = invoke(repo, "clean", "--namespace", FAULT_NAMESPACE, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -281,7 +282,9 @@ def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_
         assert client.images.get("users-own/image:kept").id == users.id
         assert client.images.get(base_image)  # bases stay unless --bases
     finally:
-        client.images.remove("users-own/image:kept", force=True)
+        # Also when the run or the user's build failed part-way.
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove("users-own/image:kept", force=True)
         clean_copy(engine, repo)
 
 
