@@ -46,7 +46,8 @@ from harness.report import readme_with_table, render_markdown, stage_section, su
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
 from harness.slim import Bundle, SlimSpec
 from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage, discover, load_stage, names_stage
-from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
+from harness.sweep import render_sweep_json, render_sweep_markdown
+from harness.sweeprun import parse_bases, sweep_bases
 from harness.units import human_size
 
 ROOT = Path(__file__).resolve().parent
@@ -378,15 +379,8 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
 @_reported
 def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> None:
     """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
-    engine = DockerEngine.from_env()
     command = f"invoke sweep --bases {bases}"
-    reports = []
-    for base in (ref.strip() for ref in bases.split(",") if ref.strip()):
-        _say(f"== {base}")
-        keep = functools.partial(is_debian_based, base=base)
-        # Sizes only: the wire sizes are in RESULTS.md for the default base.
-        settings = dataclasses.replace(_settings(base), wire_size=False)
-        reports.append(run_stages(engine, settings, progress=_say, keep=keep))
+    reports = sweep_bases(DockerEngine.from_env(), _settings(DEFAULT_BASE), parse_bases(bases), _say)
     results_dir = Path(results)
     write_files(
         results_dir,
