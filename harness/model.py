@@ -64,6 +64,8 @@ class RunReport:
     base: str
     engine: EngineFacts
     stages: tuple[StageResult, ...]
+    # (distribution, version) of the libraries that measured it (harness.versions); () in older results.
+    versions: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:

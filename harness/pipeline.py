@@ -33,6 +33,7 @@ from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
+from harness.versions import measuring_versions
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def measure_stages(
         base=settings.base,
         engine=engine.describe() if lost is None else EngineFacts.unknown(),
         stages=tuple(results),
+        versions=measuring_versions(),
     )
     return Measured(report, lost)
 

@@ -27,6 +27,8 @@ def to_dict(report: RunReport, generated_by: str) -> dict[str, Any]:
         "generated_by": generated_by,
         "base": report.base,
         "engine": dataclasses.asdict(report.engine),
+        # Results from before the versions were recorded re-render without the key, byte for byte.
+        **({"versions": dict(report.versions)} if report.versions else {}),
         "stages": [_stage_to_dict(stage) for stage in report.stages],
         "claims": [
             {"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in report.claims
@@ -96,6 +98,7 @@ def from_dict(data: Mapping[str, Any]) -> RunReport:
         base=str(data["base"]),
         engine=EngineFacts(**{key: str(value) for key, value in data["engine"].items()}),
         stages=tuple(_stage_from_dict(stage) for stage in data["stages"]),
+        versions=tuple((str(name), str(version)) for name, version in (data.get("versions") or {}).items()),
     )
 
 

@@ -28,6 +28,8 @@ def test_every_stage_is_built_run_and_judged(repo: Path) -> None:
         "", "exec /hello: no such file or directory\n", 1
     )
     report = run_stages(engine, Settings(repo), progress=lambda line: None)
+    # The libraries that measured the run are recorded with it.
+    assert dict(report.versions)["docker"] and set(dict(report.versions)) >= {"docker", "pyelftools", "tabulate"}
     # The Engine's history is lined up with the layers by the saved config's empty_layer flags.
     naive = report.stage("01-naive")
     assert naive is not None and naive.image_info is not None

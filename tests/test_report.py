@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -97,6 +98,9 @@ def test_json_round_trips() -> None:
     report = ladder()
     again = from_dict(json.loads(render_json(report, "invoke all")))
     assert again == report
+    versioned = dataclasses.replace(report, versions=(("docker", "7.2.0"), ("pyelftools", "0.33")))
+    assert json.loads(render_json(versioned, "invoke all"))["versions"] == {"docker": "7.2.0", "pyelftools": "0.33"}
+    assert from_dict(json.loads(render_json(versioned, "invoke all"))) == versioned
     data = to_dict(report, "invoke all --base debian:trixie")
     assert data["generated_by"] == "invoke all --base debian:trixie"
     first = data["stages"][0]
