@@ -189,28 +189,37 @@ def dive_figures(layers: Sequence[Sequence[LayerEntry]], *, keep: int = 50) -> D
                 first = None
             lookup = stacked
         for parts, node in _dive_walk(tree):
-            if node.children:
-                continue
-            if parts[-1].startswith(".wh."):
-                trimmed = _trim(parts)
-                below = _dive_get(lookup, trimmed)
-                size = below.subtree_size() if below is not None and below.info and below.info[1] else 0
-                path = "/" + "/".join(trimmed)
-            else:
-                size = node.info[0] if node.info else 0
-                path = "/" + "/".join(parts)
-            record = data.get(path)
-            if record is None:
-                data[path] = [size, size, 1]
-            else:
-                record[0] += size
-                if size < record[1]:
-                    record[1] = size
-                record[2] += 1
+            if not node.children:
+                _count(data, *_leaf(parts, node, lookup))
         if index == 0:
             first = tree
         else:
             _dive_stack(stacked, tree)
+    return _figures(data, sizes, keep)
+
+
+def _leaf(parts: tuple[str, ...], node: _DNode, lookup: _DNode) -> tuple[str, int]:
+    """A leaf's path and size as dive counts it: a whiteout is sized by the directory it removes below, else 0."""
+    if parts[-1].startswith(".wh."):
+        trimmed = _trim(parts)
+        below = _dive_get(lookup, trimmed)
+        size = below.subtree_size() if below is not None and below.info and below.info[1] else 0
+        return "/" + "/".join(trimmed), size
+    return "/" + "/".join(parts), node.info[0] if node.info else 0
+
+
+def _count(data: dict[str, list[int]], path: str, size: int) -> None:
+    record = data.get(path)
+    if record is None:
+        data[path] = [size, size, 1]
+    else:
+        record[0] += size
+        if size < record[1]:
+            record[1] = size
+        record[2] += 1
+
+
+def _figures(data: dict[str, list[int]], sizes: list[int], keep: int) -> DiveFigures:
     minimum = sum(r[1] for r in data.values())
     discovered = sum(r[0] for r in data.values())
     efficiency = 1.0 if discovered == 0 else minimum / discovered
