@@ -50,7 +50,7 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
         "engine_size_bytes": info.engine_size_bytes if info else None,
         "listed_size_bytes": info.listed_size_bytes if info else None,
         "layer_count": info.layer_count if info else None,
-        "layers": [{"size_bytes": l.size_bytes, "created_by": l.created_by} for l in info.layers] if info else [],
+        "layers": [{"size_bytes": layer.size_bytes, "created_by": layer.created_by} for layer in info.layers] if info else [],
         "build_seconds": round(build.seconds, 3) if build else None,
         "build_cached": build.fully_cached if build else None,
         "outcome": stage.outcome.value,
@@ -111,7 +111,7 @@ def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
             engine_size_bytes=int(data["engine_size_bytes"]),
             listed_size_bytes=None if listed is None else int(listed),
             layer_count=int(data["layer_count"]),
-            layers=tuple(LayerRecord(int(l["size_bytes"]), str(l["created_by"])) for l in data["layers"]),
+            layers=tuple(LayerRecord(int(layer["size_bytes"]), str(layer["created_by"])) for layer in data["layers"]),
         )
     build = None
     if data.get("build_seconds") is not None:

@@ -224,7 +224,7 @@ def test_nothing_is_let_out(engine: DockerEngine, base_image: str, fault_made: M
     touch /escape 2>/dev/null && echo write=allowed || echo write=refused
     echo interfaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ,)
     echo routes=$(tail -n +2 /proc/net/route | wc -l)
-    grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d '\t ' 
+    grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d '\t '
     echo uid=$(id -u)
     ( i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done ) 2>/dev/null
     n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo processes=$n
