@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json as json_module
+import json
 import logging
 import os
 import shlex
@@ -239,7 +239,7 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run
 @task(
     help={
         "image": "the image to analyse",
-        "json": "print JSON (totals: dead_bytes, wire_bytes, size_bytes, efficiency) instead of tables",
+        "json_": "print JSON (totals: dead_bytes, wire_bytes, size_bytes, efficiency) instead of tables",
         "max_dead": "exit 1 if the image has more dead bytes than this",
         "min_efficiency": "exit 1 if dive's efficiency score is below this (0 to 1)",
         "no_wire": "skip the gzip wire size (the slow part)",
@@ -247,7 +247,7 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run
 )
 @_reported
 def layers(
-    c: Context, image: str, json: bool = False, max_dead: str | None = None, min_efficiency: str | None = None,
+    c: Context, image: str, json_: bool = False, max_dead: str | None = None, min_efficiency: str | None = None,
     no_wire: bool = False,
 ) -> None:
     """Per-layer contents of an image: files added, changed, deleted, dead bytes, dive's efficiency, wire size."""
@@ -258,8 +258,8 @@ def layers(
     except ValueError:
         raise Exit("error: --max-dead takes a number of bytes, --min-efficiency a number from 0 to 1", code=2) from None
     analysis = analyse_image(DockerEngine.from_env(), image, wire=not no_wire)
-    if json:
-        _say(json_module.dumps(layers_to_json(analysis), indent=2))
+    if json_:
+        _say(json.dumps(layers_to_json(analysis), indent=2))
     else:
         headers, rows = layer_table(analysis, human=True)
         _say(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
@@ -280,13 +280,13 @@ def layers(
         "image": "the image to read (its file system is exported, never run)",
         "root": "or: a folder holding a root file system",
         "path": "an ELF file inside it; repeat for more",
-        "json": "print JSON instead of a tree",
+        "json_": "print JSON instead of a tree",
         "with_dlopen": "also resolve the optional libraries named in .note.dlopen notes",
     },
 )
 @_reported
 def deps(
-    c: Context, path: list[str], image: str | None = None, root: str | None = None, json: bool = False,
+    c: Context, path: list[str], image: str | None = None, root: str | None = None, json_: bool = False,
     with_dlopen: bool = False,
 ) -> None:
     """Print what the dynamic loader would load for ELF files in an image or a root folder, as lddtree does."""
@@ -295,8 +295,8 @@ def deps(
 
     def show(root_dir: Path) -> None:
         closures = Resolver(root_dir).resolve_many(path, with_dlopen=with_dlopen)
-        if json:
-            _say(json_module.dumps([closure_dict(closure) for closure in closures], indent=2))
+        if json_:
+            _say(json.dumps([closure_dict(closure) for closure in closures], indent=2))
         else:
             for closure in closures:
                 _say(render_tree(closure))
