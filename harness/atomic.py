@@ -22,8 +22,8 @@ def write_files(results_dir: Path, contents: Mapping[str, str]) -> None:
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         for name, text in contents.items():
-            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=results_dir)
-            staged.append((Path(temporary), results_dir / name))
+            handle, temporary_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=results_dir)
+            staged.append((Path(temporary_name), results_dir / name))
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 stream.write(text)
                 stream.flush()

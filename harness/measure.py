@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import BinaryIO, cast
 
 from harness.engine_protocol import Engine, ImageInfo
 from harness.layers import ImageAnalysis, analyse_save_stream
@@ -18,7 +19,9 @@ WORKERS = 2
 
 
 def analyse_image(engine: Engine, image: str, wire: bool = True) -> ImageAnalysis:
-    return analyse_save_stream(ChunkStream(engine.save_image(image)), wire=wire, workers=WORKERS)
+    # ChunkStream is a read-only binary file object: all that the reader asks of a BinaryIO.
+    stream = cast(BinaryIO, ChunkStream(engine.save_image(image)))
+    return analyse_save_stream(stream, wire=wire, workers=WORKERS)
 
 
 def content_size(engine: Engine, image: str) -> int:

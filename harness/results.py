@@ -10,9 +10,10 @@ from typing import Any
 
 # write_files is imported here too, so that its old import path keeps working.
 from harness.atomic import write_files  # noqa: F401
+from harness.engine_protocol import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunResult
 from harness.errors import ResultsWriteError
 from harness.layers.figures import LayerFigure, LayerFigures
-from harness.model import DEFAULT_RUNTIME, BuildRecord, EngineFacts, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, StageResult
+from harness.model import DEFAULT_RUNTIME, Outcome, RunReport, StageResult
 from harness.units import human_size
 
 JSON_NAME = "results.json"
