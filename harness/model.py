@@ -31,6 +31,19 @@ class Outcome(enum.Enum):
 
 
 @dataclass(frozen=True)
+class ScannerView:
+    """What an SBOM scanner reads in an image: the Debian packages declared, and what declaring them costs.
+
+    `metadata_bytes` counts the files that exist for scanners and licences: dpkg's
+    database (`/var/lib/dpkg/status`, `status.d/`, `info/`) and every package's
+    `/usr/share/doc/<package>/copyright`, measured in the image as built.
+    """
+
+    packages: tuple[str, ...]
+    metadata_bytes: int | None = None  # None: read from results written before it was measured
+
+
+@dataclass(frozen=True)
 class StageResult:
     """Everything measured for one stage; the row of the results table."""
 
@@ -48,8 +61,7 @@ class StageResult:
     log_tail: tuple[str, ...] = ()
     runtime: str = DEFAULT_RUNTIME
     layer_figures: LayerFigures | None = None
-    # The Debian packages an SBOM scanner sees: declared in dpkg's status file or status.d (None: not read).
-    scanner_packages: tuple[str, ...] | None = None
+    scanner: ScannerView | None = None  # None: not read
 
     @property
     def size_bytes(self) -> int | None:

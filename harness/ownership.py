@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from harness import labels
 from harness.engine_protocol import Engine, EngineContainer, EngineImage
+from harness.enginelock import EngineLocks
 from harness.errors import ImageInUse
 from harness.ledger import ROLE_BASE, Ledger, LedgerState
 
@@ -91,6 +92,15 @@ def plan(
 
 def apply(engine: Engine, ledger: Ledger, removals: tuple[Removal, ...]) -> tuple[Removal, ...]:
     """Carry out `removals` (containers first); return those done.  Never forced."""
+    with EngineLocks.for_engine(ledger.engine_id).removing():
+        done, gone = _carry_out(engine, removals)
+    ledger.forget(image_ids=frozenset(gone))
+    return tuple(done)
+
+
+def _carry_out(engine: Engine, removals: tuple[Removal, ...]) -> tuple[list[Removal], set[str]]:
+    # Removing an image removes its untagged parents too: the build cache another
+    # checkout's build may be reusing, hence the lock `apply` holds around this.
     done: list[Removal] = []
     gone: set[str] = set()
     for removal in sorted(removals, key=lambda r: r.kind != "container"):
@@ -114,8 +124,7 @@ def apply(engine: Engine, ledger: Ledger, removals: tuple[Removal, ...]) -> tupl
                     log.warning("%s", still)
             log.warning("%s", error)
             done.append(Removal("image", removal.ident, removal.untag, False, f"{removal.why}; kept untagged: {error.reason}"))
-    ledger.forget(image_ids=frozenset(gone))
-    return tuple(done)
+    return done, gone
 
 
 def clean(engine: Engine, ledger: Ledger, scope: Scope, dry_run: bool = False) -> tuple[Removal, ...]:

@@ -20,6 +20,7 @@ from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
 from harness.engine_protocol import Engine
+from harness.enginelock import EngineLocks
 from harness.imagefs import unpacked_image
 from harness.imagewrite import image_archive, layer_tar
 from harness.layers import SaveStreamError
@@ -27,7 +28,7 @@ from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.measure import installed_packages, measure_layers
 from harness.atomic import write_files
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
-from harness.scanview import declared_packages
+from harness.scanview import scanner_view
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
 from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
@@ -247,10 +248,10 @@ def process_folder(
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,
                            observed=observed)
-    scanned = declared_packages(engine, info.image_id, made.container_labels(stage=stage.name))
+    scanned = scanner_view(engine, info.image_id, made.container_labels(stage=stage.name))
     return StageResult(
         **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures,
-        scanner_packages=scanned,
+        scanner=scanned,
     )
 
 
@@ -274,19 +275,20 @@ def build_stage(
 def publish(engine: Engine, made: Made, image_id: str, private: str, public: str, progress: Progress) -> str:
     """Move the public tag to the image just built, unless an image this checkout did not make holds it.
 
-    Returns the tag the image is known by.  The tag is checked, then moved: the
-    Engine has no compare-and-set for tags, so two checkouts publishing the
-    same name in the same instant can still race; each measures its own image
-    by ID whatever the tag says.
+    Returns the tag the image is known by.  The Engine has no compare-and-set
+    for tags, so checkouts on this machine take turns (harness.enginelock):
+    otherwise another could move the public tag between our tag and untag,
+    and dropping the private tag would remove our image with its last tag.
     """
-    holder = engine.image_info(public).image_id if engine.has_image(public) else None
-    if holder is not None and holder != image_id and made.ledger.read().image(holder) is None:
-        progress(f"{public}: held by an image this checkout did not make (another checkout's or the user's): kept as {private}")
-        return private
-    made.ledger.record_image(image_id, ROLE_STAGE, (public,), made.namespace)
-    engine.tag_image(image_id, public)
-    engine.untag_image(image_id, private)
-    return public
+    with EngineLocks.for_engine(made.ledger.engine_id).tagging():
+        holder = engine.image_info(public).image_id if engine.has_image(public) else None
+        if holder is not None and holder != image_id and made.ledger.read().image(holder) is None:
+            progress(f"{public}: held by an image this checkout did not make (another checkout's or the user's): kept as {private}")
+            return private
+        made.ledger.record_image(image_id, ROLE_STAGE, (public,), made.namespace)
+        engine.tag_image(image_id, public)
+        engine.untag_image(image_id, private)  # the public tag is still ours: no other checkout moves it meanwhile
+        return public
 
 
 def _build_dockerfile(
@@ -308,16 +310,17 @@ def _build_dockerfile(
 
     record: BuildRecord | None = None
     try:
-        record = engine.build(
-            stage=stage.name,
-            context=build_context(settings.source_dir, dockerfile),
-            dockerfile=DOCKERFILE_NAME,
-            tag=tag,
-            build_args=settings.build_args,
-            labels=image_labels,
-            no_cache=settings.no_cache,
-            on_line=on_line,
-        )
+        with EngineLocks.for_engine(made.ledger.engine_id).building():
+            record = engine.build(
+                stage=stage.name,
+                context=build_context(settings.source_dir, dockerfile),
+                dockerfile=DOCKERFILE_NAME,
+                tag=tag,
+                build_args=settings.build_args,
+                labels=image_labels,
+                no_cache=settings.no_cache,
+                on_line=on_line,
+            )
         made.ledger.record_image(record.image_id, role, (tag,), made.namespace)
         return record
     finally:

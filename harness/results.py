@@ -13,7 +13,7 @@ from harness.atomic import write_files  # noqa: F401
 from harness.engine_protocol import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunResult
 from harness.errors import ResultsWriteError
 from harness.layers.figures import LayerFigure, LayerFigures
-from harness.model import DEFAULT_RUNTIME, Outcome, RunReport, StageResult
+from harness.model import DEFAULT_RUNTIME, Outcome, RunReport, ScannerView, StageResult
 from harness.units import human_size
 
 JSON_NAME = "results.json"
@@ -70,7 +70,9 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
         "article_size": stage.article_size,
         "log_tail": list(stage.log_tail),
         "layer_figures": None if stage.layer_figures is None else _figures_to_dict(stage.layer_figures),
-        "scanner_packages": None if stage.scanner_packages is None else list(stage.scanner_packages),
+        "scanner": None if stage.scanner is None else {
+            "packages": list(stage.scanner.packages), "metadata_bytes": stage.scanner.metadata_bytes,
+        },
     }
 
 
@@ -133,8 +135,16 @@ def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
         log_tail=tuple(data.get("log_tail") or ()),
         runtime=str(data.get("runtime") or DEFAULT_RUNTIME),
         layer_figures=None if data.get("layer_figures") is None else _figures_from_dict(data["layer_figures"]),
-        scanner_packages=None if data.get("scanner_packages") is None else tuple(data["scanner_packages"]),
+        scanner=_scanner_from_dict(data),
     )
+
+
+def _scanner_from_dict(data: Mapping[str, Any]) -> ScannerView | None:
+    if data.get("scanner") is not None:
+        return ScannerView(tuple(data["scanner"]["packages"]), data["scanner"].get("metadata_bytes"))
+    if data.get("scanner_packages") is not None:  # results written before the metadata was measured
+        return ScannerView(tuple(data["scanner_packages"]))
+    return None
 
 
 def read_report(results_dir: Path) -> RunReport:

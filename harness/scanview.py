@@ -3,7 +3,8 @@
 syft and trivy find Debian packages through these files alone; a file whose
 package nothing declares (libc.so.6 copied by hand into scratch) is invisible
 to them.  Read from the image's file system, streamed from an export without
-unpacking it.
+unpacking it, with the bytes of dpkg's database and the copyright files: what
+being visible to scanners, and keeping to the licences, costs the image.
 """
 
 from __future__ import annotations
@@ -13,24 +14,39 @@ from collections.abc import Iterable, Mapping
 
 from harness.engine_protocol import Engine
 from harness.layers.dpkg import installed_packages, parse_status
+from harness.model import ScannerView
 from harness.unpack import ChunkStream
 
 STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d/"
+DPKG_DATABASE = "var/lib/dpkg/"
+DOC = "usr/share/doc/"
 
 
-def declared_packages(engine: Engine, image: str, container_labels: Mapping[str, str]) -> tuple[str, ...]:
-    """The names of the packages `image` declares, sorted; `container_labels` go on the export container."""
+def scanner_view(engine: Engine, image: str, container_labels: Mapping[str, str]) -> ScannerView:
+    """The packages `image` declares, sorted, and the bytes of its metadata; `container_labels` go on the export container."""
     texts = []
+    metadata_bytes = 0
     with engine.export_filesystem(image, dict(container_labels)) as chunks:
         with tarfile.open(fileobj=ChunkStream(chunks), mode="r|") as tar:
             for member in tar:
                 name = member.name.removeprefix("./").lstrip("/")
+                if is_metadata(name) and (member.isreg() or member.issym()):
+                    # Counted as the layer figures count content: a file's bytes, a symlink's target.
+                    metadata_bytes += member.size if member.isreg() else len(member.linkname.encode())
                 if member.isreg() and (name == STATUS or (name.startswith(STATUS_D) and not name.endswith(".md5sums"))):
                     handle = tar.extractfile(member)
                     if handle is not None:
                         texts.append((name != STATUS, handle.read().decode("utf-8", "replace")))
-    return packages_in(texts)
+    return ScannerView(packages_in(texts), metadata_bytes)
+
+
+def is_metadata(name: str) -> bool:
+    """dpkg's database, or a package's copyright file (`usr/share/doc/<package>/copyright`)."""
+    if name.startswith(DPKG_DATABASE):
+        return True
+    package, _, rest = name.removeprefix(DOC).partition("/")
+    return name.startswith(DOC) and bool(package) and rest == "copyright"
 
 
 def packages_in(texts: Iterable[tuple[bool, str]]) -> tuple[str, ...]:

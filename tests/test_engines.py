@@ -7,6 +7,8 @@ what they put there.
 
 from __future__ import annotations
 
+import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +124,39 @@ def test_the_headline_is_the_same_on_both_stores_for_every_stage_image(
         assert stage.image is not None
         loaded = containerd_engine.load_image(engine.save_image(stage.image))
         assert analyse_image(containerd_engine, loaded, wire=False).content_bytes == stage.size_bytes, stage.name
+
+
+def test_a_slim_stage_rebuilt_from_nothing_on_another_engine_is_the_same_image(
+    engine: DockerEngine, containerd_engine: DockerEngine
+) -> None:
+    """Reproducible on another machine: with SOURCE_DATE_EPOCH set, 08 built `--no-cache` on each Engine is one image.
+
+    Everything differs between the two builds but the inputs: the Engine
+    (20.10 or whatever CI runs, and 26 with the containerd store), the source
+    image (built anew, at another time), the store.  The image the harness
+    writes from it must not: same config, hence the same config digest, which
+    is the image ID on overlay2 (the containerd store names an image by its
+    manifest's digest, so the config digest is read from each save stream).
+    """
+
+    def config_digest(on: DockerEngine) -> str:
+        settings = Settings(REPO_ROOT, namespace=TEST_NAMESPACE, no_cache=True, wire_size=False,
+                            source_date_epoch=1_700_000_000)
+        report = run_stages(on, settings, progress=lambda line: None, keep=lambda folder: folder.name == "08-scratch-auto")
+        stage = report.stage("08-scratch-auto")
+        assert stage is not None and stage.outcome is Outcome.PASS and stage.image_info is not None, stage
+        return saved_config_digest(on, stage.image_info.image_id)
+
+    assert config_digest(engine) == config_digest(containerd_engine)
+
+
+def saved_config_digest(on: DockerEngine, image: str) -> str:
+    """The digest of the image's config, as `docker save` names it in manifest.json (classic layout or OCI)."""
+    with tarfile.open(fileobj=ChunkStream(on.save_image(image)), mode="r|") as tar:
+        for member in tar:
+            if member.name == "manifest.json":
+                handle = tar.extractfile(member)
+                assert handle is not None
+                config = str(json.load(handle)[0]["Config"])  # "<hex>.json", or "blobs/sha256/<hex>"
+                return "sha256:" + config.rsplit("/", 1)[-1].removesuffix(".json")
+    raise AssertionError(f"{image}: no manifest.json in its save stream")

@@ -6,7 +6,8 @@ import dataclasses
 
 from harness.report import render_markdown
 from harness.results import from_dict, to_dict
-from harness.scanview import packages_in
+from harness.model import ScannerView
+from harness.scanview import is_metadata, packages_in
 
 from .test_report import ladder
 
@@ -29,12 +30,30 @@ def test_the_status_files_installed_packages_and_every_status_d_package_are_seen
 
 def test_each_stage_says_which_packages_a_scanner_sees_and_the_json_keeps_them() -> None:
     report = ladder(**{"01": 622_000_000, "07": 2_160_000})
-    seen = {"01-naive": tuple(f"p{i}" for i in range(88)), "07-scratch-libs": ()}
-    stages = tuple(dataclasses.replace(s, scanner_packages=seen.get(s.name)) for s in report.stages)
+    seen = {"01-naive": ScannerView(tuple(f"p{i}" for i in range(88)), 6_220_000), "07-scratch-libs": ScannerView(())}
+    stages = tuple(dataclasses.replace(s, scanner=seen.get(s.name)) for s in report.stages)
     report = dataclasses.replace(report, stages=(*stages, dataclasses.replace(stages[-1], name="08-scratch-auto",
-                                                                               scanner_packages=("libc6",))))
+                                                                               scanner=ScannerView(("libc6",), 27_213))))
     assert from_dict(to_dict(report, "invoke all")) == report
     text = render_markdown(report)
     section = text.split("## What an SBOM scanner sees", 1)[1].split("\n## ", 1)[0]
-    assert "| `01-naive`" in section and "88 packages" in section
+    assert "| `01-naive`" in section and "88 packages" in section and "6,220,000 bytes" in section and "1.0%" in section
     assert "| `07-scratch-libs` | none" in section and "| `08-scratch-auto` | libc6" in section
+    assert "27,213 bytes" in section and "1.3%" in section
+
+
+def test_results_written_before_the_metadata_was_measured_still_read() -> None:
+    report = ladder(**{"07": 2_160_000})
+    data = to_dict(report, "invoke all")
+    data["stages"][0].pop("scanner", None)
+    data["stages"][0]["scanner_packages"] = ["libc6"]
+    assert from_dict(data).stages[0].scanner == ScannerView(("libc6",), None)
+
+
+def test_metadata_is_dpkgs_database_and_each_packages_copyright_file() -> None:
+    for name in ("var/lib/dpkg/status", "var/lib/dpkg/status.d/libc6", "var/lib/dpkg/status.d/libc6.md5sums",
+                 "var/lib/dpkg/info/libc6.list", "usr/share/doc/libc6/copyright"):
+        assert is_metadata(name), name
+    for name in ("usr/share/doc/libc6/changelog.Debian.gz", "usr/share/doc/copyright", "usr/share/doc/libc6/x/copyright",
+                 "usr/lib/x86_64-linux-gnu/libc.so.6", "hello"):
+        assert not is_metadata(name), name

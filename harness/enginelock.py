@@ -1,0 +1,80 @@
+"""Coordination between checkouts of this project that share one Engine on one machine.
+
+Two races, both seen for real when two checkouts ran `invoke all` at once:
+
+- moving a public tag: each checkout builds under a private tag, then moves
+  the public tag to its image and drops the private one.  When the other
+  checkout moved the public tag in between, dropping the private tag
+  removed the image's last tag, and with it the image;
+- removing an image also removes its untagged parents, and with the
+  classic builder those parents are the build cache: another checkout's
+  build may be reusing them at that very moment.
+
+The Engine has no lock for either, so the checkouts take file locks keyed by
+the Engine's ID, in the machine's temporary folder (so every checkout finds
+them): builds share one lock that removals take alone, and moving a public
+tag holds a second lock, briefly.  `flock` locks die with their process, so a
+killed run never leaves one held.  Checkouts on other machines that share a
+remote Engine are not covered; the README says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EngineLocks:
+    """The locks of one Engine: `building` (shared), `removing` (alone), `tagging` (alone)."""
+
+    cache_lock: Path
+    tags_lock: Path
+
+    @classmethod
+    def for_engine(cls, engine_id: str, folder: Path | None = None) -> EngineLocks:
+        where = folder if folder is not None else Path(tempfile.gettempdir())
+        digest = hashlib.sha256(engine_id.encode()).hexdigest()[:16]
+        return cls(where / f"hello-ladder-engine-{digest}.cache.lock", where / f"hello-ladder-engine-{digest}.tags.lock")
+
+    def building(self) -> contextlib.AbstractContextManager[None]:
+        """Held by every build: many at once, but never while an image is removed."""
+        return _flocked(self.cache_lock, fcntl.LOCK_SH)
+
+    def removing(self) -> contextlib.AbstractContextManager[None]:
+        """Held while removing images: waits for every build in progress, and holds off new ones."""
+        return _flocked(self.cache_lock, fcntl.LOCK_EX)
+
+    def tagging(self) -> contextlib.AbstractContextManager[None]:
+        """Held while a public tag is checked, moved, and the private tag dropped."""
+        return _flocked(self.tags_lock, fcntl.LOCK_EX)
+
+
+@contextlib.contextmanager
+def _flocked(path: Path, mode: int) -> Iterator[None]:
+    # One open file description per holder: flock then orders holders in one
+    # process (threads) as it does holders in different processes.
+    descriptor = _open_shared(path)
+    try:
+        fcntl.flock(descriptor, mode)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def _open_shared(path: Path) -> int:
+    """Open (creating) a lock file that other users' checkouts can lock too."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        # Made by another user, writable only by them: a read-only descriptor locks as well.
+        return os.open(path, os.O_RDONLY)
+    with contextlib.suppress(OSError):
+        os.fchmod(descriptor, 0o666)  # past the umask; fails harmlessly on another user's file
+    return descriptor
