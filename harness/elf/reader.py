@@ -204,7 +204,7 @@ class _Parser:
     def _file_offset(self, address: int) -> int | None:
         for load in self.loads:
             if load["vaddr"] <= address < load["vaddr"] + load["filesz"]:
-                return address - load["vaddr"] + load["offset"]
+                return int(address - load["vaddr"] + load["offset"])
         return None
 
     def _strtab(self, entries: list[tuple[int, int]]) -> tuple[int, int]:

@@ -101,13 +101,11 @@ def _dive_tree(entries: Sequence[LayerEntry]) -> _DNode:
 
 
 def _dive_get(root: _DNode, parts: Sequence[str]) -> _DNode | None:
-    node = root
+    node: _DNode | None = root
     for name in parts:
-        if not node.children:
+        if node is None or not node.children:
             return None
         node = node.children.get(name)
-        if node is None:
-            return None
     return node
 
 
@@ -115,10 +113,11 @@ def _dive_walk(root: _DNode) -> Iterator[tuple[tuple[str, ...], _DNode]]:
     """dive's VisitDepthChildFirst: every node below `root`, children (sorted by name) before their parent."""
     if not root.children:
         return
-    stack = [(root, (), iter(sorted(root.children)))]
+    stack: list[tuple[_DNode, tuple[str, ...], Iterator[str]]] = [(root, (), iter(sorted(root.children)))]
     while stack:
         node, parts, names = stack[-1]
         for name in names:
+            assert node.children is not None  # a node is stacked only with children
             child = node.children[name]
             child_parts = (*parts, name)
             if child.children:
@@ -194,6 +193,7 @@ def dive_figures(layers: Sequence[Sequence[LayerEntry]], *, keep: int = 50) -> D
         if index == 0:
             first = tree
         else:
+            assert stacked is not None  # stacked on the first tree when the second layer came
             _dive_stack(stacked, tree)
     return _figures(data, sizes, keep)
 
