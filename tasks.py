@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json as json_module
+import json
 import logging
 import os
 import shlex
@@ -17,6 +17,7 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from harness import labels, ownership
+from harness.atomic import write_files
 from harness.bases import ensure_base
 from harness.chart import render_svg
 from harness.elf import Resolver, closure_dict, render_tree
@@ -26,18 +27,29 @@ from harness.imagefs import unpacked_image
 from harness.ledger import Ledger
 from harness.layers import layer_table
 from harness.layers import to_json as layers_to_json
+from harness.layers.limits import Limits, exceeded
 from harness.lock import exclusive_run
 from harness.measure import analyse_image, content_size
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
-from harness.model import RunPolicy, RunReport
-from harness.pipeline import DEFAULT_BASE, Made, Settings, build_slim_image, run_stages, slim_summary, stage_bases
+from harness.model import RunPolicy
+from harness.pipeline import (
+    DEFAULT_BASE,
+    Made,
+    Settings,
+    build_slim_image,
+    measure_stages,
+    run_stages,
+    slim_summary,
+    stage_bases,
+)
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
-from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
+from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
 from harness.reasons import Reason, render_reasons
 from harness.slim import Bundle, SlimSpec
 from harness.tracefiles import render_findings
-from harness.stages import DEFAULT_USER, copy_stage, discover, load_stage, names_stage
-from harness.sweep import is_debian_based, render_sweep_json, render_sweep_markdown
+from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage, discover, load_stage, names_stage
+from harness.sweep import render_sweep_json, render_sweep_markdown
+from harness.sweeprun import parse_bases, sweep_bases
 from harness.units import human_size
 
 ROOT = Path(__file__).resolve().parent
@@ -81,7 +93,7 @@ def _say(line: str) -> None:
 
 def _settings(base: str, no_cache: bool = False) -> Settings:
     # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
-    namespace = os.environ.get("HELLO_LADDER_NAMESPACE", "hello-ladder")
+    namespace = os.environ.get("HELLO_LADDER_NAMESPACE", labels.DEFAULT_NAMESPACE)
     return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache,
                     source_date_epoch=_source_date_epoch())
 
@@ -154,7 +166,8 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
     results_dir = Path(results)
     run = read_report(results_dir)
     if stage is None:
-        write_files(results_dir, {MARKDOWN_NAME: render_markdown(run), CHART_NAME: render_svg(run)})
+        markdown = render_markdown(run, read_generated_by(results_dir))
+        write_files(results_dir, {MARKDOWN_NAME: markdown, CHART_NAME: render_svg(run)})
         _say(f"wrote {results_dir / MARKDOWN_NAME}")
         return
     chosen = [s for s in run.stages if names_stage(s.name, stage)]
@@ -180,16 +193,21 @@ def all_stages(
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
     results_dir = Path(results)
     settings = dataclasses.replace(_settings(base, no_cache), wire_size=not no_wire, sbom_dir=results_dir / "sbom")
-    try:
-        run = run_stages(DockerEngine.from_env(), settings, progress=_say)
-    except EngineLost as lost:
-        write_files(results_dir, {PARTIAL_NAME: render_json(lost.report)})
+    # What the results record as their maker: the options that change what is measured, not where it is written.
+    options = [*(["--base", base] if base != DEFAULT_BASE else []), *(["--no-cache"] if no_cache else []),
+               *(["--no-wire"] if no_wire else [])]
+    command = shlex.join(["invoke", "all", *options])
+    measured = measure_stages(DockerEngine.from_env(), settings, progress=_say)
+    run = measured.report
+    if measured.lost is not None:
+        write_files(results_dir, {PARTIAL_NAME: render_json(run, command)})
         raise Exit(
-            f"error: {lost}\nWhat was measured before is in {results_dir / PARTIAL_NAME}; "
+            f"error: {EngineLost(measured.lost)}\nWhat was measured before is in {results_dir / PARTIAL_NAME}; "
             f"{MARKDOWN_NAME} and {JSON_NAME} are unchanged.",
             code=1,
         ) from None
-    write_files(results_dir, {JSON_NAME: render_json(run), MARKDOWN_NAME: render_markdown(run), CHART_NAME: render_svg(run)})
+    write_files(results_dir, {JSON_NAME: render_json(run, command), MARKDOWN_NAME: render_markdown(run, command),
+                              CHART_NAME: render_svg(run)})
     if results_dir.resolve() == RESULTS:
         # The README shows the committed results, so it follows them.
         write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})
@@ -223,7 +241,7 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run
 @task(
     help={
         "image": "the image to analyse",
-        "json": "print JSON (totals: dead_bytes, wire_bytes, size_bytes, efficiency) instead of tables",
+        "json_": "print JSON (totals: dead_bytes, wire_bytes, size_bytes, efficiency) instead of tables",
         "max_dead": "exit 1 if the image has more dead bytes than this",
         "min_efficiency": "exit 1 if dive's efficiency score is below this (0 to 1)",
         "no_wire": "skip the gzip wire size (the slow part)",
@@ -231,20 +249,19 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run
 )
 @_reported
 def layers(
-    c: Context, image: str, json: bool = False, max_dead: str | None = None, min_efficiency: str | None = None,
+    c: Context, image: str, json_: bool = False, max_dead: str | None = None, min_efficiency: str | None = None,
     no_wire: bool = False,
 ) -> None:
     """Per-layer contents of an image: files added, changed, deleted, dead bytes, dive's efficiency, wire size."""
     from tabulate import tabulate
 
     try:
-        dead_limit = None if max_dead is None else int(max_dead)
-        efficiency_limit = None if min_efficiency is None else float(min_efficiency)
+        limits = Limits.parse(max_dead, min_efficiency)
     except ValueError:
         raise Exit("error: --max-dead takes a number of bytes, --min-efficiency a number from 0 to 1", code=2) from None
     analysis = analyse_image(DockerEngine.from_env(), image, wire=not no_wire)
-    if json:
-        _say(json_module.dumps(layers_to_json(analysis), indent=2))
+    if json_:
+        _say(json.dumps(layers_to_json(analysis), indent=2))
     else:
         headers, rows = layer_table(analysis, human=True)
         _say(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
@@ -254,11 +271,7 @@ def layers(
             f"{human_size(analysis.dead_bytes)} dead ({analysis.dead_bytes:,} bytes); dive efficiency "
             f"{analysis.efficiency:.2%}, wasted {human_size(analysis.wasted_bytes)}; wire {wire}"
         )
-    failures = []
-    if dead_limit is not None and analysis.dead_bytes > dead_limit:
-        failures.append(f"{analysis.dead_bytes:,} dead bytes > --max-dead {dead_limit:,}")
-    if efficiency_limit is not None and analysis.efficiency < efficiency_limit:
-        failures.append(f"efficiency {analysis.efficiency:.4f} < --min-efficiency {efficiency_limit}")
+    failures = exceeded(analysis, limits)
     if failures:
         raise Exit(f"{image}: " + "; ".join(failures), code=1)
 
@@ -269,13 +282,13 @@ def layers(
         "image": "the image to read (its file system is exported, never run)",
         "root": "or: a folder holding a root file system",
         "path": "an ELF file inside it; repeat for more",
-        "json": "print JSON instead of a tree",
+        "json_": "print JSON instead of a tree",
         "with_dlopen": "also resolve the optional libraries named in .note.dlopen notes",
     },
 )
 @_reported
 def deps(
-    c: Context, path: list[str], image: str | None = None, root: str | None = None, json: bool = False,
+    c: Context, path: list[str], image: str | None = None, root: str | None = None, json_: bool = False,
     with_dlopen: bool = False,
 ) -> None:
     """Print what the dynamic loader would load for ELF files in an image or a root folder, as lddtree does."""
@@ -284,8 +297,8 @@ def deps(
 
     def show(root_dir: Path) -> None:
         closures = Resolver(root_dir).resolve_many(path, with_dlopen=with_dlopen)
-        if json:
-            _say(json_module.dumps([closure_dict(closure) for closure in closures], indent=2))
+        if json_:
+            _say(json.dumps([closure_dict(closure) for closure in closures], indent=2))
         else:
             for closure in closures:
                 _say(render_tree(closure))
@@ -352,7 +365,7 @@ def slim(
         for line in render_findings(plan.trace, traced_only, plan.unexercised):
             _say(line)
     # A traced image runs as it was traced: with a tmpfs at /tmp.
-    policy = RunPolicy(timeout_s=30.0, user=DEFAULT_USER, tmpfs=("/tmp",) if trace else ())
+    policy = RunPolicy(timeout_s=DEFAULT_TIMEOUT_S, user=DEFAULT_USER, tmpfs=("/tmp",) if trace else ())
     result = engine.run(record.image_id, command, policy, made.container_labels())
     source_size, slim_size = content_size(engine, image), content_size(engine, record.image_id)
     _say(f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
@@ -383,15 +396,8 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
 @_reported
 def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> None:
     """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
-    engine = DockerEngine.from_env()
     command = f"invoke sweep --bases {bases}"
-    reports = []
-    for base in (ref.strip() for ref in bases.split(",") if ref.strip()):
-        _say(f"== {base}")
-        keep = functools.partial(is_debian_based, base=base)
-        # Sizes only: the wire sizes are in RESULTS.md for the default base.
-        settings = dataclasses.replace(_settings(base), wire_size=False)
-        reports.append(run_stages(engine, settings, progress=_say, keep=keep))
+    reports = sweep_bases(DockerEngine.from_env(), _settings(DEFAULT_BASE), parse_bases(bases), _say)
     results_dir = Path(results)
     write_files(
         results_dir,
@@ -438,15 +444,16 @@ def _run_on(target: EngineTarget, settings: Settings) -> EngineRun:
     """The ladder on one Engine; an Engine that cannot be reached or is lost part-way is recorded, not fatal."""
     _say(f"== {target.name} ({target.host})")
     try:
-        report = run_stages(DockerEngine.connect(target.host), settings,
-                            progress=lambda line: _say(f"[{target.name}] {line}"))
-    except EngineLost as lost:
-        _say(f"[{target.name}] {lost}")
-        return EngineRun(target, lost.report if isinstance(lost.report, RunReport) else None, str(lost))
+        measured = measure_stages(DockerEngine.connect(target.host), settings,
+                                  progress=lambda line: _say(f"[{target.name}] {line}"))
     except EngineUnavailable as error:
         _say(f"[{target.name}] {error}")
         return EngineRun(target, None, str(error))
-    return EngineRun(target, report)
+    if measured.lost is not None:
+        lost = EngineLost(measured.lost)
+        _say(f"[{target.name}] {lost}")
+        return EngineRun(target, measured.report, str(lost))
+    return EngineRun(target, measured.report)
 
 
 @task(name="new-stage", help={"name": "the new folder's name, e.g. 12-my-stage", "from_": "the stage to start from"})

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.engine import Engine
+from harness.debian import DebianBase
+from harness.engine_protocol import Engine
 from harness.errors import BaseUnavailable, EngineError
 from harness.ledger import ROLE_BASE, Ledger
 from harness.measure import content_size
@@ -53,27 +53,12 @@ SLIM_DPKG_OPTIONS = (
 )
 
 MMDEBSTRAP_TIMEOUT_S = 1800
-_DEBIAN_REF = re.compile(r"^(?:library/)?debian:(?P<suite>[a-z]+)(?P<slim>-slim)?$")
 
 
 class BaseSource(enum.Enum):
     PRESENT = "present"
     PULLED = "pulled"
     BOOTSTRAPPED = "bootstrapped"
-
-
-@dataclass(frozen=True)
-class DebianBase:
-    suite: str
-    slim: bool
-
-    @classmethod
-    def parse(cls, ref: str) -> DebianBase | None:
-        """`debian:bookworm-slim` -> DebianBase("bookworm", slim=True); None for anything else."""
-        match = _DEBIAN_REF.match(ref)
-        if match is None:
-            return None
-        return cls(match["suite"], bool(match["slim"]))
 
 
 @dataclass(frozen=True)

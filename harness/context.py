@@ -11,6 +11,7 @@ cache can be reused across stages and runs.
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -46,3 +47,31 @@ def _normalise(info: tarfile.TarInfo) -> None:
     info.mtime = 0
     info.uid = info.gid = 0
     info.uname = info.gname = ""
+
+
+def labels_in_dockerfile(context: bytes, dockerfile: str, labels: dict[str, str]) -> bytes:
+    """The build context with `labels` as one LABEL instruction, sorted, at the end of its Dockerfile.
+
+    Podman turns the API's `labels` into one LABEL step per label, in Go's map
+    order, which changes from build to build: the last steps never come from the
+    cache and every build makes a new image.  One sorted instruction is the same
+    every time.  It labels the final stage, as the API's parameter does.
+    """
+    if not labels:
+        return context
+    instruction = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
+    source = io.BytesIO(context)
+    output = io.BytesIO()
+    with tarfile.open(fileobj=source, mode="r:") as original, \
+            tarfile.open(fileobj=output, mode="w", format=tarfile.PAX_FORMAT) as rewritten:
+        for member in original:
+            content = original.extractfile(member) if member.isreg() else None
+            if member.isreg() and member.name.removeprefix("./") == dockerfile.removeprefix("./"):
+                assert content is not None
+                text = content.read().decode("utf-8")
+                data = (text if text.endswith("\n") or not text else text + "\n").encode("utf-8")
+                data += instruction.encode("utf-8") + b"\n"
+                member.size = len(data)
+                content = io.BytesIO(data)
+            rewritten.addfile(member, content)
+    return output.getvalue()

@@ -3,8 +3,8 @@
 Everything goes through the Docker SDK for Python (`docker.from_env()`, so
 DOCKER_HOST and remote Engines work); nothing shells out to the CLI.  The
 SDK's exceptions are converted to the harness's own here and nowhere else.
-`Engine` is the narrow interface the rest of the harness uses; tests drive
-the harness with a fake that implements it.
+`DockerEngine` implements `harness.engine_protocol.Engine`, the narrow
+interface the rest of the harness uses (and imports from there, not here).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import functools
 import io
 import json
 import logging
-import re
 import tarfile
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import docker
 import docker.errors
@@ -29,72 +28,33 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
+# BuildSteps and labels_in_dockerfile are imported here too, so that their old import paths keep working.
+from harness.buildlog import BuildSteps
+from harness.context import labels_in_dockerfile
 from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
-from harness.imagewrite import ImageOrigin, parse_created, parse_env
-from harness.model import (
-    BuildRecord, EngineFacts, ImageInfo, InstrumentedRun, Instrumentation, LayerRecord, RunPolicy, RunResult,
+# `Engine` is imported here too, so that `from harness.engine import Engine` keeps working.
+from harness.engine_protocol import (  # noqa: F401
+    BuildRecord,
+    Engine,
+    EngineContainer,
+    EngineFacts,
+    EngineImage,
+    ImageInfo,
+    ImageOrigin,
+    OUTPUT_FOLDER,
+    InstrumentedRun,
+    Instrumentation,
+    LayerRecord,
+    RunPolicy,
+    RunResult,
 )
-from harness.ownership import EngineContainer, EngineImage
+from harness.imagewrite import parse_created, parse_env
 from harness.redact import redact
 from harness.service import ServiceSpec, ServiceState
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 15
-
-
-class Engine(Protocol):
-    """What the harness needs from a container engine."""
-
-    def describe(self) -> EngineFacts: ...
-
-    def has_image(self, ref: str) -> bool: ...
-
-    def image_info(self, ref: str) -> ImageInfo: ...
-
-    def pull(self, ref: str) -> None: ...
-
-    def import_rootfs(self, tarball: Path, ref: str, labels: dict[str, str]) -> str: ...
-
-    def build(
-        self,
-        stage: str,
-        context: bytes,
-        dockerfile: str,
-        tag: str,
-        build_args: dict[str, str],
-        labels: dict[str, str],
-        no_cache: bool = False,
-        on_line: Callable[[str], None] | None = None,
-    ) -> BuildRecord: ...
-
-    def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...
-
-    def run_instrumented(
-        self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str], tools: Instrumentation
-    ) -> InstrumentedRun: ...
-
-    def list_images(self) -> tuple[EngineImage, ...]: ...
-
-    def tag_image(self, image_id: str, ref: str) -> None: ...
-
-    def untag_image(self, image_id: str, ref: str) -> None: ...
-
-    def remove_image(self, image_id: str) -> None: ...
-
-    def export_filesystem(self, image: str, labels: dict[str, str]) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
-
-    def save_image(self, image: str) -> Iterator[bytes]: ...
-
-    def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]: ...
-
-    def remove_container(self, container_id: str) -> None: ...
-
-    def identity(self) -> str: ...
-
-    def image_origin(self, ref: str) -> ImageOrigin: ...
-
-    def load_image(self, archive: bytes | Iterable[bytes]) -> str: ...
 
 
 @contextlib.contextmanager
@@ -155,16 +115,12 @@ class DockerEngine:
             image = self._client.images.get(ref)
             history = image.history()
         layer_count = len(image.attrs.get("RootFS", {}).get("Layers", ()))
-        # The Engine lists history newest first.
-        layers = tuple(
-            LayerRecord(int(entry["Size"]), entry.get("CreatedBy") or "")
-            for entry in reversed(history)
-            if _adds_layer(entry)
-        )
-        if len(layers) != layer_count:
-            log.warning("%s: history shows %d layers, the root file system has %d", ref, len(layers), layer_count)
+        # The Engine lists history newest first, one entry per entry of the config's history; which
+        # of them added a layer only the config's `empty_layer` flags say (ImageInfo.aligned).
+        entries = tuple(LayerRecord(int(entry.get("Size") or 0), entry.get("CreatedBy") or "") for entry in reversed(history))
         return ImageInfo(image_id=image.id, engine_size_bytes=int(image.attrs["Size"]),
-                         listed_size_bytes=self._listed_size(ref, image.id), layer_count=layer_count, layers=layers)
+                         listed_size_bytes=self._listed_size(ref, image.id), layer_count=layer_count, layers=(),
+                         history=entries)
 
     def _listed_size(self, ref: str, image_id: str) -> int | None:
         """The size `docker images` prints: the list endpoint's, which differs from inspect's on some stores."""
@@ -543,8 +499,6 @@ class DockerEngine:
         return True
 
 
-# The tools' output folder, inside their writable volume: world-writable, as the run's user is not root.
-OUTPUT_FOLDER = "out"
 STOP_GRACE_S = 10.0
 
 
@@ -641,23 +595,6 @@ def engine_facts(version: dict[str, Any], info: dict[str, Any]) -> EngineFacts:
     )
 
 
-def _adds_layer(entry: dict[str, Any]) -> bool:
-    """Whether a history entry added a file system layer.
-
-    The API's history does not carry the image config's `empty_layer` flag.
-    A layer can be empty (`RUN mkdir /src` adds a folder, zero bytes of files),
-    so size alone cannot tell: RUN, ADD and COPY always commit a layer, while
-    the other instructions (`#(nop) ENV ...`, `LABEL`, `CMD`) only change the config.
-    """
-    if int(entry.get("Size") or 0) > 0:
-        return True
-    created_by = " ".join(str(entry.get("CreatedBy") or "").split())
-    if not created_by.startswith("/bin/sh -c #(nop)"):
-        return bool(created_by)  # a RUN instruction
-    instruction = created_by.removeprefix("/bin/sh -c #(nop)").split()
-    return bool(instruction) and instruction[0] in ("ADD", "COPY")
-
-
 def split_reference(ref: str) -> tuple[str, str]:
     """`debian:bookworm` -> (`debian`, `bookworm`); a reference without a tag means `latest`."""
     name, _, last = ref.rpartition("/")
@@ -670,77 +607,6 @@ def split_reference(ref: str) -> tuple[str, str]:
 def _aux_id(chunk: dict[str, Any]) -> str | None:
     aux = chunk.get("aux")
     return str(aux["ID"]) if isinstance(aux, dict) and "ID" in aux else None
-
-
-def labels_in_dockerfile(context: bytes, dockerfile: str, labels: dict[str, str]) -> bytes:
-    """The build context with `labels` as one LABEL instruction, sorted, at the end of its Dockerfile.
-
-    Podman turns the API's `labels` into one LABEL step per label, in Go's map
-    order, which changes from build to build: the last steps never come from the
-    cache and every build makes a new image.  One sorted instruction is the same
-    every time.  It labels the final stage, as the API's parameter does.
-    """
-    if not labels:
-        return context
-    instruction = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
-    source = io.BytesIO(context)
-    output = io.BytesIO()
-    with tarfile.open(fileobj=source, mode="r:") as original, \
-            tarfile.open(fileobj=output, mode="w", format=tarfile.PAX_FORMAT) as rewritten:
-        for member in original:
-            content = original.extractfile(member) if member.isreg() else None
-            if member.isreg() and member.name.removeprefix("./") == dockerfile.removeprefix("./"):
-                assert content is not None
-                text = content.read().decode("utf-8")
-                data = (text if text.endswith("\n") or not text else text + "\n").encode("utf-8")
-                data += instruction.encode("utf-8") + b"\n"
-                member.size = len(data)
-                content = io.BytesIO(data)
-            rewritten.addfile(member, content)
-    return output.getvalue()
-
-
-class BuildSteps:
-    """Which instruction a build stream is at, and whether every step so far came from the cache.
-
-    Two dialects reach the API.  The Engine's classic builder writes
-    `Step 2/5 : RUN make` and, for a step it runs, `---> Running in <id>`.
-    Podman's (buildah) writes `STEP 2/5: RUN make`, with `[1/2] ` before it in a
-    multi-stage build, and `--> Using cache <id>` after a step it did not run:
-    there a step is built unless that line follows it (a FROM is never built).
-    """
-
-    def __init__(self) -> None:
-        self.instruction = "(before the first instruction)"
-        self._cached = True
-        self._unconfirmed = False  # a buildah step with no `Using cache` line yet
-
-    def feed(self, line: str) -> None:
-        text = line.strip()
-        step = _BUILDAH_STEP.match(text)
-        if step is not None:
-            self._settle()
-            self.instruction = step["instruction"]
-            self._unconfirmed = not self.instruction.upper().startswith("FROM ")
-        elif text.startswith("--> Using cache"):
-            self._unconfirmed = False
-        elif line.startswith("Step "):
-            self.instruction = line.partition(" : ")[2] or line
-        elif text.startswith("---> Running in"):
-            self._cached = False
-
-    @property
-    def fully_cached(self) -> bool:
-        self._settle()
-        return self._cached
-
-    def _settle(self) -> None:
-        if self._unconfirmed:
-            self._cached = False
-            self._unconfirmed = False
-
-
-_BUILDAH_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+(?:/\d+)?: (?P<instruction>.+)$")
 
 
 def _capped(raw: bytes, cap: int) -> tuple[str, bool]:

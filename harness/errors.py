@@ -15,6 +15,21 @@ class HarnessError(Exception):
     """Base class of every error the harness raises on purpose."""
 
 
+def one_line(text: object) -> str:
+    """`text` with every run of white space (newlines too) as one space."""
+    return " ".join(str(text).split())
+
+
+class EvidenceError(HarnessError):
+    """An error of the house shape, `<subject>: <what failed>: <evidence>`, the evidence folded onto one line."""
+
+    def __init__(self, subject: str, what: str, evidence: str) -> None:
+        self.subject = subject
+        self.what = what
+        self.evidence = evidence
+        super().__init__(f"{subject}: {what}: {one_line(evidence)}")
+
+
 class StageConfigError(HarnessError):
     """A stage folder whose stage.toml (or Dockerfile) is missing or malformed."""
 
@@ -39,11 +54,10 @@ class EngineUnavailable(HarnessError):
 
 
 class EngineLost(HarnessError):
-    """The Engine stopped answering in the middle of a run; `report` holds what was measured before."""
+    """The Engine stopped answering in the middle of a run (what was measured before: `pipeline.measure_stages`)."""
 
-    def __init__(self, cause: EngineUnavailable, report: object) -> None:
+    def __init__(self, cause: EngineUnavailable) -> None:
         self.cause = cause
-        self.report = report
         super().__init__(f"the Engine stopped answering during the run: {cause}")
 
 

@@ -7,8 +7,9 @@ import logging
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO, cast
 
-from harness.engine import Engine
+from harness.engine_protocol import Engine
 from harness.unpack import ChunkStream, unpack
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ def unpacked_image(engine: Engine, image: str, container_labels: Mapping[str, st
         root = Path(scratch) / "root"
         root.mkdir()
         with engine.export_filesystem(image, dict(container_labels or {})) as chunks:
-            report = unpack(ChunkStream(chunks), root)
+            # ChunkStream is a read-only binary file object: all that unpack asks of an IO[bytes].
+            report = unpack(cast(IO[bytes], ChunkStream(chunks)), root)
         for name, why in report.skipped:
             log.info("%s: %s: not unpacked: %s", image, name, why)
         yield root

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from harness.elf import RootFS
+from harness.engine_protocol import ImageOrigin
 from harness.errors import HarnessError
 
 # What the classic builder puts first in the Env of every Linux image.
@@ -31,16 +32,6 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 class ImageWriteError(HarnessError):
     """A planned file that cannot be put in the layer (a device, a socket)."""
-
-
-@dataclass(frozen=True)
-class ImageOrigin:
-    """What the slim image takes from its source image."""
-
-    created: int  # seconds since the epoch
-    architecture: str
-    os: str
-    env: tuple[tuple[str, str], ...] = ()  # its Config.Env, for the LD_LIBRARY_PATH the resolver must follow
 
 
 @dataclass(frozen=True)

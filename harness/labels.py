@@ -20,6 +20,9 @@ inherits nothing from the project.
 
 from __future__ import annotations
 
+# The tag namespace of what a run builds (`hello-ladder/07-scratch-libs:debian-bookworm`), unless told another.
+DEFAULT_NAMESPACE = "hello-ladder"
+
 STAGE = "hello-ladder.stage"
 NAMESPACE = "hello-ladder.namespace"
 BASE = "hello-ladder.base"

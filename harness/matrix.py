@@ -121,7 +121,7 @@ def render_matrix_json(runs: Sequence[EngineRun], command: str) -> str:
                 "host": run.target.host,
                 "engine": dataclasses.asdict(run.report.engine) if run.report else None,
                 "error": run.error,
-                "run": to_dict(run.report) if run.report else None,
+                "run": to_dict(run.report, command) if run.report else None,
             }
             for run in runs
         ],

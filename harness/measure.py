@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from harness.engine import Engine
+import logging
+from typing import BinaryIO, cast
+
+from harness.engine_protocol import Engine, ImageInfo
 from harness.layers import ImageAnalysis, analyse_save_stream
-from harness.model import LayerFigure, LayerFigures
+from harness.layers.figures import LayerFigures, figures_of
 from harness.redact import redact
 from harness.unpack import ChunkStream
+
+log = logging.getLogger(__name__)
 
 LARGEST = 5
 # Compressing the layers for the wire size is the slow part: both cores.
@@ -14,7 +19,9 @@ WORKERS = 2
 
 
 def analyse_image(engine: Engine, image: str, wire: bool = True) -> ImageAnalysis:
-    return analyse_save_stream(ChunkStream(engine.save_image(image)), wire=wire, workers=WORKERS)
+    # ChunkStream is a read-only binary file object: all that the reader asks of a BinaryIO.
+    stream = cast(BinaryIO, ChunkStream(engine.save_image(image)))
+    return analyse_save_stream(stream, wire=wire, workers=WORKERS)
 
 
 def content_size(engine: Engine, image: str) -> int:
@@ -34,32 +41,29 @@ def _packages(analysis: ImageAnalysis) -> dict[str, int]:
 
 def layer_figures(engine: Engine, image: str, base_packages: dict[str, int], wire: bool = True) -> LayerFigures:
     """The figures of `image`; `leftover_packages` are the dpkg packages it has that its base had not."""
-    analysis = analyse_image(engine, image, wire=wire)
+    return _figures(analyse_image(engine, image, wire=wire), base_packages)
+
+
+def measure_layers(
+    engine: Engine, info: ImageInfo, base_packages: dict[str, int], wire: bool = True
+) -> tuple[ImageInfo, LayerFigures]:
+    """The figures of the image `info` describes, and `info` with its history lined up with its layers.
+
+    The save stream's config says which history entries added a layer (`empty_layer`); the Engine's
+    history, one entry per config entry, gives their sizes as the Engine counts them.
+    """
+    analysis = analyse_image(engine, info.image_id, wire=wire)
+    aligned = info.aligned(analysis.history_empty_layer)
+    if aligned is None:
+        log.warning("%s: the Engine lists %d history entries, the config %d: layers not lined up",
+                    info.image_id, len(info.history), len(analysis.history_empty_layer))
+        aligned = info
+    return aligned, _figures(analysis, base_packages)
+
+
+def _figures(analysis: ImageAnalysis, base_packages: dict[str, int]) -> LayerFigures:
     installed = _packages(analysis)
     leftovers = sorted(
         ((name, size) for name, size in installed.items() if name not in base_packages), key=lambda item: (-item[1], item[0])
     )
-    return LayerFigures(
-        content_bytes=analysis.content_bytes,
-        live_bytes=analysis.live_bytes,
-        dead_bytes=analysis.dead_bytes,
-        wire_bytes=analysis.wire_bytes,
-        efficiency=analysis.efficiency,
-        wasted_bytes=analysis.wasted_bytes,
-        user_wasted_percent=analysis.user_wasted_percent,
-        layers=tuple(
-            LayerFigure(
-                instruction=layer.instruction or "",
-                file_bytes=layer.file_bytes,
-                added=layer.added,
-                changed=layer.changed,
-                deleted=layer.deleted,
-                dead_bytes=layer.dead_bytes,
-                killed_bytes=layer.killed_bytes,
-                wire_bytes=layer.wire_bytes,
-                largest=tuple((redact(path.path), path.size) for path in layer.largest[:LARGEST]),
-            )
-            for layer in analysis.layers
-        ),
-        leftover_packages=tuple(leftovers),
-    )
+    return figures_of(analysis, tuple(leftovers), largest=LARGEST, rename=redact)

@@ -3,156 +3,22 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+# The Engine's records live beside its protocol; they are imported here too for the modules that read them from here.
+from harness.engine_protocol import (  # noqa: F401
+    BuildRecord, EngineFacts, ImageInfo, InstrumentedRun, Instrumentation, LayerRecord, RunPolicy, RunResult,
+)
+# What a run keeps of the layer analysis is the analysis' own output type (also imported from here).
+from harness.layers.figures import LayerFigure, LayerFigures  # noqa: F401
+
+if TYPE_CHECKING:
+    from harness.claims import Claim
 
 # The tutorial's own program; other runtimes get a table of their own in the report.
 DEFAULT_RUNTIME = "c"
-
-
-@dataclass(frozen=True)
-class LayerRecord:
-    """One entry of the image's history that added a file system layer."""
-
-    size_bytes: int
-    created_by: str
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """An image as the Engine describes it.
-
-    Neither size is the headline: what they mean depends on the image store.
-    On overlay2 `engine_size_bytes` (the API's `Size`) is the sum of the layers'
-    uncompressed content; on the containerd store it is the compressed content,
-    and `docker images` (`listed_size_bytes`) adds the unpacked snapshots.
-    """
-
-    image_id: str
-    engine_size_bytes: int  # `Size` of GET /images/{id}/json
-    listed_size_bytes: int | None  # `Size` of GET /images/json: what `docker images` prints
-    layer_count: int
-    layers: tuple[LayerRecord, ...]
-
-
-@dataclass(frozen=True)
-class EngineFacts:
-    """Which Engine measured a run, and how it stores and builds images."""
-
-    product: str  # "Docker Engine" or "Podman"
-    version: str
-    api_version: str
-    image_store: str  # "overlay2", "containerd (overlayfs snapshotter)", ...
-    builder: str
-
-    def describe(self) -> str:
-        return (f"{self.product} {self.version} (API {self.api_version}), image store: {self.image_store}, "
-                f"builder: {self.builder}")
-
-    @property
-    def containerd_store(self) -> bool:
-        """Whether images live in containerd's store (its snapshotters) rather than a graph driver's."""
-        return self.image_store.startswith("containerd")
-
-    @classmethod
-    def unknown(cls, version: str = "unknown") -> EngineFacts:
-        return cls("Docker Engine", version, "unknown", "unknown", "unknown")
-
-
-@dataclass(frozen=True)
-class BuildRecord:
-    """A successful build: the image id, how long it took, and whether every step came from cache."""
-
-    image_id: str
-    seconds: float
-    fully_cached: bool
-
-
-@dataclass(frozen=True)
-class RunPolicy:
-    """How tightly a stage's container is locked down."""
-
-    timeout_s: float
-    user: str
-    memory_bytes: int = 64 * 1024 * 1024
-    pids: int = 64
-    output_cap_bytes: int = 64 * 1024
-    # Folders that get a private, size-bounded, world-writable tmpfs (the root stays read-only).
-    tmpfs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What running a command in a container did.
-
-    `error` is the Engine's own message when the container could not start
-    (the dynamic binary in scratch fails there, before any program runs).
-    """
-
-    stdout: str
-    stderr: str
-    exit_code: int | None
-    error: str | None = None
-    timed_out: bool = False
-    truncated: bool = False
-
-    def failure_text(self) -> str:
-        """Everything that can carry a failure message, for matching an expected failure."""
-        return "\n".join(part for part in (self.error, self.stderr, self.stdout) if part)
-
-
-@dataclass(frozen=True)
-class Instrumentation:
-    """A tool brought into a locked-down run, and where it writes what it finds (see harness.tracer).
-
-    `tools` is a tar archive extracted at `tools_at`, mounted read-only; `output_at` is
-    a writable folder, read back after the run whatever way it ended.  `stop_signal`
-    is what the run gets at its time limit, so that the tool can write what it has
-    before the Engine kills it.
-    """
-
-    tools: bytes
-    tools_at: str
-    output_at: str
-    stop_signal: str = "SIGTERM"
-    output_cap_bytes: int = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class InstrumentedRun:
-    """A run, and the files its tool wrote (name within `output_at`, content)."""
-
-    result: RunResult
-    outputs: tuple[tuple[str, bytes], ...]
-
-
-@dataclass(frozen=True)
-class LayerFigure:
-    """One layer as its tar shows it: what it adds, changes and deletes, and the bytes it stores in vain."""
-
-    instruction: str
-    file_bytes: int
-    added: int
-    changed: int
-    deleted: int
-    dead_bytes: int  # stored in this layer, not shown by the final file system
-    killed_bytes: int  # of lower layers, made dead by this one
-    wire_bytes: int | None
-    largest: tuple[tuple[str, int], ...]  # (path, bytes), largest first
-
-
-@dataclass(frozen=True)
-class LayerFigures:
-    """Where an image's bytes are (from its saved layer tars; see harness.layers for the definitions)."""
-
-    content_bytes: int  # the headline size: what overlay2 reports as `Size`, computed from the layer tars
-    live_bytes: int
-    dead_bytes: int
-    wire_bytes: int | None
-    efficiency: float  # dive's score
-    wasted_bytes: int  # dive's
-    user_wasted_percent: float | None  # dive's, a fraction
-    layers: tuple[LayerFigure, ...]
-    leftover_packages: tuple[tuple[str, int], ...] = ()  # (package, installed bytes) the stage added
 
 
 class Outcome(enum.Enum):
@@ -212,6 +78,8 @@ class RunReport:
     base: str
     engine: EngineFacts
     stages: tuple[StageResult, ...]
+    # (distribution, version) of the libraries that measured it (harness.versions); () in older results.
+    versions: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -219,3 +87,15 @@ class RunReport:
 
     def stage(self, name: str) -> StageResult | None:
         return next((stage for stage in self.stages if stage.name == name), None)
+
+    @functools.cached_property
+    def claims(self) -> tuple[Claim, ...]:
+        """The tutorial's claims checked against this run: computed once, on first use, and carried with it.
+
+        Every reader (results.json, RESULTS.md, SWEEP.md) takes them from here.
+        A report read back from results.json computes them again from its stages:
+        the file's copy is never trusted.
+        """
+        from harness.claims import evaluate  # claims reads this module's records
+
+        return evaluate(self)

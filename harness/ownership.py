@@ -15,42 +15,15 @@ The rule:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from harness import labels
+from harness.engine_protocol import Engine, EngineContainer, EngineImage
 from harness.enginelock import EngineLocks
 from harness.errors import ImageInUse
 from harness.ledger import ROLE_BASE, Ledger, LedgerState
 
-if TYPE_CHECKING:
-    from harness.engine import Engine
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EngineImage:
-    """A top-level image as the Engine lists it."""
-
-    image_id: str
-    tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class EngineContainer:
-    """A container, with its labels and its image's labels (to tell its own labels from inherited ones)."""
-
-    container_id: str
-    name: str
-    labels: Mapping[str, str]
-    image_labels: Mapping[str, str]
-
-    def own_label(self, key: str) -> str | None:
-        """The label's value if the container was given it, None if absent or copied from the image."""
-        value = self.labels.get(key)
-        return None if value is None or self.image_labels.get(key) == value else value
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ from harness import labels, ownership
 from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages
-from harness.engine import Engine
+from harness.engine_protocol import Engine
 from harness.enginelock import EngineLocks
 from harness.imagefs import unpacked_image
 from harness.imagewrite import image_archive, layer_tar
 from harness.layers import SaveStreamError
 from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
-from harness.measure import installed_packages, layer_figures
-from harness.results import write_files
+from harness.measure import installed_packages, measure_layers
+from harness.atomic import write_files
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.reasons import describe
 from harness.scanview import scanner_view
@@ -36,6 +36,7 @@ from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import DEFAULT_USER, Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
+from harness.versions import measuring_versions
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Settings:
 
     repo_root: Path
     base: str = DEFAULT_BASE
-    namespace: str = "hello-ladder"
+    namespace: str = labels.DEFAULT_NAMESPACE
     no_cache: bool = False
     # Every image's layer tars are read: for the headline size, dead bytes and dive's figures, and
     # (slow where the store keeps layers uncompressed: gzip) the wire size.
@@ -134,6 +135,14 @@ def stage_bases(stage: Stage, settings: Settings) -> tuple[str, ...]:
     return base_images(stage.dockerfile.read_text(encoding="utf-8"), settings.build_args)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What a run measured; `lost` says the Engine stopped answering part-way, and the report is partial."""
+
+    report: RunReport
+    lost: EngineUnavailable | None = None
+
+
 def run_stages(
     engine: Engine,
     settings: Settings,
@@ -141,7 +150,25 @@ def run_stages(
     progress: Progress = log.info,
     keep: Callable[[Path], bool] = lambda folder: True,
 ) -> RunReport:
-    """Build, verify and measure every selected stage (and kept by `keep`), then sweep what the run left untagged."""
+    """Build, verify and measure every selected stage (and kept by `keep`); EngineLost if the Engine goes away."""
+    measured = measure_stages(engine, settings, wanted, progress, keep)
+    if measured.lost is not None:
+        raise EngineLost(measured.lost)
+    return measured.report
+
+
+def measure_stages(
+    engine: Engine,
+    settings: Settings,
+    wanted: str | None = None,
+    progress: Progress = log.info,
+    keep: Callable[[Path], bool] = lambda folder: True,
+) -> Measured:
+    """Build, verify and measure every selected stage (and kept by `keep`), then sweep what the run left untagged.
+
+    An Engine lost part-way is returned, not raised: the stages measured before it are kept,
+    the rest are errors, and nothing is asked of the Engine any more.
+    """
     ledger = Ledger.open(settings.repo_root, engine.identity())
     ledger.record_session(settings.session, settings.namespace)
     made = Made(ledger, settings.session, settings.namespace)
@@ -173,10 +200,9 @@ def run_stages(
         base=settings.base,
         engine=engine.describe() if lost is None else EngineFacts.unknown(),
         stages=tuple(results),
+        versions=measuring_versions(),
     )
-    if lost is not None:
-        raise EngineLost(lost, report)
-    return report
+    return Measured(report, lost)
 
 
 def process_folder(
@@ -219,7 +245,7 @@ def process_folder(
     for ref in base_refs:
         base_packages.update(bases.installed(ref))
     try:
-        figures = layer_figures(engine, info.image_id, base_packages, wire=settings.wire_size)
+        info, figures = measure_layers(engine, info, base_packages, wire=settings.wire_size)
     except SaveStreamError as error:
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,

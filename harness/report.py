@@ -6,7 +6,6 @@ import re
 
 from tabulate import tabulate
 
-from harness.claims import evaluate
 from harness.layers import short_instruction
 from harness.model import DEFAULT_RUNTIME, RunReport, StageResult
 from harness.units import human_size, parse_size
@@ -162,7 +161,7 @@ def bytes_section(report: RunReport) -> list[str]:
 
 
 def claims_table(report: RunReport) -> str:
-    rows = [(claim.text, _cell(claim.evidence), claim.verdict) for claim in evaluate(report)]
+    rows = [(claim.text, _cell(claim.evidence), claim.verdict) for claim in report.claims]
     return tabulate(rows, headers=("claim", "measured", "verdict"), tablefmt="github", disable_numparse=True)
 
 

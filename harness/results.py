@@ -1,39 +1,38 @@
-"""results.json: the run as data, and the atomic writing of everything under results/.
-
-Files are written to temporary names in the same folder and renamed into
-place only once all of them are complete, so a failure (disk full, a folder
-that is not writable, Ctrl-C) leaves the earlier results exactly as they were.
-"""
+"""results.json: a run as data, and read back.  Pure but for `read_report`; writing is harness.atomic's."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.claims import evaluate
+# write_files is imported here too, so that its old import path keeps working.
+from harness.atomic import write_files  # noqa: F401
+from harness.engine_protocol import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunResult
 from harness.errors import ResultsWriteError
-from harness.model import DEFAULT_RUNTIME, BuildRecord, EngineFacts, LayerFigure, LayerFigures, ImageInfo, LayerRecord, Outcome, RunReport, RunResult, ScannerView, StageResult
+from harness.layers.figures import LayerFigure, LayerFigures
+from harness.model import DEFAULT_RUNTIME, Outcome, RunReport, ScannerView, StageResult
 from harness.units import human_size
 
 JSON_NAME = "results.json"
 MARKDOWN_NAME = "RESULTS.md"
-GENERATOR = "invoke all"
+# What wrote a results.json that does not say (none written by this version).
+DEFAULT_GENERATOR = "invoke all"
 
 
-def to_dict(report: RunReport) -> dict[str, Any]:
+def to_dict(report: RunReport, generated_by: str) -> dict[str, Any]:
+    """The run as data; `generated_by` is the command that measured it, as the user would type it again."""
     return {
-        "generated_by": GENERATOR,
+        "generated_by": generated_by,
         "base": report.base,
         "engine": dataclasses.asdict(report.engine),
+        # Results from before the versions were recorded re-render without the key, byte for byte.
+        **({"versions": dict(report.versions)} if report.versions else {}),
         "stages": [_stage_to_dict(stage) for stage in report.stages],
         "claims": [
-            {"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in evaluate(report)
+            {"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in report.claims
         ],
     }
 
@@ -52,7 +51,7 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
         "engine_size_bytes": info.engine_size_bytes if info else None,
         "listed_size_bytes": info.listed_size_bytes if info else None,
         "layer_count": info.layer_count if info else None,
-        "layers": [{"size_bytes": l.size_bytes, "created_by": l.created_by} for l in info.layers] if info else [],
+        "layers": [{"size_bytes": layer.size_bytes, "created_by": layer.created_by} for layer in info.layers] if info else [],
         "build_seconds": round(build.seconds, 3) if build else None,
         "build_cached": build.fully_cached if build else None,
         "outcome": stage.outcome.value,
@@ -102,6 +101,7 @@ def from_dict(data: Mapping[str, Any]) -> RunReport:
         base=str(data["base"]),
         engine=EngineFacts(**{key: str(value) for key, value in data["engine"].items()}),
         stages=tuple(_stage_from_dict(stage) for stage in data["stages"]),
+        versions=tuple((str(name), str(version)) for name, version in (data.get("versions") or {}).items()),
     )
 
 
@@ -114,7 +114,7 @@ def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
             engine_size_bytes=int(data["engine_size_bytes"]),
             listed_size_bytes=None if listed is None else int(listed),
             layer_count=int(data["layer_count"]),
-            layers=tuple(LayerRecord(int(l["size_bytes"]), str(l["created_by"])) for l in data["layers"]),
+            layers=tuple(LayerRecord(int(layer["size_bytes"]), str(layer["created_by"])) for layer in data["layers"]),
         )
     build = None
     if data.get("build_seconds") is not None:
@@ -139,7 +139,7 @@ def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
     )
 
 
-def _scanner_from_dict(data: dict[str, Any]) -> ScannerView | None:
+def _scanner_from_dict(data: Mapping[str, Any]) -> ScannerView | None:
     if data.get("scanner") is not None:
         return ScannerView(tuple(data["scanner"]["packages"]), data["scanner"].get("metadata_bytes"))
     if data.get("scanner_packages") is not None:  # results written before the metadata was measured
@@ -157,29 +157,11 @@ def read_report(results_dir: Path) -> RunReport:
         raise ResultsWriteError(f"{path}: not a results file this version can read: {error}") from error
 
 
-def write_files(results_dir: Path, contents: Mapping[str, str]) -> None:
-    """Write every file in `contents` (name -> text) under `results_dir`, all or nothing."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in contents.items():
-            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=results_dir)
-            staged.append((Path(temporary), results_dir / name))
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
-        for temporary, final in staged:
-            os.replace(temporary, final)
-    except OSError as error:
-        raise ResultsWriteError(
-            f"{results_dir}: cannot write results: {error.strerror or error}; the earlier results are unchanged"
-        ) from error
-    finally:
-        for temporary, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
+def render_json(report: RunReport, generated_by: str) -> str:
+    return json.dumps(to_dict(report, generated_by), indent=2, ensure_ascii=False) + "\n"
 
 
-def render_json(report: RunReport) -> str:
-    return json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n"
+def read_generated_by(results_dir: Path) -> str:
+    """The command that wrote `results_dir`'s results.json, to name it again in what is re-rendered from it."""
+    data = json.loads((results_dir / JSON_NAME).read_text(encoding="utf-8"))
+    return str(data.get("generated_by") or DEFAULT_GENERATOR)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterable, Mapping
 
-from harness.engine import Engine
+from harness.engine_protocol import Engine
 from harness.layers.dpkg import installed_packages, parse_status
 from harness.model import ScannerView
 from harness.unpack import ChunkStream
@@ -51,7 +51,7 @@ def is_metadata(name: str) -> bool:
 
 def packages_in(texts: Iterable[tuple[bool, str]]) -> tuple[str, ...]:
     """Package names of (is a status.d file, text) pairs: the status file's installed ones, every status.d one."""
-    names = set()
+    names: set[str] = set()
     for is_status_d, text in texts:
         names.update(p.name for p in (parse_status(text) if is_status_d else installed_packages(text)))
     return tuple(sorted(names))

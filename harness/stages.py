@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.errors import StageConfigError
 from harness.model import DEFAULT_RUNTIME
-from harness.slim import Bundle, SlimError, SlimSpec
+from harness.slimspec import Bundle, SlimError, SlimSpec
 from harness.units import parse_size
 
 STAGE_FILE = "stage.toml"

@@ -9,8 +9,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.bases import DebianBase
-from harness.claims import evaluate
+from harness.debian import DebianBase
 from harness.dockerfile import base_images
 from harness.model import RunReport
 from harness.results import to_dict
@@ -44,8 +43,8 @@ def render_sweep_markdown(reports: Sequence[RunReport], command: str) -> str:
                 row.append(human_size(stage.size_bytes) + ("" if stage.outcome.value == "pass" else f" ({stage.outcome.value})"))
         rows.append(row)
     sizes = tabulate(rows, headers=["stage", TUTORIAL_RELEASE, *releases], tablefmt="github", disable_numparse=True)
-    claim_texts = [claim.text for claim in evaluate(reports[0])]
-    verdicts = [[claim.verdict for claim in evaluate(report)] for report in reports]
+    claim_texts = [claim.text for claim in reports[0].claims]
+    verdicts = [[claim.verdict for claim in report.claims] for report in reports]
     claim_rows = [[text, *(column[index] for column in verdicts)] for index, text in enumerate(claim_texts)]
     claims = tabulate(claim_rows, headers=["claim", *releases], tablefmt="github", disable_numparse=True)
     engines = "; ".join(sorted({report.engine.describe() for report in reports}))
@@ -68,6 +67,6 @@ def render_sweep_json(reports: Sequence[RunReport], command: str) -> str:
     data: dict[str, Any] = {
         "generated_by": command,
         "bases": [report.base for report in reports],
-        "runs": [to_dict(report) for report in reports],
+        "runs": [to_dict(report, command) for report in reports],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from harness.model import RunResult
+from harness.engine_protocol import RunResult
 
 # Where the tracer lives in the traced container, and where it writes: names no image uses.
 PREFIX = PurePosixPath("/.hello-ladder-tracer")

@@ -25,9 +25,8 @@ from pathlib import Path, PurePosixPath
 
 from harness.elf import Resolver
 from harness.elf.reader import read_elf
-from harness.engine import OUTPUT_FOLDER, Engine
 from harness.errors import HarnessError
-from harness.model import Instrumentation, RunPolicy
+from harness.engine_protocol import OUTPUT_FOLDER, Engine, Instrumentation, RunPolicy
 from harness.tracelog import OUTPUT, PREFIX, TracedRun, parse
 
 log = logging.getLogger(__name__)

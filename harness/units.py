@@ -34,4 +34,5 @@ def parse_size(text: str) -> int:
     if match is None:
         raise ValueError(f"not a size as docker prints it: {text!r} (expected e.g. '8.64kB' or '235MB')")
     value, unit = match.groups()
-    return round(float(value) * 1000 ** _UNITS.index(unit))
+    scale: int = 1000 ** _UNITS.index(unit)
+    return round(float(value) * scale)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.model import Outcome, RunResult
+from harness.engine_protocol import RunResult
+from harness.model import Outcome
 from harness.stages import Expectation
 
 

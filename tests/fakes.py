@@ -13,16 +13,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import BuildFailed, EngineError
-from harness.imagewrite import ImageOrigin
-from harness.model import (
-    BuildRecord, EngineFacts, ImageInfo, InstrumentedRun, Instrumentation, LayerRecord, RunPolicy, RunResult,
+from harness.engine_protocol import (
+    BuildRecord,
+    EngineContainer,
+    EngineFacts,
+    EngineImage,
+    ImageInfo,
+    ImageOrigin,
+    InstrumentedRun,
+    Instrumentation,
+    LayerRecord,
+    RunPolicy,
+    RunResult,
 )
-from harness.ownership import EngineContainer, EngineImage
 
 
 @dataclass
 class FakeEngine:
-    """Implements harness.engine.Engine without a Docker Engine."""
+    """Implements harness.engine_protocol.Engine without a Docker Engine."""
 
     images: dict[str, ImageInfo] = field(default_factory=dict)
     pullable: set[str] = field(default_factory=set)
@@ -172,5 +180,6 @@ def _slim_sources_root_tar() -> bytes:
 
 
 def _image(size: int) -> ImageInfo:
+    # As the Engine answers: the whole history, not yet lined up with the layers (ImageInfo.aligned).
     return ImageInfo(image_id="sha256:fake", engine_size_bytes=size, listed_size_bytes=size, layer_count=1,
-                     layers=(LayerRecord(size, "COPY x"),))
+                     layers=(), history=(LayerRecord(size, "COPY x"),))

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from harness.context import DOCKERFILE_NAME
-from harness.engine import BuildSteps, DockerEngine, labels_in_dockerfile
+from harness.buildlog import BuildSteps
+from harness.context import labels_in_dockerfile
+from harness.engine import DockerEngine
 from harness.errors import BuildFailed
 from harness.model import RunPolicy
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -23,7 +24,7 @@ from harness.errors import EngineLost, EngineUnavailable
 from harness.ledger import Ledger
 from harness.lock import RunInProgress, exclusive_run
 from harness.model import Outcome, RunPolicy
-from harness.pipeline import Made, Settings, run_stages
+from harness.pipeline import Made, Settings, measure_stages, run_stages
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke, nested_engine
 from .fakes import FakeEngine, _image
@@ -97,9 +98,9 @@ class LosingEngine(FakeEngine):
 def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path, ("01-naive", "02-purge-layers", "03-single-layer"))
     engine = LosingEngine(lose_at=2, images={BASE: _image(1)})
-    with pytest.raises(EngineLost) as caught:
-        run_stages(engine, Settings(repo), progress=lambda line: None)
-    report = caught.value.report
+    measured = measure_stages(engine, Settings(repo), progress=lambda line: None)
+    assert measured.lost is not None and "connection refused" in str(measured.lost)
+    report = measured.report
     assert [(s.name, s.outcome) for s in report.stages] == [
         ("01-naive", Outcome.PASS),
         ("02-purge-layers", Outcome.ERROR),
@@ -107,6 +108,10 @@ def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
     ]
     assert "connection refused" in str(report.stages[2].reason)
     assert engine.removed == []  # no cleanup calls into an Engine that is gone
+    # run_stages raises the loss alone: the error carries no report.
+    with pytest.raises(EngineLost) as caught:
+        run_stages(LosingEngine(lose_at=2, images={BASE: _image(1)}), Settings(repo), progress=lambda line: None)
+    assert caught.value.cause.detail == "connection refused" and not hasattr(caught.value, "report")
 
 
 @pytest.mark.fault('The Engine is not running', 'one line saying how to start it, exit 1, no traceback, results/ unchanged')
@@ -219,7 +224,7 @@ def test_nothing_is_let_out(engine: DockerEngine, base_image: str, fault_made: M
     touch /escape 2>/dev/null && echo write=allowed || echo write=refused
     echo interfaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ,)
     echo routes=$(tail -n +2 /proc/net/route | wc -l)
-    grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d '\t ' 
+    grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d '\t '
     echo uid=$(id -u)
     ( i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done ) 2>/dev/null
     n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo processes=$n
@@ -267,9 +272,9 @@ def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_
     client = docker.from_env()
     repo = copy_repo(tmp_path)
     add_stage(repo, "01-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
-    run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
-    users, _ = client.images.build(fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag="users-own/image:kept", rm=True)
     try:
+        run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
+        users, _ = client.images.build(fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag="users-own/image:kept", rm=True)
         assert client.images.list(name=f"{FAULT_NAMESPACE}/01-fine")
         done = invoke(repo, "clean", "--namespace", FAULT_NAMESPACE, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -277,7 +282,9 @@ def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_
         assert client.images.get("users-own/image:kept").id == users.id
         assert client.images.get(base_image)  # bases stay unless --bases
     finally:
-        client.images.remove("users-own/image:kept", force=True)
+        # Also when the run or the user's build failed part-way.
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove("users-own/image:kept", force=True)
         clean_copy(engine, repo)
 
 

@@ -41,12 +41,15 @@ def built(engine: DockerEngine, made: Made) -> Iterator[dict[str, str]]:
     ensure_base(engine, BASE, made.ledger)
     client = docker.from_env()
     tags, ids = {}, set()
-    for name, (steps, _) in CASES.items():
-        tag = f"{TEST_NAMESPACE}/figures-{name}:test"
-        ids.add(build_recorded(client, made, f"FROM {BASE}\n{steps}", tag))
-        tags[name] = tag
-    yield tags
-    ownership.remove_made(engine, made.ledger, frozenset(ids))
+    try:
+        for name, (steps, _) in CASES.items():
+            tag = f"{TEST_NAMESPACE}/figures-{name}:test"
+            ids.add(build_recorded(client, made, f"FROM {BASE}\n{steps}", tag))
+            tags[name] = tag
+        yield tags
+    finally:
+        # Also when a later build fails: the images built before it go.
+        ownership.remove_made(engine, made.ledger, frozenset(ids))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

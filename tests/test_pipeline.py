@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.model import Outcome, RunResult
+from harness.model import ImageInfo, LayerRecord, Outcome, RunResult
 from harness.ledger import Ledger
 from harness.pipeline import Settings, StageTops, run_stages
 
@@ -28,6 +28,12 @@ def test_every_stage_is_built_run_and_judged(repo: Path) -> None:
         "", "exec /hello: no such file or directory\n", 1
     )
     report = run_stages(engine, Settings(repo), progress=lambda line: None)
+    # The libraries that measured the run are recorded with it.
+    assert dict(report.versions)["docker"] and set(dict(report.versions)) >= {"docker", "pyelftools", "tabulate"}
+    # The Engine's history is lined up with the layers by the saved config's empty_layer flags.
+    naive = report.stage("01-naive")
+    assert naive is not None and naive.image_info is not None
+    assert naive.image_info.layers == naive.image_info.history and len(naive.image_info.layers) == 1
     outcomes = {stage.name: stage.outcome for stage in report.stages}
     assert outcomes.pop("05-alpine") is Outcome.SKIPPED  # no Alpine image, and none to pull or bootstrap
     assert set(outcomes.values()) == {Outcome.PASS}
@@ -143,3 +149,13 @@ def test_an_unknown_stage_is_a_clear_error(repo: Path) -> None:
 
     with pytest.raises(StageConfigError, match="no such stage"):
         run_stages(FakeEngine(), Settings(repo), "99", progress=lambda line: None)
+
+
+def test_history_is_lined_up_with_layers_by_the_empty_layer_flags_alone() -> None:
+    history = (LayerRecord(100, "/bin/sh -c #(nop) ADD file:x in /"), LayerRecord(0, '/bin/sh -c #(nop)  CMD ["bash"]'),
+               LayerRecord(0, "/bin/sh -c mkdir /src"), LayerRecord(0, "/bin/sh -c #(nop) ENV A=b"))
+    info = ImageInfo("sha256:x", 100, 100, 2, layers=(), history=history)
+    # An empty RUN layer (mkdir: zero bytes of files) is a layer; the flag says so, not its size or its text.
+    aligned = info.aligned((False, True, False, True))
+    assert aligned is not None and aligned.layers == (history[0], history[2])
+    assert info.aligned((False, True)) is None  # entries that do not pair up are not guessed at

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -18,8 +19,11 @@ from harness.model import (
     RunResult,
     StageResult,
 )
+from harness.chart import render_svg
 from harness.report import readme_with_table, render_markdown, summary_table
-from harness.results import from_dict, read_report, render_json, to_dict, write_files
+from harness.atomic import write_files
+from harness.results import from_dict, read_generated_by, read_report, render_json, to_dict
+from harness.sweep import render_sweep_markdown
 
 from .conftest import REPO_ROOT
 
@@ -92,9 +96,13 @@ def test_the_table_shows_sizes_as_docker_images_does_and_the_ratio() -> None:
 
 def test_json_round_trips() -> None:
     report = ladder()
-    again = from_dict(json.loads(render_json(report)))
+    again = from_dict(json.loads(render_json(report, "invoke all")))
     assert again == report
-    data = to_dict(report)
+    versioned = dataclasses.replace(report, versions=(("docker", "7.2.0"), ("pyelftools", "0.33")))
+    assert json.loads(render_json(versioned, "invoke all"))["versions"] == {"docker": "7.2.0", "pyelftools": "0.33"}
+    assert from_dict(json.loads(render_json(versioned, "invoke all"))) == versioned
+    data = to_dict(report, "invoke all --base debian:trixie")
+    assert data["generated_by"] == "invoke all --base debian:trixie"
     first = data["stages"][0]
     assert first["size_human"] == "622MB" and first["article_size"] == "235MB"
     assert set(first) >= {"name", "title", "image", "size_bytes", "size_human", "layers", "outcome", "expected", "observed"}
@@ -102,13 +110,30 @@ def test_json_round_trips() -> None:
     assert data["base"] == "debian:bookworm" and data["engine"]["version"] == "20.10.24"
 
 
+def test_claims_are_computed_once_and_carried_by_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.claims
+
+    calls: list[RunReport] = []
+
+    def counting(report: RunReport) -> tuple[harness.claims.Claim, ...]:
+        calls.append(report)
+        return evaluate(report)
+
+    monkeypatch.setattr(harness.claims, "evaluate", counting)
+    report = ladder()
+    render_json(report, "invoke all"), render_markdown(report), render_sweep_markdown([report], "invoke sweep")
+    assert calls == [report]
+
+
 def test_committed_results_are_what_the_renderer_makes_of_them() -> None:
     """RESULTS.md is generated from results.json, never edited by hand."""
     results = REPO_ROOT / "results"
     report = read_report(results)
     assert (results / "RESULTS.md").read_text(encoding="utf-8") == render_markdown(report)
+    assert (results / "results.json").read_text(encoding="utf-8") == render_json(report, read_generated_by(results))
+    assert (results / "sizes.svg").read_text(encoding="utf-8") == render_svg(report)
     stored_claims = json.loads((results / "results.json").read_text())["claims"]
-    assert stored_claims == to_dict(report)["claims"]
+    assert stored_claims == to_dict(report, "invoke all")["claims"]
 
 
 @pytest.mark.fault('The disk fills while results are written', 'a clear error; earlier results intact; no temporary file left')

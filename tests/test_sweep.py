@@ -24,5 +24,28 @@ def test_the_sweep_puts_releases_side_by_side_with_the_tutorial_first() -> None:
     row = next(line for line in text.splitlines() if "`01-naive`" in line)
     assert [cell.strip() for cell in row.strip("|").split("|")] == ["`01-naive`", "235MB", "622MB", "650MB"]
     assert text.count("| holds ") >= 8
-    data = json.loads(render_sweep_json([bookworm, trixie], "invoke sweep"))
+    data = json.loads(render_sweep_json([bookworm, trixie], "invoke sweep --bases debian:bookworm,debian:trixie"))
     assert data["bases"] == ["debian:bookworm", "debian:trixie"] and len(data["runs"]) == 2
+    # Each run records the command that made it, not `invoke all`.
+    assert {run["generated_by"] for run in data["runs"]} == {"invoke sweep --bases debian:bookworm,debian:trixie"}
+
+
+def test_a_sweep_runs_the_debian_based_stages_once_per_base(tmp_path) -> None:
+    import shutil
+
+    from harness.pipeline import Settings
+    from harness.sweeprun import parse_bases, sweep_bases
+
+    from .fakes import FakeEngine, _image
+
+    shutil.copytree(REPO_ROOT / "hello", tmp_path / "hello")
+    shutil.copytree(REPO_ROOT / "stages", tmp_path / "stages")
+    bases = parse_bases("debian:bullseye, debian:trixie,")
+    assert bases == ("debian:bullseye", "debian:trixie")
+    engine = FakeEngine(images={f"{base}{slim}": _image(100_000_000) for base in bases for slim in ("", "-slim")})
+    said: list[str] = []
+    reports = sweep_bases(engine, Settings(tmp_path), bases, said.append)
+    assert [report.base for report in reports] == list(bases) and "== debian:trixie" in said
+    for report in reports:
+        names = {stage.name for stage in report.stages}
+        assert "01-naive" in names and "05-alpine" not in names

@@ -7,21 +7,15 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from harness.errors import HarnessError
+from harness.errors import EvidenceError
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-class ElfError(HarnessError):
-    """Base class of the resolver's errors; `path` is the path inside the root it concerns."""
+class ElfError(EvidenceError):
+    """Base class of the resolver's errors; `path` is the path inside the root it concerns (the subject)."""
 
     def __init__(self, path: PurePosixPath | str, what: str, evidence: str) -> None:
         self.path = PurePosixPath(path)
-        self.what = what
-        self.evidence = evidence
-        super().__init__(f"{path}: {what}: {_one_line(evidence)}")
+        super().__init__(str(path), what, evidence)
 
 
 class NotELF(ElfError):

@@ -143,8 +143,7 @@ def read_conf(fs: RootFS, path: str = "/etc/ld.so.conf") -> tuple[str, ...]:
     """Directories of ld.so.conf in order, following `include` globs (relative to the including file)."""
     dirs: list[str] = []
     _read_conf(fs, path, dirs, set())
-    seen: set[str] = set()
-    return tuple(d for d in dirs if not (d in seen or seen.add(d)))
+    return tuple(dict.fromkeys(dirs))  # first occurrence of each, in order
 
 
 def _read_conf(fs: RootFS, path: str, dirs: list[str], visiting: set[str]) -> None:

@@ -151,31 +151,38 @@ class _Parser:
             elif kind == PT_NOTE:
                 self._need(segment["offset"], segment["filesz"], "PT_NOTE")
                 notes.extend(self._dlopen_notes(segment["offset"], segment["filesz"], segment["align"]))
-        needed: list[str] = []
-        soname = rpath = runpath = None
-        flags_1 = 0
-        if dynamic is not None:
-            entries = self._dynamic(dynamic, struct.Struct(end + dyn_fmt))
-            strtab, strsz = self._strtab(entries)
-            for tag, value in entries:
-                if tag == DT_FLAGS_1:
-                    flags_1 = value
-                elif tag in (DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH):
-                    text = self._string(strtab, strsz, value, tag)
-                    if tag == DT_NEEDED:
-                        needed.append(text)
-                    elif tag == DT_SONAME:
-                        soname = text
-                    elif tag == DT_RPATH:
-                        rpath = text if rpath is None else rpath
-                    else:
-                        runpath = text if runpath is None else runpath
+        needed, soname, rpath, runpath, flags_1 = ((), None, None, None, 0) if dynamic is None else \
+            self._dynamic_names(dynamic, struct.Struct(end + dyn_fmt))
         return ElfInfo(
             path=path, elf_class=32 if elf_class == 1 else 64, little_endian=encoding == 1, machine=machine,
             osabi=osabi, e_type=e_type, interpreter=interpreter, has_dynamic=dynamic is not None,
             needed=tuple(needed), soname=soname, rpath=rpath, runpath=runpath, flags_1=flags_1,
             dlopen=tuple(notes), has_sections=bool(shoff and shnum and shentsize),
         )
+
+    def _dynamic_names(
+        self, dynamic: dict[str, int], dyn: struct.Struct
+    ) -> tuple[tuple[str, ...], str | None, str | None, str | None, int]:
+        """(DT_NEEDED names, DT_SONAME, the first DT_RPATH, the first DT_RUNPATH, DT_FLAGS_1) of the dynamic section."""
+        needed: list[str] = []
+        soname = rpath = runpath = None
+        flags_1 = 0
+        entries = self._dynamic(dynamic, dyn)
+        strtab, strsz = self._strtab(entries)
+        for tag, value in entries:
+            if tag == DT_FLAGS_1:
+                flags_1 = value
+            elif tag in (DT_NEEDED, DT_SONAME, DT_RPATH, DT_RUNPATH):
+                text = self._string(strtab, strsz, value, tag)
+                if tag == DT_NEEDED:
+                    needed.append(text)
+                elif tag == DT_SONAME:
+                    soname = text
+                elif tag == DT_RPATH:
+                    rpath = text if rpath is None else rpath
+                else:
+                    runpath = text if runpath is None else runpath
+        return tuple(needed), soname, rpath, runpath, flags_1
 
     def _cstring(self, start: int, limit: int) -> str:
         stop = self.data.find(b"\0", start, limit)
@@ -197,7 +204,7 @@ class _Parser:
     def _file_offset(self, address: int) -> int | None:
         for load in self.loads:
             if load["vaddr"] <= address < load["vaddr"] + load["filesz"]:
-                return address - load["vaddr"] + load["offset"]
+                return int(address - load["vaddr"] + load["offset"])
         return None
 
     def _strtab(self, entries: list[tuple[int, int]]) -> tuple[int, int]:

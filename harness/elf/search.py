@@ -51,6 +51,7 @@ def detect_layout(fs: RootFS, abi: tuple[int, bool, int], default_dirs: tuple[st
     elf_class, little, machine = abi
     platform = PLATFORM.get(machine, "")
     triplet = MULTIARCH.get((machine, elf_class, little))
+    dirs: tuple[str, ...]
     if triplet and (fs.is_dir(f"/lib/{triplet}") or fs.is_dir(f"/usr/lib/{triplet}")):
         dirs = (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib")
         lib = f"lib/{triplet}"

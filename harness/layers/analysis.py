@@ -115,6 +115,8 @@ class ImageAnalysis:
     dive: DiveFigures
     final_paths: int  # paths of the final merged view (directories included)
     packages: tuple[Package, ...] | None = None  # dpkg packages of the final view, None without dpkg
+    # The config history's `empty_layer` flags, oldest first: which history entries added a layer.
+    history_empty_layer: tuple[bool, ...] = ()
 
 
 # --------------------------------------------------------------------------- merged view
@@ -269,8 +271,14 @@ def _apply(view: _View, index: int, entries: Sequence[LayerEntry]) -> _Counts:
 
 def analyse_layers(layers: Sequence[LayerTar], *, diff_ids: Sequence[str] | None = None,
                    instructions: Sequence[str | None] | None = None, repo_tags: Sequence[str] = (),
-                   image_id: str | None = None, top_n: int = 10) -> ImageAnalysis:
-    """Analyse layer tars given bottom-up; `diff_ids` / `instructions` aligned with them."""
+                   image_id: str | None = None, top_n: int = 10,
+                   history_empty_layer: Sequence[bool] = ()) -> ImageAnalysis:
+    """Analyse layer tars given bottom-up; `diff_ids` / `instructions` aligned with them.
+
+    `history_empty_layer` is the config history's `empty_layer` flags, carried for the Engine's
+    history to be lined up with the layers (`ImageInfo.aligned`); a caller that caches an image's
+    outline keeps them with it.
+    """
     view = _View(len(layers))
     counts = [_apply(view, i, layer.entries) for i, layer in enumerate(layers)]
     live = sum(size for size, refs in zip(view.content_size, view.refs) if refs > 0)
@@ -310,7 +318,7 @@ def analyse_layers(layers: Sequence[LayerTar], *, diff_ids: Sequence[str] | None
         wire_bytes=None if any(w is None for w in wires) else sum(wires),
         efficiency=dive.efficiency, wasted_bytes=dive.wasted_bytes,
         user_wasted_percent=dive.user_wasted_percent, dive=dive,
-        final_paths=final_paths, packages=packages,
+        final_paths=final_paths, packages=packages, history_empty_layer=tuple(history_empty_layer),
     )
 
 
@@ -325,4 +333,5 @@ def _content_of(layer: LayerTar, item: tuple[bool, int, int, int], view: _View, 
 def analyse_saved(saved: SavedImage, *, top_n: int = 10) -> ImageAnalysis:
     """Analyse an image read by `read_save`."""
     return analyse_layers(saved.layers, diff_ids=saved.diff_ids, instructions=saved.instructions(),
-                          repo_tags=saved.repo_tags, image_id=saved.image_id, top_n=top_n)
+                          repo_tags=saved.repo_tags, image_id=saved.image_id, top_n=top_n,
+                          history_empty_layer=[entry.empty_layer for entry in saved.history])

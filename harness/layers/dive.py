@@ -101,13 +101,11 @@ def _dive_tree(entries: Sequence[LayerEntry]) -> _DNode:
 
 
 def _dive_get(root: _DNode, parts: Sequence[str]) -> _DNode | None:
-    node = root
+    node: _DNode | None = root
     for name in parts:
-        if not node.children:
+        if node is None or not node.children:
             return None
         node = node.children.get(name)
-        if node is None:
-            return None
     return node
 
 
@@ -115,10 +113,11 @@ def _dive_walk(root: _DNode) -> Iterator[tuple[tuple[str, ...], _DNode]]:
     """dive's VisitDepthChildFirst: every node below `root`, children (sorted by name) before their parent."""
     if not root.children:
         return
-    stack = [(root, (), iter(sorted(root.children)))]
+    stack: list[tuple[_DNode, tuple[str, ...], Iterator[str]]] = [(root, (), iter(sorted(root.children)))]
     while stack:
         node, parts, names = stack[-1]
         for name in names:
+            assert node.children is not None  # a node is stacked only with children
             child = node.children[name]
             child_parts = (*parts, name)
             if child.children:
@@ -189,28 +188,38 @@ def dive_figures(layers: Sequence[Sequence[LayerEntry]], *, keep: int = 50) -> D
                 first = None
             lookup = stacked
         for parts, node in _dive_walk(tree):
-            if node.children:
-                continue
-            if parts[-1].startswith(".wh."):
-                trimmed = _trim(parts)
-                below = _dive_get(lookup, trimmed)
-                size = below.subtree_size() if below is not None and below.info and below.info[1] else 0
-                path = "/" + "/".join(trimmed)
-            else:
-                size = node.info[0] if node.info else 0
-                path = "/" + "/".join(parts)
-            record = data.get(path)
-            if record is None:
-                data[path] = [size, size, 1]
-            else:
-                record[0] += size
-                if size < record[1]:
-                    record[1] = size
-                record[2] += 1
+            if not node.children:
+                _count(data, *_leaf(parts, node, lookup))
         if index == 0:
             first = tree
         else:
+            assert stacked is not None  # stacked on the first tree when the second layer came
             _dive_stack(stacked, tree)
+    return _figures(data, sizes, keep)
+
+
+def _leaf(parts: tuple[str, ...], node: _DNode, lookup: _DNode) -> tuple[str, int]:
+    """A leaf's path and size as dive counts it: a whiteout is sized by the directory it removes below, else 0."""
+    if parts[-1].startswith(".wh."):
+        trimmed = _trim(parts)
+        below = _dive_get(lookup, trimmed)
+        size = below.subtree_size() if below is not None and below.info and below.info[1] else 0
+        return "/" + "/".join(trimmed), size
+    return "/" + "/".join(parts), node.info[0] if node.info else 0
+
+
+def _count(data: dict[str, list[int]], path: str, size: int) -> None:
+    record = data.get(path)
+    if record is None:
+        data[path] = [size, size, 1]
+    else:
+        record[0] += size
+        if size < record[1]:
+            record[1] = size
+        record[2] += 1
+
+
+def _figures(data: dict[str, list[int]], sizes: list[int], keep: int) -> DiveFigures:
     minimum = sum(r[1] for r in data.values())
     discovered = sum(r[0] for r in data.values())
     efficiency = 1.0 if discovered == 0 else minimum / discovered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from harness.layers.analysis import ImageAnalysis
 
@@ -52,7 +53,7 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) or math.isinf(value) else value
 
 
-def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict:
+def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict[str, Any]:
     """A json-serialisable dict: totals at the top level, then `layers`, dive's details and packages."""
     return {
         "repo_tags": list(analysis.repo_tags),

@@ -16,7 +16,7 @@ import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from harness.errors import HarnessError
+from harness.errors import EvidenceError
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -25,21 +25,11 @@ _ZERO_BLOCK = bytes(BLOCK)
 _HEADER_ONLY = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-class SaveStreamError(HarnessError):
+class SaveStreamError(EvidenceError):
     """A docker-save stream (or a layer tar in it) that cannot be analysed.
 
     The message is one line, `<subject>: <what failed>: <evidence>`.
     """
-
-    def __init__(self, subject: str, what: str, evidence: str) -> None:
-        self.subject = subject
-        self.what = what
-        self.evidence = evidence
-        super().__init__(f"{subject}: {what}: {_one_line(evidence)}")
 
 
 class CorruptTar(SaveStreamError):
@@ -233,6 +223,57 @@ def _pax_records(data: bytes, subject: str, offset: int) -> dict[str, str]:
     return records
 
 
+def _check_sum(block: bytes, subject: str, offset: int) -> None:
+    """The header's checksum, as an unsigned or (old tars) a signed sum of its bytes."""
+    stored = _number(block[148:156], subject, "checksum", offset)
+    unsigned = sum(block) - sum(block[148:156]) + 8 * 32
+    if stored != unsigned:
+        signed = unsigned - 256 * sum(1 for i, b in enumerate(block) if b >= 128 and not 148 <= i < 156)
+        if stored != signed:
+            raise CorruptTar(subject, "corrupt tar",
+                             f"bad header checksum at offset {offset}: stored {stored}, computed {unsigned}")
+
+
+def _extended_data(src: _Source, data_size: int, subject: str, offset: int) -> bytes:
+    """The data of an extended header (PAX, GNU long name or link), its padding skipped."""
+    try:
+        data = src.read_exact(data_size)
+        src.skip(-data_size % BLOCK)
+    except _Short:
+        raise CorruptTar(subject, "truncated tar",
+                         f"stream ends inside the extended header at offset {offset}") from None
+    return data
+
+
+def _names(block: bytes, pax: dict[str, str], long_name: str | None, long_link: str | None) -> tuple[str, str]:
+    """The member's name and link name: PAX's, else a GNU long one, else the header's (with ustar's prefix)."""
+    name_raw = block[0:100].split(b"\0", 1)[0]
+    magic = block[257:263]
+    if magic == b"ustar\x00":
+        prefix = block[345:500].split(b"\0", 1)[0]
+        if prefix:
+            name_raw = prefix + b"/" + name_raw
+    name = pax.get("path", long_name if long_name is not None else _text(name_raw))
+    linkname = pax.get("linkpath", long_link if long_link is not None else _text(block[157:257].split(b"\0", 1)[0]))
+    return name, linkname
+
+
+def _pax_numbers(block: bytes, pax: dict[str, str], typeflag: bytes, size: int, data_size: int, subject: str,
+                 offset: int) -> tuple[int, int, int, int]:
+    """(size, data size, uid, gid): PAX's where it gives them, else the header's."""
+    try:
+        if "size" in pax:
+            size = int(pax["size"])
+            if typeflag not in _HEADER_ONLY:
+                data_size = size
+        uid = int(pax["uid"]) if "uid" in pax else _number(block[108:116], subject, "uid", offset)
+        gid = int(pax["gid"]) if "gid" in pax else _number(block[116:124], subject, "gid", offset)
+    except ValueError:
+        raise CorruptTar(subject, "corrupt tar",
+                         f"non-numeric PAX field in the header at offset {offset}") from None
+    return size, data_size, uid, gid
+
+
 def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
     """Yield the entries of a tar; after each yield the caller may consume any part of the data.
 
@@ -261,13 +302,7 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
                 raise CorruptTar(subject, "corrupt tar",
                                  f"non-zero byte at offset {nonzero}, after the end-of-archive marker at {offset}")
             return
-        stored = _number(block[148:156], subject, "checksum", offset)
-        unsigned = sum(block) - sum(block[148:156]) + 8 * 32
-        if stored != unsigned:
-            signed = unsigned - 256 * sum(1 for i, b in enumerate(block) if b >= 128 and not 148 <= i < 156)
-            if stored != signed:
-                raise CorruptTar(subject, "corrupt tar",
-                                 f"bad header checksum at offset {offset}: stored {stored}, computed {unsigned}")
+        _check_sum(block, subject, offset)
         typeflag = block[156:157]
         size = _number(block[124:136], subject, "size", offset)
         data_size = 0 if typeflag in _HEADER_ONLY else size
@@ -275,12 +310,7 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
             if data_size > _META_LIMIT:
                 raise CorruptTar(subject, "corrupt tar",
                                  f"extended header of {data_size} bytes at offset {offset}")
-            try:
-                data = src.read_exact(data_size)
-                src.skip(-data_size % BLOCK)
-            except _Short:
-                raise CorruptTar(subject, "truncated tar",
-                                 f"stream ends inside the extended header at offset {offset}") from None
+            data = _extended_data(src, data_size, subject, offset)
             if typeflag == b"x":
                 pax.update(_pax_records(data, subject, offset))
             elif typeflag == b"L":
@@ -292,24 +322,8 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
         if typeflag in (b"S", b"M") or any(key.startswith("GNU.sparse.") for key in pax):
             raise SaveStreamError(subject, "unsupported tar member",
                                   f"sparse or multi-volume member at offset {offset}")
-        name_raw = block[0:100].split(b"\0", 1)[0]
-        magic = block[257:263]
-        if magic == b"ustar\x00":
-            prefix = block[345:500].split(b"\0", 1)[0]
-            if prefix:
-                name_raw = prefix + b"/" + name_raw
-        name = pax.get("path", long_name if long_name is not None else _text(name_raw))
-        linkname = pax.get("linkpath", long_link if long_link is not None else _text(block[157:257].split(b"\0", 1)[0]))
-        try:
-            if "size" in pax:
-                size = int(pax["size"])
-                if typeflag not in _HEADER_ONLY:
-                    data_size = size
-            uid = int(pax["uid"]) if "uid" in pax else _number(block[108:116], subject, "uid", offset)
-            gid = int(pax["gid"]) if "gid" in pax else _number(block[116:124], subject, "gid", offset)
-        except ValueError:
-            raise CorruptTar(subject, "corrupt tar",
-                             f"non-numeric PAX field in the header at offset {offset}") from None
+        name, linkname = _names(block, pax, long_name, long_link)
+        size, data_size, uid, gid = _pax_numbers(block, pax, typeflag, size, data_size, subject, offset)
         if size < 0 or data_size < 0:
             raise CorruptTar(subject, "corrupt tar", f"negative size in the header at offset {offset}")
         mode = _number(block[100:108], subject, "mode", offset) & 0o7777

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hostneeds import needs
 
 HOST_RTLD = Path("/lib64/ld-linux-x86-64.so.2")
 DLOPEN_JSON = '[{"soname":["libZ.so.9","libC.so.1"],"feature":"cee","priority":"recommended"}]'
@@ -66,8 +67,7 @@ def elf32_library(soname: str, machine: int = 3) -> bytes:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the synthetic ELF files")
+    needs(shutil.which("gcc") is not None, "gcc is needed to build the synthetic ELF files")
     d = tmp_path_factory.mktemp("elfbuild")
     (d / "c.c").write_text("int c(void) { return 3; }\n")
     (d / "b.c").write_text("int c(void); int b(void) { return c(); }\n")
@@ -138,8 +138,7 @@ class Root:
 @pytest.fixture()
 def root(tmp_path: Path) -> Root:
     """An empty root with Debian's merged-/usr layout and the host's ld.so in it."""
-    if not HOST_RTLD.exists():
-        pytest.skip("needs an x86-64 glibc host for its ld.so")
+    needs(HOST_RTLD.exists(), "needs an x86-64 glibc host for its ld.so")
     made = Root(tmp_path / "root")
     made.path.mkdir()
     made.merged_usr()

@@ -10,12 +10,16 @@ from pathlib import Path
 from pathlib import PurePosixPath as P
 
 import pytest
+from hostneeds import needs
 
 from harness.elf import ElfError, Resolver, read_elf
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ldd") is None or not Path("/lib64/ld-linux-x86-64.so.2").exists(),
-    reason="needs an x86-64 glibc host with ldd")
+
+@pytest.fixture(autouse=True)
+def _x86_64_glibc_host() -> None:
+    needs(shutil.which("ldd") is not None and Path("/lib64/ld-linux-x86-64.so.2").exists(),
+          "needs an x86-64 glibc host with ldd")
+
 
 SAMPLE = 50
 DIRS = ("/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu", "/usr/libexec", "/usr/lib")
@@ -80,8 +84,7 @@ def test_closures_agree_with_ldd_on_host_sample():
 
 
 def test_lib_and_platform_expand_like_the_real_loader(tmp_path):
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc")
+    needs(shutil.which("gcc") is not None, "needs gcc")
     (tmp_path / "f.c").write_text("int f(void) { return 1; }\n")
     (tmp_path / "m.c").write_text("int f(void); int main(void) { return f(); }\n")
     subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libf.so", "-o", "libf.so", "f.c"], cwd=tmp_path, check=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from pathlib import PurePosixPath as P
 
 import pytest
+from hostneeds import needs
 
 from harness.elf import Resolver
 from harness.elf.ldcache import cache_flags, cache_table, parse_cache
@@ -17,8 +18,8 @@ from harness.elf.ldcache import cache_flags, cache_table, parse_cache
 HOST_CACHE = Path("/etc/ld.so.cache")
 
 
-@pytest.mark.skipif(not HOST_CACHE.exists() or shutil.which("ldconfig") is None, reason="needs a glibc host")
 def test_host_cache_matches_ldconfig_p():
+    needs(HOST_CACHE.exists() and shutil.which("ldconfig") is not None, "needs a glibc host")
     entries = parse_cache(HOST_CACHE.read_bytes())
     listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
     pairs = re.findall(r"^\s+(\S+) \(([^)]*)\) => (\S+)$", listed, re.MULTILINE)
@@ -70,8 +71,7 @@ def test_garbage_cache_is_rejected():
 
 
 def test_cache_made_by_ldconfig_in_the_root(root, built):
-    if shutil.which("ldconfig") is None:
-        pytest.skip("needs ldconfig")
+    needs(shutil.which("ldconfig") is not None, "needs ldconfig")
     app = root.put("/usr/bin/app", built.app_plain)
     root.put("/opt/cached/libC.so.1", built.libC)
     root.put("/etc/ld.so.conf", b"/opt/cached\n")

@@ -272,3 +272,33 @@ def test_order_of_the_stream_does_not_matter(order):
     layers = [layer_tar(F("a", 10)), layer_tar(F("b", 20)), layer_tar(W("a"))]
     a = analyse(*layers, order=order)
     assert a.dead_bytes == 10 and [layer.file_bytes for layer in a.layers] == [10, 20, 0]
+
+
+def test_the_figures_a_run_keeps_are_the_analysis_own():
+    """figures_of copies every figure by name: no second model of a layer to keep in step."""
+    from harness.layers.figures import LayerFigure, LayerFigures, figures_of
+
+    a = analyse(layer_tar(D("opt"), F("opt/big", 10 * MB), F("opt/b", 3), F("keep", b"k" * 7)), layer_tar(D("opt"), W("opt/big")))
+    kept = figures_of(a, (("gcc", 5),), largest=1, rename=str.upper)
+    assert isinstance(kept, LayerFigures) and kept.leftover_packages == (("gcc", 5),)
+    for name in ("content_bytes", "live_bytes", "dead_bytes", "wire_bytes", "efficiency", "wasted_bytes", "user_wasted_percent"):
+        assert getattr(kept, name) == getattr(a, name), name
+    assert [layer.instruction for layer in kept.layers] == [layer.instruction or "" for layer in a.layers]
+    for figure, layer in zip(kept.layers, a.layers, strict=True):
+        assert isinstance(figure, LayerFigure)
+        for name in ("file_bytes", "added", "changed", "deleted", "dead_bytes", "killed_bytes", "wire_bytes"):
+            assert getattr(figure, name) == getattr(layer, name), name
+    assert kept.layers[0].largest == (("/OPT/BIG", 10 * MB),)
+
+
+def test_the_ci_limits_name_each_one_passed():
+    from harness.layers.limits import Limits, exceeded
+
+    a = analyse(layer_tar(F("big", 10 * MB)), layer_tar(W("big")))
+    assert exceeded(a, Limits()) == ()
+    assert exceeded(a, Limits(max_dead_bytes=10 * MB)) == ()
+    assert exceeded(a, Limits(max_dead_bytes=10 * MB - 1)) == (f"{10 * MB:,} dead bytes > --max-dead {10 * MB - 1:,}",)
+    assert len(exceeded(a, Limits(max_dead_bytes=0, min_efficiency=1.0))) == 2
+    assert Limits.parse("5", "0.5") == Limits(5, 0.5)
+    with pytest.raises(ValueError):
+        Limits.parse("5MB", None)

@@ -1,0 +1,72 @@
+"""What a run keeps of an image's layer analysis: the figures results.json stores and RESULTS.md shows.
+
+They are the analysis' own output (`figures_of`), not a second model of a
+layer: the same field names as `analysis.Layer` and `analysis.ImageAnalysis`,
+copied by name, with each layer's largest files cut to a few and their paths
+passed through `rename` (the harness redacts them), and the packages the
+stage left behind.  Everything else of the analysis stays with the analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.layers.analysis import ImageAnalysis, Layer
+
+
+@dataclass(frozen=True)
+class LayerFigure:
+    """One layer as its tar shows it: what it adds, changes and deletes, and the bytes it stores in vain."""
+
+    instruction: str
+    file_bytes: int
+    added: int
+    changed: int
+    deleted: int
+    dead_bytes: int  # stored in this layer, not shown by the final file system
+    killed_bytes: int  # of lower layers, made dead by this one
+    wire_bytes: int | None
+    largest: tuple[tuple[str, int], ...]  # (path, bytes), largest first
+
+
+@dataclass(frozen=True)
+class LayerFigures:
+    """Where an image's bytes are (from its saved layer tars; see harness.layers for the definitions)."""
+
+    content_bytes: int  # the headline size: what overlay2 reports as `Size`, computed from the layer tars
+    live_bytes: int
+    dead_bytes: int
+    wire_bytes: int | None
+    efficiency: float  # dive's score
+    wasted_bytes: int  # dive's
+    user_wasted_percent: float | None  # dive's, a fraction
+    layers: tuple[LayerFigure, ...]
+    leftover_packages: tuple[tuple[str, int], ...] = ()  # (package, installed bytes) the stage added
+
+
+def layer_figure(layer: Layer, largest: int, rename: Callable[[str], str] = str) -> LayerFigure:
+    """`layer`'s figures, with its `largest` largest files."""
+    shared = {f.name: getattr(layer, f.name) for f in fields(LayerFigure) if f.name not in ("instruction", "largest")}
+    return LayerFigure(
+        **shared,
+        instruction=layer.instruction or "",
+        largest=tuple((rename(path.path), path.size) for path in layer.largest[:largest]),
+    )
+
+
+def figures_of(
+    analysis: ImageAnalysis,
+    leftover_packages: tuple[tuple[str, int], ...] = (),
+    largest: int = 5,
+    rename: Callable[[str], str] = str,
+) -> LayerFigures:
+    """What a run keeps of `analysis`: every figure by name, each layer's with its `largest` largest files."""
+    shared = {f.name: getattr(analysis, f.name) for f in fields(LayerFigures) if f.name not in ("layers", "leftover_packages")}
+    return LayerFigures(
+        **shared,
+        layers=tuple(layer_figure(layer, largest, rename) for layer in analysis.layers),
+        leftover_packages=leftover_packages,
+    )
