@@ -162,6 +162,7 @@ class DockerEngine:
         labels: dict[str, str],
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
+        target: str | None = None,
     ) -> BuildRecord:
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         steps = BuildSteps()
@@ -182,6 +183,7 @@ class DockerEngine:
                     forcerm=True,  # remove intermediate containers even when a step fails
                     nocache=no_cache,
                     pull=False,
+                    target=target,  # stop at this named stage: its image is the answer
                     decode=True,
                 )
                 for chunk in stream:

@@ -203,6 +203,7 @@ class Engine(Protocol):
         labels: dict[str, str],
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
+        target: str | None = None,
     ) -> BuildRecord: ...
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...
