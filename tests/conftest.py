@@ -73,6 +73,14 @@ def nested_engine(name: str, store: str) -> Iterator[NestedEngine]:
         subprocess.run([*script, "stop", name, "--purge"], capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tests' cache folder (XDG_CACHE_HOME), also for the `invoke` they run: never the user's cache."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def engine() -> DockerEngine:
     """A real Engine: skipped without one on a workstation, a failure in CI."""

@@ -1,0 +1,130 @@
+"""Layer reads cached by content: keyed by diff_id, never trusted when corrupt or foreign, written atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.layers.cache import LayerCache, cache_root, clear
+from harness.measure import analyse_image
+
+from .fakes import FakeEngine
+from .layers.test_layers_build import F, layer_tar, save_stream
+
+BASE = layer_tar(F("/etc/os-release", b"ID=debian\n"), F("/usr/bin/tool", 5000))
+TOOL = layer_tar(F("/usr/bin/tool", 7000), F("/hello", b"hello\n"))
+TOOL_CHANGED = layer_tar(F("/usr/bin/tool", 9000), F("/hello", b"hello!\n"))
+
+
+@dataclasses.dataclass
+class SavingEngine(FakeEngine):
+    """Saves each image as the synthetic save stream of its layer tars."""
+
+    streams: dict[str, bytes] = dataclasses.field(default_factory=dict)
+
+    def add(self, *layers: bytes) -> str:
+        stream = save_stream(layers).stream
+        image_id = "sha256:" + hashlib.sha256(stream).hexdigest()
+        self.streams[image_id] = stream
+        return image_id
+
+    def save_image(self, image: str) -> Iterator[bytes]:
+        self.saved.append(image)
+        yield self.streams[image]
+
+
+def entry_path(cache: LayerCache, diff_id: str) -> Path:
+    return cache.folder / "layer" / f"{diff_id.removeprefix('sha256:')}.json.gz"
+
+
+def test_an_image_whose_layers_are_all_known_is_not_saved(tmp_path: Path) -> None:
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    image = engine.add(BASE, TOOL)
+    first = analyse_image(engine, image, wire=True, cache=cache)
+    again = analyse_image(engine, image, wire=True, cache=cache)
+    assert engine.saved == [image]
+    assert again == first == analyse_image(engine, image, wire=True)  # the same figures as read from the save stream
+    assert again.wire_bytes is not None and again.dead_bytes == 5000
+
+
+def test_the_cache_is_keyed_by_content_a_changed_layer_is_read_an_unchanged_one_kept(tmp_path: Path) -> None:
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    analyse_image(engine, engine.add(BASE, TOOL), cache=cache)
+    base_id = analyse_image(engine, engine.add(BASE), cache=cache).layers[0].diff_id
+    assert base_id is not None
+    kept = entry_path(cache, base_id).stat()
+    changed = engine.add(BASE, TOOL_CHANGED)
+    analysis = analyse_image(engine, changed, cache=cache)
+    assert engine.saved[-1] == changed  # a layer it had never seen: the image is saved and read
+    new_id = analysis.layers[1].diff_id
+    assert new_id is not None and cache.layer(new_id, wire=True) is not None
+    assert analysis.layers[1].file_bytes == 9007 and analysis.dead_bytes == 5000
+    # The unchanged layer's entry is the same file, not written again.
+    after = entry_path(cache, base_id).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
+    assert analysis == analyse_image(engine, changed)
+
+
+def test_without_the_wire_size_cached_a_wire_request_reads_the_image(tmp_path: Path) -> None:
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    image = engine.add(BASE, TOOL)
+    analyse_image(engine, image, wire=False, cache=cache)
+    assert analyse_image(engine, image, wire=True, cache=cache).wire_bytes is not None
+    assert analyse_image(engine, image, wire=False, cache=cache).wire_bytes is not None  # the fuller read serves both
+    assert engine.saved == [image, image]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "other-version"])
+def test_a_corrupt_or_foreign_entry_is_recomputed_with_a_warning(tmp_path: Path, damage: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    image = engine.add(BASE, TOOL)
+    truth = analyse_image(engine, image, cache=cache)
+    base_id, tool_id = (layer.diff_id for layer in truth.layers)
+    path = entry_path(cache, base_id)
+    if damage == "garbage":
+        path.write_bytes(b"\x00not gzip at all")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:40])  # a crash mid-write that was not renamed would leave no such file
+    elif damage == "foreign":
+        path.write_bytes(entry_path(cache, tool_id).read_bytes())  # another layer's read under this digest
+    else:
+        text = gzip.decompress(path.read_bytes()).replace(b'"version":1', b'"version":99')
+        path.write_bytes(gzip.compress(text))
+    caplog.set_level(logging.WARNING, logger="harness.layers.cache")
+    again = analyse_image(engine, image, cache=cache)
+    assert again == truth
+    assert engine.saved == [image, image]  # not trusted: the image was read again
+    assert any(base_id in record.getMessage() for record in caplog.records)
+    assert cache.layer(base_id, wire=True) is not None  # and the entry written again, whole
+    assert analyse_image(engine, image, cache=cache) == truth and engine.saved == [image, image]
+
+
+def test_entries_are_written_atomically_and_a_leftover_temporary_file_is_ignored(tmp_path: Path) -> None:
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    image = engine.add(BASE)
+    diff_id = analyse_image(engine, image, cache=cache).layers[0].diff_id
+    folder = entry_path(cache, diff_id).parent
+    assert [p.name for p in folder.iterdir()] == [entry_path(cache, diff_id).name]  # no temporary file left
+    (folder / f".{entry_path(cache, diff_id).name}.x.tmp").write_bytes(b"half an entry")  # a crash mid-write
+    analyse_image(engine, image, cache=cache)
+    assert engine.saved == [image]
+
+
+def test_clean_empties_the_cache_folder(tmp_path: Path) -> None:
+    engine, cache = SavingEngine(), LayerCache(tmp_path / "hello-ladder")
+    analyse_image(engine, engine.add(BASE, TOOL), cache=cache)
+    assert clear(tmp_path / "hello-ladder") == 3  # two layers and the image's outline
+    assert not (tmp_path / "hello-ladder").exists() and clear(tmp_path / "hello-ladder") == 0
+
+
+def test_the_cache_folder_follows_xdg() -> None:
+    assert cache_root({"XDG_CACHE_HOME": "/var/cache/me"}) == Path("/var/cache/me/hello-ladder")
+    assert cache_root({}) == Path.home() / ".cache" / "hello-ladder"
+    assert cache_root({"XDG_CACHE_HOME": "relative"}) == Path.home() / ".cache" / "hello-ladder"  # as the spec says
