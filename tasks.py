@@ -26,6 +26,8 @@ from harness.errors import BaseUnavailable, EngineLost, EngineUnavailable, Harne
 from harness.imagefs import unpacked_image
 from harness.ledger import Ledger
 from harness.layers import layer_table
+from harness.layers.cache import LayerCache, cache_root
+from harness.layers.cache import clear as clear_cache
 from harness.layers import to_json as layers_to_json
 from harness.layers.limits import Limits, exceeded
 from harness.lock import exclusive_run
@@ -95,7 +97,7 @@ def _settings(base: str, no_cache: bool = False) -> Settings:
     # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
     namespace = os.environ.get("HELLO_LADDER_NAMESPACE", labels.DEFAULT_NAMESPACE)
     return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache,
-                    source_date_epoch=_source_date_epoch())
+                    source_date_epoch=_source_date_epoch(), cache_dir=cache_root())
 
 
 def _source_date_epoch() -> int | None:
@@ -224,11 +226,17 @@ def all_stages(
         "bases": "also remove the base images this checkout bootstrapped",
         "namespace": "only what runs under this tag namespace made (default: every namespace)",
         "dry_run": "list what would be removed, and why each is the project's, without removing anything",
+        "cache": "also empty the cache folder of layer figures and [slim] images ($XDG_CACHE_HOME/hello-ladder)",
     }
 )
 @_reported
-def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False) -> None:
+def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False,
+          cache: bool = False) -> None:
     """Remove the images and containers this checkout made (recorded by ID in its ledger), and nothing else."""
+    if cache:
+        folder = cache_root()
+        count = sum(1 for p in folder.rglob("*") if p.is_file()) if dry_run and folder.is_dir() else None
+        _say(f"would empty {folder} ({count} files)" if dry_run else f"emptied {folder} ({clear_cache(folder)} files)")
     engine = DockerEngine.from_env()
     ledger = Ledger.open(ROOT, engine.identity())
     removals = ownership.clean(engine, ledger, ownership.Scope(namespace=namespace, bases=bases), dry_run=dry_run)
@@ -259,7 +267,8 @@ def layers(
         limits = Limits.parse(max_dead, min_efficiency)
     except ValueError:
         raise Exit("error: --max-dead takes a number of bytes, --min-efficiency a number from 0 to 1", code=2) from None
-    analysis = analyse_image(DockerEngine.from_env(), image, wire=not no_wire)
+    engine = DockerEngine.from_env()
+    analysis = analyse_image(engine, image, wire=not no_wire, cache=LayerCache.for_store(engine.describe().image_store))
     if json_:
         _say(json.dumps(layers_to_json(analysis), indent=2))
     else:

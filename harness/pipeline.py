@@ -18,12 +18,13 @@ from pathlib import Path
 from harness import labels, ownership
 from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
-from harness.dockerfile import base_images, label_build_stages
+from harness.dockerfile import base_images, label_build_stages, name_build_stages
 from harness.engine_protocol import Engine
 from harness.enginelock import EngineLocks
 from harness.imagefs import unpacked_image
 from harness.imagewrite import image_archive, layer_tar
 from harness.layers import SaveStreamError
+from harness.layers.cache import LayerCache
 from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.measure import installed_packages, measure_layers
 from harness.atomic import write_files
@@ -32,6 +33,7 @@ from harness.reasons import describe
 from harness.scanview import scanner_view
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
 from harness.tracer import trace_commands
+from harness.slimcache import SlimMade, SlimMemo, slim_key
 from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, StageConfigError
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import DEFAULT_USER, Stage, WhenBaseMissing, discover, load_stage, names_stage
@@ -61,6 +63,9 @@ class Settings:
     source_date_epoch: int | None = None
     # Where each [slim] stage's SPDX document goes (<stage>.spdx.json); None: not written.
     sbom_dir: Path | None = None
+    # The user's cache folder (harness.layers.cache): layer reads by diff_id, [slim] images by their inputs.
+    # None: nothing is cached, every image is saved and read, every [slim] image written again.
+    cache_dir: Path | None = None
 
     @property
     def stages_dir(self) -> Path:
@@ -101,13 +106,14 @@ class BaseCache:
 
     engine: Engine
     ledger: Ledger | None = None
+    layers: LayerCache | None = None  # layer reads by content, for the bases and the stages alike
     statuses: dict[str, BaseStatus | BaseUnavailable] = field(default_factory=dict)
     packages: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def installed(self, ref: str) -> dict[str, int]:
         """The base's dpkg packages, read once per run."""
         if ref not in self.packages:
-            self.packages[ref] = installed_packages(self.engine, ref)
+            self.packages[ref] = installed_packages(self.engine, ref, self.layers)
         return self.packages[ref]
 
     def provide(self, ref: str) -> BaseStatus | BaseUnavailable:
@@ -172,7 +178,9 @@ def measure_stages(
     ledger = Ledger.open(settings.repo_root, engine.identity())
     ledger.record_session(settings.session, settings.namespace)
     made = Made(ledger, settings.session, settings.namespace)
-    bases = BaseCache(engine, ledger)
+    layer_cache = None if settings.cache_dir is None else LayerCache.for_store(engine.describe().image_store,
+                                                                              settings.cache_dir)
+    bases = BaseCache(engine, ledger, layer_cache)
     results: list[StageResult] = []
     lost: EngineUnavailable | None = None
     try:
@@ -245,7 +253,7 @@ def process_folder(
     for ref in base_refs:
         base_packages.update(bases.installed(ref))
     try:
-        info, figures = measure_layers(engine, info, base_packages, wire=settings.wire_size)
+        info, figures = measure_layers(engine, info, base_packages, wire=settings.wire_size, cache=bases.layers)
     except SaveStreamError as error:
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,
@@ -303,7 +311,42 @@ def _build_dockerfile(
     made: Made,
     role: str,
 ) -> BuildRecord:
-    """Build the stage's Dockerfile with the source folder as context, and record in the ledger every image it made."""
+    """Build the stage's Dockerfile with the source folder as context, and record in the ledger every image it made.
+
+    Each compile stage of a multi-stage build is built first on its own
+    (`target=`) and kept under a tag of its own, `<tag>-builder<N>`, recorded
+    with role builder: the end-of-run sweep removes only untagged images, so
+    the compile stage and its build cache survive to the next run, and the
+    full build that follows takes it from the cache.  `invoke clean` removes
+    it by its ID in the ledger, as everything else.
+    """
+    dockerfile, builder_stages = name_build_stages(dockerfile)
+    builds = [
+        _build_one(engine, stage, settings, dockerfile, f"{tag}-builder{index}", {}, made, ROLE_BUILDER,
+                   target=name, no_cache=settings.no_cache)
+        for index, name in enumerate(builder_stages)
+    ]
+    # Under --no-cache the compile stages were just built afresh: the full build takes them from there
+    # instead of compiling them again (its own steps only copy from them).
+    final = _build_one(engine, stage, settings, dockerfile, tag, image_labels, made, role,
+                       no_cache=settings.no_cache and not builds)
+    return BuildRecord(final.image_id, sum(b.seconds for b in (*builds, final)),
+                       all(b.fully_cached for b in (*builds, final)))
+
+
+def _build_one(
+    engine: Engine,
+    stage: Stage,
+    settings: Settings,
+    dockerfile: str,
+    tag: str,
+    image_labels: dict[str, str],
+    made: Made,
+    role: str,
+    no_cache: bool,
+    target: str | None = None,
+) -> BuildRecord:
+    """One build request; the image it answers with is recorded under `tag`, and so is each untagged one it made."""
     seen = StageTops()
 
     def on_line(line: str) -> None:
@@ -320,8 +363,9 @@ def _build_dockerfile(
                 tag=tag,
                 build_args=settings.build_args,
                 labels=image_labels,
-                no_cache=settings.no_cache,
+                no_cache=no_cache,
                 on_line=on_line,
+                target=target,
             )
         made.ledger.record_image(record.image_id, role, (tag,), made.namespace)
         return record
@@ -386,20 +430,34 @@ def build_slim_stage(
     progress(f"{stage.name}: building the source image {source}")
     started = time.monotonic()
     source_labels = labels.image(checkout, settings.namespace, stage=stage.name)
+    # The source image is kept (tagged, role builder), with its build cache: the next run builds it from the cache.
     source_build = _build_dockerfile(engine, stage, settings, dockerfile, source, source_labels, made, ROLE_BUILDER)
-    try:
-        stage_labels = labels.image(checkout, settings.namespace, stage=stage.name, base=settings.base)
-        private = settings.private_tag(stage.name, checkout)
-        sbom = settings.sbom_dir / f"{stage.name}.spdx.json" if settings.sbom_dir is not None else None
+    stage_labels = labels.image(checkout, settings.namespace, stage=stage.name, base=settings.base)
+    private = settings.private_tag(stage.name, checkout)
+    sbom = settings.sbom_dir / f"{stage.name}.spdx.json" if settings.sbom_dir is not None else None
+    memo = None if settings.cache_dir is None else SlimMemo(settings.cache_dir)
+    key = slim_key(source_build.image_id, stage.slim, stage.command, stage_labels, settings.source_date_epoch,
+                   sbom is not None)
+    before = memo.get(key) if memo is not None else None
+    if before is not None and engine.has_image(before.image_id) and made.ledger.read().image(before.image_id):
+        # The same source and spec: the image written last time is this one, byte for byte.
+        engine.tag_image(before.image_id, private)
+        if sbom is not None and before.sbom is not None:
+            write_files(sbom.parent, {sbom.name: before.sbom})
+        record = BuildRecord(before.image_id, 0.0, True)
+        lines = before.lines
+        progress(f"{stage.name}: the source image and [slim] spec are unchanged: image {before.image_id} reused")
+    else:
         record, plan = build_slim_image(
             engine, source_build.image_id, stage.slim, private, stage.command, stage_labels, made,
             settings.source_date_epoch, sbom,
         )
-        progress(f"{stage.name}: {len(plan.copies)} paths copied: the closure from the resolver, and the extras")
-        progress(f"{stage.name}: {slim_summary(plan, record.image_id)}")
-    finally:
-        # The source image served only to read the closure from.
-        ownership.remove_made(engine, made.ledger, frozenset({source_build.image_id}))
+        lines = (f"{len(plan.copies)} paths copied: the closure from the resolver, and the extras",
+                 slim_summary(plan, record.image_id))
+        if memo is not None:
+            memo.put(key, SlimMade(record.image_id, lines, sbom.read_text(encoding="utf-8") if sbom else None))
+    for line in lines:
+        progress(f"{stage.name}: {line}")
     known_as = publish(engine, made, record.image_id, private, tag, progress)
     seconds = time.monotonic() - started
     cached = source_build.fully_cached and record.fully_cached

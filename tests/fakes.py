@@ -42,6 +42,8 @@ class FakeEngine:
     imported: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     loaded: list[bytes] = field(default_factory=list)  # the archives given to load_image
     traces: dict[str, str] = field(default_factory=dict)  # traced command, joined by spaces -> strace's output
+    targets: list[str | None] = field(default_factory=list)  # each build's target stage, in order
+    saved: list[str] = field(default_factory=list)  # the images given to save_image
 
     def describe(self) -> EngineFacts:
         return EngineFacts("Docker Engine", "0.0-fake", "1.41", "overlay2", "classic builder (API build, version 1)")
@@ -80,12 +82,14 @@ class FakeEngine:
         labels: dict[str, str],
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
+        target: str | None = None,
     ) -> BuildRecord:
         with tarfile.open(fileobj=io.BytesIO(context)) as tar:
             member = tar.extractfile(dockerfile)
             assert member is not None
             text = member.read().decode()
         self.built.append((tag, text, labels))
+        self.targets.append(target)
         if stage in self.failing_builds:
             raise BuildFailed(stage, "RUN make", ("Step 3/3 : RUN make", "make: *** No rule"), self.failing_builds[stage])
         self.images[tag] = dataclasses.replace(_image(len(context)), image_id=f"sha256:{tag}")
@@ -152,6 +156,7 @@ class FakeEngine:
         """Every image saves as one layer holding one file of the image's size (zeros, made on the fly)."""
         from .layers.test_layers_build import big_zero_save_chunks
 
+        self.saved.append(image)
         yield from big_zero_save_chunks(self.image_info(image).engine_size_bytes)
 
     @contextlib.contextmanager

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness.model import ImageInfo, LayerRecord, Outcome, RunResult
-from harness.ledger import Ledger
+from harness.ledger import ROLE_BUILDER, Ledger
 from harness.pipeline import Settings, StageTops, run_stages
 
 from .conftest import REPO_ROOT
@@ -38,11 +38,21 @@ def test_every_stage_is_built_run_and_judged(repo: Path) -> None:
     assert outcomes.pop("05-alpine") is Outcome.SKIPPED  # no Alpine image, and none to pull or bootstrap
     assert set(outcomes.values()) == {Outcome.PASS}
     assert report.ok
-    # The run removes the source image of each slim stage, by the ID its build returned, and nothing else.
+    # Builder images are kept on purpose, tagged and recorded with role builder: each slim stage's source
+    # image and each compile stage of a multi-stage build (built on its own, `target=` its stage's name).
     slim_stages = [folder.name for folder in sorted((repo / "stages").iterdir()) if "[slim]" in (folder / "stage.toml").read_text()]
     assert "08-scratch-auto" in slim_stages and "42-python-scratch" in slim_stages
     ledger = Ledger.open(repo, engine.identity())
-    assert engine.removed == [f"sha256:{Settings(repo).tag(name)}-{ledger.checkout}-source" for name in slim_stages]
+    assert engine.removed == []
+    builders = {entry.tags[0]: entry for entry in ledger.read().images if entry.role == ROLE_BUILDER}
+    for name in slim_stages:
+        source = f"{Settings(repo).tag(name)}-{ledger.checkout}-source"
+        assert source in builders and engine.has_image(source)
+    for name in ("06-scratch-dynamic", "07-scratch-libs", "09-scratch-static", "21-go-scratch", "31-rust-static"):
+        compile_stage = f"{Settings(repo).tag(name)}-{ledger.checkout}-builder0"
+        assert compile_stage in builders and engine.has_image(compile_stage)
+    targets = [target for target in engine.targets if target is not None]
+    assert targets and set(targets) == {"hello-ladder-builder-0"}
     # Every stage image is recorded by ID with its public tag; the bases (present, not bootstrapped) are not.
     recorded = {entry.image_id: entry for entry in ledger.read().images}
     for stage in report.stages:
@@ -76,8 +86,12 @@ def test_runs_are_locked_down_and_labelled(repo: Path) -> None:
 def test_the_final_image_carries_the_checkout_and_no_ownership_label(repo: Path) -> None:
     engine = FakeEngine(images=dict(BASES))
     run_stages(engine, Settings(repo), "07", progress=lambda line: None)
-    [(tag, dockerfile, labels)] = engine.built
+    [(builder_tag, _, builder_labels), (tag, dockerfile, labels)] = engine.built
     checkout = Ledger.open(repo, engine.identity()).checkout
+    # The compile stage first, on its own and with no build-request label: the image the full build then reuses.
+    assert engine.targets == ["hello-ladder-builder-0", None]
+    assert builder_tag == f"hello-ladder/07-scratch-libs:debian-bookworm-{checkout}-builder0" and builder_labels == {}
+    assert builder_tag in engine.images
     # Built under this checkout's own tag, then given the public one.
     assert tag == f"hello-ladder/07-scratch-libs:debian-bookworm-{checkout}"
     assert "hello-ladder/07-scratch-libs:debian-bookworm" in engine.images and tag not in engine.images
@@ -159,3 +173,23 @@ def test_history_is_lined_up_with_layers_by_the_empty_layer_flags_alone() -> Non
     aligned = info.aligned((False, True, False, True))
     assert aligned is not None and aligned.layers == (history[0], history[2])
     assert info.aligned((False, True)) is None  # entries that do not pair up are not guessed at
+
+
+def test_a_slim_stage_with_the_same_source_and_spec_reuses_its_image(repo: Path, tmp_path: Path) -> None:
+    engine = FakeEngine(images=dict(BASES))
+    settings = Settings(repo, cache_dir=tmp_path / "cache", sbom_dir=tmp_path / "sbom")
+    first = run_stages(engine, settings, "08", progress=lambda line: None).stages[0]
+    sbom = (tmp_path / "sbom" / "08-scratch-auto.spdx.json").read_text()
+    (tmp_path / "sbom" / "08-scratch-auto.spdx.json").unlink()
+    said: list[str] = []
+    again = run_stages(engine, settings, "08", progress=said.append).stages[0]
+    assert len(engine.loaded) == 1  # written and loaded once
+    assert again.image_info == first.image_info and again.outcome is first.outcome
+    assert any("unchanged" in line and "reused" in line for line in said)
+    assert (tmp_path / "sbom" / "08-scratch-auto.spdx.json").read_text() == sbom
+    # Another spec (another command) is another image.
+    toml = repo / "stages" / "08-scratch-auto" / "stage.toml"
+    toml.write_text(toml.read_text().replace('with = [', 'with = ["tmp", ', 1) if "with = [" in toml.read_text()
+                    else toml.read_text().replace("[slim]\n", '[slim]\nwith = ["tmp"]\n'))
+    run_stages(engine, settings, "08", progress=lambda line: None)
+    assert len(engine.loaded) == 2
