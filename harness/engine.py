@@ -96,6 +96,10 @@ class DockerEngine:
             client.ping()
         return cls(client)
 
+    def close(self) -> None:
+        """Close the connections: a build or a wait under way in another thread ends (the Engine cancels a build)."""
+        self._client.api.close()
+
     def describe(self) -> EngineFacts:
         with _converted("version"):
             version = self._client.version()

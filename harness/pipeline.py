@@ -11,7 +11,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class Settings:
     source_date_epoch: int | None = None
     # Where each [slim] stage's SPDX document goes (<stage>.spdx.json); None: not written.
     sbom_dir: Path | None = None
+    # How many stages are built, run and measured at once (see `_processed`).
+    jobs: int = 1
     # The user's cache folder (harness.layers.cache): layer reads by diff_id, [slim] images by their inputs.
     # None: nothing is cached, every image is saved and read, every [slim] image written again.
     cache_dir: Path | None = None
@@ -184,12 +187,13 @@ def measure_stages(
     results: list[StageResult] = []
     lost: EngineUnavailable | None = None
     try:
-        for folder in filter(keep, select(discover(settings.stages_dir), wanted)):
+        folders = tuple(filter(keep, select(discover(settings.stages_dir), wanted)))
+        for folder, done in _processed(engine, settings, folders, bases, progress, made):
             if lost is None:
-                try:
-                    result = process_folder(engine, settings, folder, bases, progress, made)
-                except EngineUnavailable as error:
-                    lost = error
+                if isinstance(done, EngineUnavailable):
+                    lost = done
+                else:
+                    result = done
             if lost is not None:
                 # Keep what was measured; the stages after the loss are errors, not silence.
                 result = StageResult(name=folder.name, title="(not measured)", changes="", outcome=Outcome.ERROR, reason=str(lost))
@@ -211,6 +215,68 @@ def measure_stages(
         versions=measuring_versions(),
     )
     return Measured(report, lost)
+
+
+def _processed(
+    engine: Engine, settings: Settings, folders: tuple[Path, ...], bases: BaseCache, progress: Progress, made: Made
+) -> Iterator[tuple[Path, StageResult | EngineUnavailable]]:
+    """Each folder's result (or the Engine's loss), in the folders' order, built `settings.jobs` at a time.
+
+    With more than one job, the bases are provided first, one at a time (a
+    bootstrap is never run twice), then the stages are built, run and measured
+    in threads: the Engine builds them concurrently and their downloads
+    overlap.  Each stage's own lines are held back and printed with its
+    result, in name order, so the output reads as a serial run's does; only a
+    `started` line is printed as each one starts.  An interrupt closes the
+    Engine's connections, which cancels the builds under way.
+    """
+    if settings.jobs <= 1 or len(folders) <= 1:
+        lost: EngineUnavailable | None = None
+        for folder in folders:
+            if lost is None:
+                try:
+                    yield folder, process_folder(engine, settings, folder, bases, progress, made)
+                    continue
+                except EngineUnavailable as error:
+                    lost = error
+            yield folder, lost
+        return
+    for ref in sorted({ref for folder in folders for ref in _folder_bases(folder, settings)}):
+        progress(f"{ref}: providing the base image")
+        bases.provide(ref)
+    held: dict[str, list[str]] = {folder.name: [] for folder in folders}
+
+    def one(folder: Path) -> StageResult:
+        progress(f"{folder.name}: started")
+        return process_folder(engine, settings, folder, bases, held[folder.name].append, made)
+
+    pool = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="stage")
+    futures = [(folder, pool.submit(one, folder)) for folder in folders]
+    try:
+        for folder, future in futures:
+            try:
+                done: StageResult | EngineUnavailable = future.result()
+            except EngineUnavailable as error:
+                done = error
+            for line in held[folder.name]:
+                progress(line)
+            yield folder, done
+    except BaseException:
+        for _, future in futures:
+            future.cancel()
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()  # the builds under way are cancelled with their connections
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _folder_bases(folder: Path, settings: Settings) -> tuple[str, ...]:
+    try:
+        return stage_bases(load_stage(folder), settings)
+    except (StageConfigError, OSError):
+        return ()  # reported as that stage's error when it is processed
 
 
 def process_folder(

@@ -1,4 +1,5 @@
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -193,3 +194,32 @@ def test_a_slim_stage_with_the_same_source_and_spec_reuses_its_image(repo: Path,
                     else toml.read_text().replace("[slim]\n", '[slim]\nwith = ["tmp"]\n'))
     run_stages(engine, settings, "08", progress=lambda line: None)
     assert len(engine.loaded) == 2
+
+
+def test_two_jobs_give_the_results_of_one_in_name_order(repo: Path, tmp_path: Path) -> None:
+    """Stages processed two at a time: the same results, byte for byte apart from build times, in the same order."""
+    from harness.report import render_markdown
+    from harness.results import render_json
+
+    def run(jobs: int) -> tuple[str, str, list[str]]:
+        engine = FakeEngine(images=dict(BASES))
+        engine.outputs["hello-ladder/06-scratch-dynamic:debian-bookworm"] = RunResult(
+            "", "exec /hello: no such file or directory\n", 1
+        )
+        said: list[str] = []
+        report = run_stages(engine, Settings(repo, jobs=jobs), progress=said.append)
+        report = dataclasses.replace(report, stages=tuple(
+            dataclasses.replace(s, build=dataclasses.replace(s.build, seconds=0.0)) if s.build else s
+            for s in report.stages
+        ))
+        return render_json(report), render_markdown(report), said
+
+    json_one, markdown_one, said_one = run(1)
+    json_two, markdown_two, said_two = run(2)
+    assert json_two == json_one and markdown_two == markdown_one
+    # Each stage's lines come together, with its result, in name order; only the `started` lines come as they happen.
+    def lines(said: list[str]) -> list[str]:
+        kept = [line for line in said if not line.endswith(": started") and "providing the base" not in line]
+        return [re.sub(r"built in [0-9.]+ s", "built in N s", line) for line in kept]
+
+    assert lines(said_two) == lines(said_one)
