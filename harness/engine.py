@@ -14,6 +14,7 @@ import functools
 import io
 import json
 import logging
+import socket
 import tarfile
 import time
 import uuid
@@ -80,6 +81,7 @@ class DockerEngine:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
+        self._building: set[Any] = set()  # the responses of the builds under way (see `close`)
 
     @classmethod
     def from_env(cls) -> DockerEngine:
@@ -97,7 +99,15 @@ class DockerEngine:
         return cls(client)
 
     def close(self) -> None:
-        """Close the connections: a build or a wait under way in another thread ends (the Engine cancels a build)."""
+        """Cancel the builds under way in other threads, and close the connections.
+
+        Closing a session leaves the connections in use open, and closing a socket
+        does not wake a thread blocked reading it: each build's connection is shut
+        down instead, which ends the reading thread's wait and, as for Ctrl-C in a
+        serial run, tells the Engine to cancel the build.
+        """
+        for response in list(self._building):
+            _shut_down(response)
         self._client.api.close()
 
     def describe(self) -> EngineFacts:
@@ -171,6 +181,7 @@ class DockerEngine:
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         steps = BuildSteps()
         image_id = ""
+        response: Any = None
         started = time.monotonic()
         if self._is_podman:
             context, labels = labels_in_dockerfile(context, dockerfile, labels), {}
@@ -190,6 +201,11 @@ class DockerEngine:
                     target=target,  # stop at this named stage: its image is the answer
                     decode=True,
                 )
+                # The SDK's stream generator holds the HTTP response (its `response` argument): kept, so that
+                # `close` can shut a build's connection down from another thread.
+                response = getattr(getattr(stream, "gi_frame", None), "f_locals", {}).get("response")
+                if response is not None:
+                    self._building.add(response)
                 for chunk in stream:
                     if "error" in chunk:
                         reason = redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
@@ -211,6 +227,8 @@ class DockerEngine:
                 # notice: it finishes the running step, then drops the build.
                 self._client.api.close()
                 raise
+            finally:
+                self._building.discard(response)
         if not image_id:
             raise BuildFailed(stage, steps.instruction, tuple(tail), "the Engine reported no image id")
         return BuildRecord(image_id=image_id, seconds=time.monotonic() - started, fully_cached=steps.fully_cached)
@@ -549,6 +567,20 @@ def _read_folder(container: Any, path: str, cap: int) -> tuple[tuple[str, bytes]
             left -= len(data)
             found.append((member.name.rsplit("/", 1)[-1], data))
     return tuple(found)
+
+
+def _shut_down(response: Any) -> None:
+    """Shut a streamed response's socket down (waking a thread blocked reading it), then close it."""
+    raw = getattr(response, "raw", None)
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is None:
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    with contextlib.suppress(OSError, AttributeError):
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(Exception):
+        response.close()
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ loss of the Engine itself stops a run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -35,7 +36,9 @@ from harness.scanview import scanner_view
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
 from harness.tracer import trace_commands
 from harness.slimcache import SlimMade, SlimMemo, slim_key
-from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, StageConfigError
+from harness.errors import (
+    BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, HarnessError, StageConfigError,
+)
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import DEFAULT_USER, Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
@@ -267,6 +270,9 @@ def _processed(
         close = getattr(engine, "close", None)
         if close is not None:
             close()  # the builds under way are cancelled with their connections
+        # A stage's program may be running: removing its container ends the wait on it.
+        with contextlib.suppress(HarnessError):
+            ownership.clean(engine, made.ledger, ownership.Scope(sessions=frozenset({made.session}), images=False))
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
