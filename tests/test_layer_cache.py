@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import io
+import json
 import logging
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +31,8 @@ class SavingEngine(FakeEngine):
 
     streams: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
-    def add(self, *layers: bytes) -> str:
-        stream = save_stream(layers).stream
+    def add(self, *layers: bytes, oci: bool = False) -> str:
+        stream = oci_save_stream(layers) if oci else save_stream(layers).stream
         image_id = "sha256:" + hashlib.sha256(stream).hexdigest()
         self.streams[image_id] = stream
         return image_id
@@ -37,6 +40,26 @@ class SavingEngine(FakeEngine):
     def save_image(self, image: str) -> Iterator[bytes]:
         self.saved.append(image)
         yield self.streams[image]
+
+
+def oci_save_stream(layers: tuple[bytes, ...]) -> bytes:
+    """A save stream in the OCI layout Engine 25 and later write: every blob named by its digest."""
+    diff_ids = [hashlib.sha256(layer).hexdigest() for layer in layers]
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
+        "history": [{"created_by": f"step {i}"} for i in range(len(layers))],
+    }).encode()
+    config_hex = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps([{"Config": f"blobs/sha256/{config_hex}", "RepoTags": None,
+                            "Layers": [f"blobs/sha256/{d}" for d in diff_ids]}]).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in [*((f"blobs/sha256/{d}", layer) for d, layer in zip(diff_ids, layers)),
+                           (f"blobs/sha256/{config_hex}", config), ("manifest.json", manifest)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def entry_path(cache: LayerCache, diff_id: str) -> Path:
@@ -128,3 +151,26 @@ def test_the_cache_folder_follows_xdg() -> None:
     assert cache_root({"XDG_CACHE_HOME": "/var/cache/me"}) == Path("/var/cache/me/hello-ladder")
     assert cache_root({}) == Path.home() / ".cache" / "hello-ladder"
     assert cache_root({"XDG_CACHE_HOME": "relative"}) == Path.home() / ".cache" / "hello-ladder"  # as the spec says
+
+
+def test_in_the_oci_layout_a_known_layer_is_skipped_and_only_the_changed_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Engine 25 and later name each layer blob by its diff_id: a known one is neither parsed nor compressed."""
+    import harness.layers.savetar as savetar
+
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    truth_changed = analyse_image(engine, engine.add(BASE, TOOL_CHANGED, oci=True))  # uncached, for comparison
+    analyse_image(engine, engine.add(BASE, TOOL, oci=True), cache=cache)
+    read: list[str] = []
+    real = savetar._read_layer
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        read.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(savetar, "_read_layer", spy)
+    changed = engine.add(BASE, TOOL_CHANGED, oci=True)
+    analysis = analyse_image(engine, changed, cache=cache)
+    assert read == [f"blobs/sha256/{hashlib.sha256(TOOL_CHANGED).hexdigest()}"]  # BASE's blob was skipped
+    assert analysis == truth_changed

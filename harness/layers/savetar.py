@@ -28,7 +28,8 @@ import hashlib
 import io
 import json
 import posixpath
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -129,7 +130,8 @@ class _Pending:
 
 def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, level: int = WIRE_LEVEL,
               capture: Iterable[str] = DEFAULT_CAPTURE, workers: int | None = None,
-              subject: str = "docker save stream") -> SavedImage:
+              subject: str = "docker save stream",
+              known: Callable[[str], LayerTar | None] | None = None) -> SavedImage:
     """Read a docker-save tar stream in one pass and return the image's layers in manifest order.
 
     `image` picks one image of a multi-image save by a RepoTag or an image-id
@@ -137,6 +139,12 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
     (`LayerTar.wire_bytes` is then None).  `workers` is the number of gzip threads
     (default: CPUs - 1, at most 4; 0 compresses in the calling thread).
     Raises SaveStreamError (CorruptTar, HostileMember) with a one-line message.
+
+    `known` maps a diff_id to a read of that layer made before (see `cache`): a
+    layer blob the stream names by that digest (`blobs/sha256/<diff_id>`, the
+    OCI layout Engine 25 and later write for uncompressed layers) is then
+    skipped, neither parsed nor compressed.  The classic format names a layer
+    by a v1 id, which says nothing of its content: such layers are always read.
     """
     capture = frozenset(capture)
     workers = _default_workers() if workers is None else workers
@@ -170,6 +178,11 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
                     small[name] = outer.read_exact(header.data_size)
                     small_total += header.data_size
                     continue
+                cached = _known_blob(name, known)
+                if cached is not None:
+                    pending[name] = _Pending(name, list(cached.entries), dict(cached.captured), cached.tar_bytes,
+                                             cached.sha256, None, cached.stored_as, cached.wire_bytes)
+                    continue  # the rest of the member is skipped by the header iterator
                 first = b""
                 if not name.endswith(".tar"):
                     first = member.read(BLOCK)
@@ -229,6 +242,14 @@ def _read_compressed_layer(member: _Member, head: bytes, compression: Compressio
         raise CorruptTar(subject, f"corrupt {compression.value} layer", "data after the end of the layer tar")
     sha, _ = digest.finish()
     return _Pending(name, entries, captured, digest.count, sha, None, compression, blob_bytes)
+
+
+def _known_blob(name: str, known: Callable[[str], LayerTar | None] | None) -> LayerTar | None:
+    found = _BLOB.fullmatch(name) if known is not None else None
+    return known(f"sha256:{found[1]}") if found is not None and known is not None else None
+
+
+_BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
 
 def _assemble(subject: str, image: str | None, pending: dict[str, _Pending], links: dict[str, str],
