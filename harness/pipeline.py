@@ -330,7 +330,7 @@ def process_folder(
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,
                            observed=observed)
-    scanned = scanner_view(engine, info.image_id, made.container_labels(stage=stage.name))
+    scanned = scanner_view(engine, info.image_id, made.container_labels(stage=stage.name), bases.layers)
     return StageResult(
         **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures,
         scanner=scanned,

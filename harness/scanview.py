@@ -13,6 +13,7 @@ import tarfile
 from collections.abc import Iterable, Mapping
 
 from harness.engine_protocol import Engine
+from harness.layers.cache import LayerCache
 from harness.layers.dpkg import installed_packages, parse_status
 from harness.model import ScannerView
 from harness.unpack import ChunkStream
@@ -23,8 +24,27 @@ DPKG_DATABASE = "var/lib/dpkg/"
 DOC = "usr/share/doc/"
 
 
-def scanner_view(engine: Engine, image: str, container_labels: Mapping[str, str]) -> ScannerView:
-    """The packages `image` declares, sorted, and the bytes of its metadata; `container_labels` go on the export container."""
+def scanner_view(
+    engine: Engine, image: str, container_labels: Mapping[str, str], cache: LayerCache | None = None
+) -> ScannerView:
+    """The packages `image` declares, sorted, and the bytes of its metadata; `container_labels` go on the export container.
+
+    With `cache`, an image (by ID) read before is not exported again: its ID is a digest of its content.
+    """
+    if cache is not None:
+        known = cache.image_figures("scanner", image)
+        if known is not None:
+            try:
+                return ScannerView(tuple(str(name) for name in known["packages"]), int(known["metadata_bytes"]))
+            except (KeyError, TypeError, ValueError):
+                pass  # read again below, and stored again
+    view = _exported_view(engine, image, container_labels)
+    if cache is not None:
+        cache.store_image_figures("scanner", image, {"packages": list(view.packages), "metadata_bytes": view.metadata_bytes})
+    return view
+
+
+def _exported_view(engine: Engine, image: str, container_labels: Mapping[str, str]) -> ScannerView:
     texts = []
     metadata_bytes = 0
     with engine.export_filesystem(image, dict(container_labels)) as chunks:

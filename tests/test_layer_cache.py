@@ -174,3 +174,21 @@ def test_in_the_oci_layout_a_known_layer_is_skipped_and_only_the_changed_one_rea
     analysis = analyse_image(engine, changed, cache=cache)
     assert read == [f"blobs/sha256/{hashlib.sha256(TOOL_CHANGED).hexdigest()}"]  # BASE's blob was skipped
     assert analysis == truth_changed
+
+
+def test_the_scanner_view_of_an_image_is_read_once_by_its_id(tmp_path: Path) -> None:
+    from harness.scanview import scanner_view
+
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    exports: list[str] = []
+    export = engine.export_filesystem
+
+    def counted(image: str, labels: dict[str, str]):  # type: ignore[no-untyped-def]
+        exports.append(image)
+        return export(image, labels)
+
+    engine.export_filesystem = counted  # type: ignore[method-assign]
+    image = engine.add(BASE)
+    first = scanner_view(engine, image, {}, cache)
+    assert scanner_view(engine, image, {}, cache) == first == scanner_view(engine, image, {})
+    assert exports == [image, image]  # the cached call did not export

@@ -156,6 +156,19 @@ class LayerCache:
             layers.append(layer)
         return outline, tuple(layers)
 
+    # --- other figures of an image, by its ID (content-addressed: the same ID, the same files) ---
+
+    def image_figures(self, kind: str, image_id: str) -> dict | None:
+        """What was stored as `kind` for this image (a JSON object), or None."""
+        if _DIGEST.fullmatch(image_id) is None:
+            return None
+        data = self._read(self._path(kind, image_id), image_id)
+        return None if data is None or not isinstance(data.get("figures"), dict) else data["figures"]
+
+    def store_image_figures(self, kind: str, image_id: str, figures: dict) -> None:
+        if _DIGEST.fullmatch(image_id) is not None:
+            self._write(self._path(kind, image_id), {"figures": figures})
+
     # --- files ---
 
     def _path(self, kind: str, digest: str) -> Path:
