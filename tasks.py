@@ -130,7 +130,7 @@ def bases(c: Context, base: str = DEFAULT_BASE) -> None:
     missing = 0
     for ref in needed:
         try:
-            status = ensure_base(engine, ref, ledger)
+            status = ensure_base(engine, ref, ledger, LayerCache.for_store(engine.describe().image_store))
         except BaseUnavailable as error:
             missing += 1
             _say(f"unavailable: {error}")

@@ -22,6 +22,7 @@ from harness.debian import DebianBase
 from harness.engine_protocol import Engine
 from harness.errors import BaseUnavailable, EngineError
 from harness.ledger import ROLE_BASE, Ledger
+from harness.layers.cache import LayerCache
 from harness.measure import content_size
 from harness.units import parse_size
 
@@ -93,14 +94,17 @@ def mmdebstrap_command(base: DebianBase, output: Path) -> list[str]:
     return [*command, base.suite, str(output)]
 
 
-def ensure_base(engine: Engine, ref: str, ledger: Ledger | None = None) -> BaseStatus:
-    """Make sure `ref` exists in the Engine, by the cheapest means that works; a bootstrap is recorded in `ledger`."""
+def ensure_base(engine: Engine, ref: str, ledger: Ledger | None = None, cache: LayerCache | None = None) -> BaseStatus:
+    """Make sure `ref` exists in the Engine, by the cheapest means that works; a bootstrap is recorded in `ledger`.
+
+    Its size is read from its layers (with `cache`, not saved again once read).
+    """
     if engine.has_image(ref):
-        return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref))
+        return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref, cache))
     attempts = ["not present in the Engine"]
     try:
         engine.pull(ref)
-        return BaseStatus(ref, BaseSource.PULLED, content_size(engine, ref))
+        return BaseStatus(ref, BaseSource.PULLED, content_size(engine, ref, cache))
     except EngineError as error:
         log.info("%s: pull failed: %s", ref, error)
         attempts.append("no registry could serve it")
@@ -123,7 +127,7 @@ def ensure_base(engine: Engine, ref: str, ledger: Ledger | None = None) -> BaseS
     image_id = bootstrap_debian(engine, debian, ref)
     if ledger is not None:
         ledger.record_image(image_id, ROLE_BASE, (ref,))
-    return BaseStatus(ref, BaseSource.BOOTSTRAPPED, content_size(engine, ref))
+    return BaseStatus(ref, BaseSource.BOOTSTRAPPED, content_size(engine, ref, cache))
 
 
 def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> str:

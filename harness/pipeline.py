@@ -125,7 +125,7 @@ class BaseCache:
     def provide(self, ref: str) -> BaseStatus | BaseUnavailable:
         if ref not in self.statuses:
             try:
-                self.statuses[ref] = ensure_base(self.engine, ref, self.ledger)
+                self.statuses[ref] = ensure_base(self.engine, ref, self.ledger, self.layers)
             except BaseUnavailable as error:
                 self.statuses[ref] = error
         return self.statuses[ref]
