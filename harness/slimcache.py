@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.layers.cache import VERSION, read_entry, write_entry
-from harness.slim import SlimSpec
+from harness.slimspec import SlimSpec
 
 log = logging.getLogger(__name__)
 

@@ -212,7 +212,7 @@ def test_two_jobs_give_the_results_of_one_in_name_order(repo: Path, tmp_path: Pa
             dataclasses.replace(s, build=dataclasses.replace(s.build, seconds=0.0)) if s.build else s
             for s in report.stages
         ))
-        return render_json(report), render_markdown(report), said
+        return render_json(report, "invoke all"), render_markdown(report), said
 
     json_one, markdown_one, said_one = run(1)
     json_two, markdown_two, said_two = run(2)

@@ -35,6 +35,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.layers.compressed import Compression
 from harness.layers.layertar import EntryKind, LayerEntry, LayerTar
@@ -158,14 +159,14 @@ class LayerCache:
 
     # --- other figures of an image, by its ID (content-addressed: the same ID, the same files) ---
 
-    def image_figures(self, kind: str, image_id: str) -> dict | None:
+    def image_figures(self, kind: str, image_id: str) -> dict[str, Any] | None:
         """What was stored as `kind` for this image (a JSON object), or None."""
         if _DIGEST.fullmatch(image_id) is None:
             return None
         data = self._read(self._path(kind, image_id), image_id)
         return None if data is None or not isinstance(data.get("figures"), dict) else data["figures"]
 
-    def store_image_figures(self, kind: str, image_id: str, figures: dict) -> None:
+    def store_image_figures(self, kind: str, image_id: str, figures: dict[str, Any]) -> None:
         if _DIGEST.fullmatch(image_id) is not None:
             self._write(self._path(kind, image_id), {"figures": figures})
 
@@ -176,14 +177,14 @@ class LayerCache:
         name = found[1] if found else re.sub(r"[^A-Za-z0-9_.-]", "_", digest)
         return self.folder / kind / f"{name}.json.gz"
 
-    def _read(self, path: Path, key: str) -> dict | None:
+    def _read(self, path: Path, key: str) -> dict[str, Any] | None:
         return read_entry(path, key)
 
-    def _write(self, path: Path, payload: dict) -> None:
+    def _write(self, path: Path, payload: dict[str, Any]) -> None:
         write_entry(path, f"sha256:{path.name.removesuffix('.json.gz')}", payload)
 
 
-def read_entry(path: Path, key: str) -> dict | None:
+def read_entry(path: Path, key: str) -> dict[str, Any] | None:
     """The entry at `path` if it is this version's entry for `key`; None (with a warning if it is not) otherwise."""
     try:
         with gzip.open(path, "rb") as handle:
@@ -200,7 +201,7 @@ def read_entry(path: Path, key: str) -> dict | None:
     return data
 
 
-def write_entry(path: Path, key: str, payload: dict) -> None:
+def write_entry(path: Path, key: str, payload: dict[str, Any]) -> None:
     """Write atomically: a temporary file in the same folder, renamed over the entry.  Never fails the run."""
     data = {"format": FORMAT, "version": VERSION, "key": key, **payload}
     try:
@@ -218,7 +219,7 @@ def write_entry(path: Path, key: str, payload: dict) -> None:
         log.warning("%s: not cached: %s", path, error)
 
 
-def _layer_data(layer: LayerTar) -> dict:
+def _layer_data(layer: LayerTar) -> dict[str, Any]:
     return {
         "name": layer.name,
         "tar_bytes": layer.tar_bytes,
@@ -230,7 +231,7 @@ def _layer_data(layer: LayerTar) -> dict:
     }
 
 
-def _layer_from(data: dict) -> LayerTar:
+def _layer_from(data: dict[str, Any]) -> LayerTar:
     wire = data["wire_bytes"]
     return LayerTar(
         name=str(data["name"]),
