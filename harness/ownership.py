@@ -92,22 +92,25 @@ def plan(
 
 def apply(engine: Engine, ledger: Ledger, removals: tuple[Removal, ...]) -> tuple[Removal, ...]:
     """Carry out `removals` (containers first); return those done.  Never forced."""
-    with EngineLocks.for_engine(ledger.engine_id).removing():
-        done, gone = _carry_out(engine, removals)
-    ledger.forget(image_ids=frozenset(gone))
-    return tuple(done)
-
-
-def _carry_out(engine: Engine, removals: tuple[Removal, ...]) -> tuple[list[Removal], set[str]]:
+    containers = [removal for removal in removals if removal.kind == "container"]
+    images = tuple(removal for removal in removals if removal.kind != "container")
+    for removal in containers:
+        engine.remove_container(removal.ident)
+    if not images:
+        # Containers alone (an interrupted run's): no image goes, so no build need be waited for.
+        return tuple(containers)
     # Removing an image removes its untagged parents too: the build cache another
-    # checkout's build may be reusing, hence the lock `apply` holds around this.
+    # checkout's build may be reusing at this moment (harness.enginelock).
+    with EngineLocks.for_engine(ledger.engine_id).removing():
+        done, gone = _remove_images(engine, images)
+    ledger.forget(image_ids=frozenset(gone))
+    return (*containers, *done)
+
+
+def _remove_images(engine: Engine, removals: tuple[Removal, ...]) -> tuple[list[Removal], set[str]]:
     done: list[Removal] = []
     gone: set[str] = set()
-    for removal in sorted(removals, key=lambda r: r.kind != "container"):
-        if removal.kind == "container":
-            engine.remove_container(removal.ident)
-            done.append(removal)
-            continue
+    for removal in removals:
         try:
             for tag in removal.untag[: -1 if removal.delete else None]:
                 engine.untag_image(removal.ident, tag)

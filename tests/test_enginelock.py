@@ -122,3 +122,14 @@ def test_removing_images_waits_for_the_builds_in_progress(ledger: Ledger) -> Non
         assert engine.removed == []
     assert done.wait(5)
     assert engine.removed == ["sha256:old"]
+
+
+def test_an_interrupted_runs_containers_go_at_once_whatever_builds_are_under_way(ledger: Ledger) -> None:
+    removed: list[str] = []
+    engine = FakeEngine()
+    engine.remove_container = removed.append  # type: ignore[method-assign]
+    container = ownership.Removal("container", "c-ours", (), True, "its own session label")
+    with EngineLocks.for_engine(ledger.engine_id).building():
+        done = _in_thread(lambda: ownership.apply(engine, ledger, (container,)))
+        assert done.wait(5)  # no image goes, so it does not wait for the build
+    assert removed == ["c-ours"]
