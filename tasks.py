@@ -30,6 +30,7 @@ from harness.lock import exclusive_run
 from harness.measure import analyse_image, content_size
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
 from harness.model import RunPolicy, RunReport
+from harness.platforms import Platform, UnknownPlatform
 from harness.pipeline import DEFAULT_BASE, Made, Settings, build_slim_image, run_stages, slim_summary, stage_bases
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_report, render_json, write_files
@@ -47,6 +48,8 @@ CHART_NAME = "sizes.svg"
 SWEEP_BASES = "debian:bullseye,debian:bookworm,debian:trixie"
 
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
+PLATFORM_HELP = ("build and run for this platform, e.g. linux/arm64, under emulation where it is not the "
+                 "Engine's own (default: the Engine's own)")
 STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
 
 
@@ -77,11 +80,27 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _settings(base: str, no_cache: bool = False) -> Settings:
+def _settings(base: str, no_cache: bool = False, platform: str | None = None) -> Settings:
     # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
     namespace = os.environ.get("HELLO_LADDER_NAMESPACE", "hello-ladder")
     return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache,
-                    source_date_epoch=_source_date_epoch())
+                    source_date_epoch=_source_date_epoch(), platform=_platform(platform))
+
+
+def _platform(text: str | None) -> Platform | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return Platform.parse(text)
+    except UnknownPlatform as error:
+        raise Exit(f"error: {error}", code=2) from None
+
+
+def _results_dir(results: str | None, settings: Settings) -> Path:
+    """results/ for the Engine's own platform, results/<arch>/ for a platform given, unless --results says."""
+    if results is not None:
+        return Path(results)
+    return RESULTS if settings.platform is None else RESULTS / settings.platform.slug
 
 
 def _source_date_epoch() -> int | None:
@@ -101,12 +120,12 @@ def _made(engine: DockerEngine, settings: Settings) -> Made:
     return Made(ledger, settings.session, settings.namespace)
 
 
-@task(help={"base": BASE_HELP})
+@task(help={"base": BASE_HELP, "platform": PLATFORM_HELP})
 @_reported
-def bases(c: Context, base: str = DEFAULT_BASE) -> None:
+def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
     """Provide every base image the stages need: present, pulled, or bootstrapped with mmdebstrap."""
     engine = DockerEngine.from_env()
-    settings = _settings(base)
+    settings = _settings(base, platform=platform)
     ledger = Ledger.open(ROOT, engine.identity())
     needed = sorted({ref for folder in discover(settings.stages_dir) for ref in stage_bases(load_stage(folder), settings)})
     missing = 0
@@ -125,22 +144,23 @@ def bases(c: Context, base: str = DEFAULT_BASE) -> None:
         _say(f"{missing} base(s) unavailable: stages that need them will be skipped or reported as errors.")
 
 
-@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "no_cache": "rebuild every step instead of using the build cache"})
+@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "no_cache": "rebuild every step instead of using the build cache",
+            "platform": PLATFORM_HELP})
 @_reported
-def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False) -> None:
+def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform: str | None = None) -> None:
     """Build one stage and print its size and layers."""
-    report = run_stages(DockerEngine.from_env(), _settings(base, no_cache), stage, progress=_say)
+    report = run_stages(DockerEngine.from_env(), _settings(base, no_cache, platform), stage, progress=_say)
     for result in report.stages:
         _say(stage_section(result))
     if not report.ok:
         raise Exit(code=1)
 
 
-@task(help={"stage": STAGE_HELP, "base": BASE_HELP})
+@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "platform": PLATFORM_HELP})
 @_reported
-def verify(c: Context, stage: str, base: str = DEFAULT_BASE) -> None:
+def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
     """Build one stage (from cache when possible), run it locked down, and check it does what stage.toml says."""
-    report = run_stages(DockerEngine.from_env(), _settings(base), stage, progress=_say)
+    report = run_stages(DockerEngine.from_env(), _settings(base, platform=platform), stage, progress=_say)
     if not report.ok:
         raise Exit(code=1)
 
@@ -167,17 +187,20 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
     help={
         "base": BASE_HELP,
         "no_cache": "rebuild every step instead of using the build cache",
-        "results": "where to write RESULTS.md and results.json",
+        "results": "where to write RESULTS.md and results.json (default results/, results/<arch>/ with --platform)",
         "no_wire": "skip the gzip wire size of each layer (the slow part of the layer figures)",
+        "platform": PLATFORM_HELP,
     }
 )
 @_reported
 def all_stages(
-    c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str = str(RESULTS), no_wire: bool = False
+    c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str | None = None, no_wire: bool = False,
+    platform: str | None = None,
 ) -> None:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
-    results_dir = Path(results)
-    settings = dataclasses.replace(_settings(base, no_cache), wire_size=not no_wire, sbom_dir=results_dir / "sbom")
+    settings = _settings(base, no_cache, platform)
+    results_dir = _results_dir(results, settings)
+    settings = dataclasses.replace(settings, wire_size=not no_wire, sbom_dir=results_dir / "sbom")
     try:
         run = run_stages(DockerEngine.from_env(), settings, progress=_say)
     except EngineLost as lost:
@@ -188,7 +211,7 @@ def all_stages(
             code=1,
         ) from None
     write_files(results_dir, {JSON_NAME: render_json(run), MARKDOWN_NAME: render_markdown(run), CHART_NAME: render_svg(run)})
-    if results_dir.resolve() == RESULTS:
+    if results_dir.resolve() == RESULTS and settings.platform is None:
         # The README shows the committed results, so it follows them.
         write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})
     _say("")
@@ -361,21 +384,22 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
 
 @task(
     help={"bases": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
-          "results": "where to write SWEEP.md and sweep.json"}
+          "results": "where to write SWEEP.md and sweep.json (default results/, results/<arch>/ with --platform)",
+          "platform": PLATFORM_HELP}
 )
 @_reported
-def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> None:
+def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, platform: str | None = None) -> None:
     """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
     engine = DockerEngine.from_env()
-    command = f"invoke sweep --bases {bases}"
+    command = f"invoke sweep --bases {bases}" + (f" --platform {platform}" if platform else "")
     reports = []
     for base in (ref.strip() for ref in bases.split(",") if ref.strip()):
         _say(f"== {base}")
         keep = functools.partial(is_debian_based, base=base)
         # Sizes only: the wire sizes are in RESULTS.md for the default base.
-        settings = dataclasses.replace(_settings(base), wire_size=False)
+        settings = dataclasses.replace(_settings(base, platform=platform), wire_size=False)
         reports.append(run_stages(engine, settings, progress=_say, keep=keep))
-    results_dir = Path(results)
+    results_dir = _results_dir(results, _settings(DEFAULT_BASE, platform=platform))
     write_files(
         results_dir,
         {"SWEEP.md": render_sweep_markdown(reports, command), "sweep.json": render_sweep_json(reports, command)},
@@ -391,11 +415,14 @@ def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> 
         "engine": "NAME=DOCKER_HOST of an Engine to run the ladder on (unix:///path, tcp://host:port, "
                   "ssh://user@host); repeat for more",
         "base": BASE_HELP,
-        "results": "where to write ENGINES.md and engines.json",
+        "results": "where to write ENGINES.md and engines.json (default results/, results/<arch>/ with --platform)",
+        "platform": PLATFORM_HELP,
     },
 )
 @_reported
-def matrix(c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str = str(RESULTS)) -> None:
+def matrix(
+    c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str | None = None, platform: str | None = None
+) -> None:
     """Run the ladder on several Engines, one after another; write results/ENGINES.md and engines.json."""
     try:
         targets = [EngineTarget.parse(text) for text in engine]
@@ -404,10 +431,11 @@ def matrix(c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str
     if not targets:
         raise Exit("error: give at least one --engine NAME=DOCKER_HOST", code=2)
     command = "invoke matrix " + " ".join(f"--engine {t.name}={t.host}" for t in targets)
+    command += f" --platform {platform}" if platform else ""
     # Sizes and outcomes: the wire sizes are in RESULTS.md for the default Engine.
-    settings = dataclasses.replace(_settings(base), wire_size=False)
+    settings = dataclasses.replace(_settings(base, platform=platform), wire_size=False)
     runs = [_run_on(target, settings) for target in targets]
-    results_dir = Path(results)
+    results_dir = _results_dir(results, settings)
     write_files(results_dir, {"ENGINES.md": render_matrix_markdown(runs, command),
                               "engines.json": render_matrix_json(runs, command)})
     _say(f"wrote {results_dir / 'ENGINES.md'} and {results_dir / 'engines.json'}")

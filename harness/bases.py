@@ -16,10 +16,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.engine import Engine
+from harness.imagewrite import rootfs_archive
+from harness.platforms import Architecture, architecture_of_namespace
 from harness.errors import BaseUnavailable, EngineError
 from harness.ledger import ROLE_BASE, Ledger
 from harness.measure import content_size
@@ -53,7 +56,8 @@ SLIM_DPKG_OPTIONS = (
 )
 
 MMDEBSTRAP_TIMEOUT_S = 1800
-_DEBIAN_REF = re.compile(r"^(?:library/)?debian:(?P<suite>[a-z]+)(?P<slim>-slim)?$")
+# `debian:bookworm`, `library/debian:bookworm`, and another architecture's: `arm64v8/debian:bookworm-slim`.
+_DEBIAN_REF = re.compile(r"^(?:(?P<namespace>[a-z0-9]+)/)?debian:(?P<suite>[a-z]+)(?P<slim>-slim)?$")
 
 
 class BaseSource(enum.Enum):
@@ -66,14 +70,22 @@ class BaseSource(enum.Enum):
 class DebianBase:
     suite: str
     slim: bool
+    arch: Architecture | None = None  # None: the Engine's own, imported as before
 
     @classmethod
     def parse(cls, ref: str) -> DebianBase | None:
-        """`debian:bookworm-slim` -> DebianBase("bookworm", slim=True); None for anything else."""
+        """`debian:bookworm-slim` -> DebianBase("bookworm", slim=True); `arm64v8/debian:bookworm` -> arm64's.
+
+        None for anything else.
+        """
         match = _DEBIAN_REF.match(ref)
         if match is None:
             return None
-        return cls(match["suite"], bool(match["slim"]))
+        namespace = match["namespace"]
+        arch = None if namespace in (None, "library") else architecture_of_namespace(namespace)
+        if namespace not in (None, "library") and arch is None:
+            return None
+        return cls(match["suite"], bool(match["slim"]), arch)
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,9 @@ class BaseStatus:
 def mmdebstrap_command(base: DebianBase, output: Path) -> list[str]:
     """The mmdebstrap call that bootstraps `base` into the tarball `output`."""
     command = ["mmdebstrap", "--variant=minbase", "--format=tar"]
+    if base.arch is not None:
+        # Another architecture's maintainer scripts run under qemu (binfmt_misc), as mmdebstrap arranges.
+        command.append(f"--arch={base.arch.debian}")
     if base.suite not in UNMERGED_USR_SUITES:
         # Merged /usr from the start, as the official images are; without the
         # hook, mmdebstrap converts with the `usrmerge` package, which pulls in perl.
@@ -168,4 +183,8 @@ def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> str:
                 (f"mmdebstrap failed with exit code {done.returncode}: {last}",),
                 "Check that the suite exists and Debian's packages are reachable, then run `invoke bases` again.",
             )
-        return engine.import_rootfs(tarball, ref, {})
+        if base.arch is None:
+            return engine.import_rootfs(tarball, ref, {})
+        archive = rootfs_archive(tarball.read_bytes(), base.arch.oci, base.arch.variant, ref, int(time.time()),
+                                 created_by=" ".join(command[:-1]))
+        return engine.load_image(archive.data)

@@ -64,6 +64,7 @@ class Engine(Protocol):
         labels: dict[str, str],
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
+        platform: str | None = None,
     ) -> BuildRecord: ...
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...
@@ -200,6 +201,7 @@ class DockerEngine:
         labels: dict[str, str],
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
+        platform: str | None = None,
     ) -> BuildRecord:
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         steps = BuildSteps()
@@ -221,6 +223,8 @@ class DockerEngine:
                     nocache=no_cache,
                     pull=False,
                     decode=True,
+                    # The Engine then refuses a base of another platform instead of building on it.
+                    platform=platform,
                 )
                 for chunk in stream:
                     if "error" in chunk:

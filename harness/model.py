@@ -173,6 +173,7 @@ class RunReport:
     base: str
     engine: EngineFacts
     stages: tuple[StageResult, ...]
+    platform: str | None = None  # `linux/arm64` when the run was for a platform given; None: the Engine's own
 
     @property
     def ok(self) -> bool:

@@ -30,6 +30,7 @@ from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.scanview import declared_packages
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
 from harness.errors import BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, StageConfigError
+from harness.platforms import Platform, emulation_missing
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
@@ -57,6 +58,8 @@ class Settings:
     source_date_epoch: int | None = None
     # Where each [slim] stage's SPDX document goes (<stage>.spdx.json); None: not written.
     sbom_dir: Path | None = None
+    # The platform to build and run for (`--platform linux/arm64`); None: the Engine's own, as before.
+    platform: Platform | None = None
 
     @property
     def stages_dir(self) -> Path:
@@ -68,11 +71,14 @@ class Settings:
 
     @property
     def build_args(self) -> dict[str, str]:
-        return {"BASE": self.base}
+        if self.platform is None:
+            return {"BASE": self.base}
+        return {"BASE": self.platform.base_ref(self.base), **self.platform.build_args}
 
     def tag(self, stage: str) -> str:
-        """`hello-ladder/07-scratch-libs:debian-bookworm`: one tag per stage and base."""
-        return f"{self.namespace}/{stage}:{re.sub(r'[^a-z0-9_.-]+', '-', self.base.lower())}"
+        """`hello-ladder/07-scratch-libs:debian-bookworm` (`...-arm64` for a platform): one tag per stage, base and platform."""
+        suffix = "" if self.platform is None else f"-{self.platform.slug}"
+        return f"{self.namespace}/{stage}:{re.sub(r'[^a-z0-9_.-]+', '-', self.base.lower())}{suffix}"
 
     def private_tag(self, stage: str, checkout: str, suffix: str = "") -> str:
         """The stage's tag in this checkout alone: what a build writes, so two checkouts never re-tag each other."""
@@ -170,6 +176,7 @@ def run_stages(
         base=settings.base,
         engine=engine.describe() if lost is None else EngineFacts.unknown(),
         stages=tuple(results),
+        platform=None if settings.platform is None else str(settings.platform),
     )
     if lost is not None:
         raise EngineLost(lost, report)
@@ -192,6 +199,8 @@ def process_folder(
         image=settings.tag(stage.name),
         runtime=stage.runtime,
     )
+    if settings.platform is not None and (missing := emulation_missing(settings.platform)) is not None:
+        return StageResult(**common, outcome=Outcome.SKIPPED, reason=f"{settings.platform}: {missing}")
     base_refs = stage_bases(stage, settings)
     for ref in base_refs:
         status = bases.provide(ref)
@@ -291,6 +300,7 @@ def _build_dockerfile(
             labels=image_labels,
             no_cache=settings.no_cache,
             on_line=on_line,
+            platform=None if settings.platform is None else str(settings.platform),
         )
         made.ledger.record_image(record.image_id, role, (tag,), made.namespace)
         return record

@@ -30,6 +30,7 @@ def to_dict(report: RunReport) -> dict[str, Any]:
     return {
         "generated_by": GENERATOR,
         "base": report.base,
+        **({} if report.platform is None else {"platform": report.platform}),
         "engine": dataclasses.asdict(report.engine),
         "stages": [_stage_to_dict(stage) for stage in report.stages],
         "claims": [
@@ -100,6 +101,7 @@ def from_dict(data: Mapping[str, Any]) -> RunReport:
         base=str(data["base"]),
         engine=EngineFacts(**{key: str(value) for key, value in data["engine"].items()}),
         stages=tuple(_stage_from_dict(stage) for stage in data["stages"]),
+        platform=None if data.get("platform") is None else str(data["platform"]),
     )
 
 
