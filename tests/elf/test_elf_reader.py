@@ -12,12 +12,12 @@ from harness.elf import ElfError, FileMissing, MalformedELF, NotELF, Resolver, r
 from harness.elf.reader import DF_1_NODEFLIB
 
 
-def test_reads_soname_needed_and_paths(built):
+def test_reads_soname_needed_and_paths(built, abi):
     lib = read_elf(built.libB, P("/libB.so.1"))
     assert (lib.soname, lib.needed, lib.interpreter, lib.elf_class) == ("libB.so.1", ("libC.so.1",), None, 64)
     app = read_elf(built.app_rpath, P("/app"))
     assert app.rpath == "/opt/a/lib:/opt/c" and app.runpath is None
-    assert app.interpreter == "/lib64/ld-linux-x86-64.so.2"
+    assert app.interpreter == abi.interpreter
     assert read_elf(built.app_runpath, P("/app")).runpath == "/opt/a/lib:/opt/c"
     assert not app.flags_1 & DF_1_NODEFLIB
 
