@@ -88,9 +88,12 @@ def _settings(base: str, no_cache: bool = False, platform: str | None = None) ->
 
 
 def _platform(text: str | None) -> Platform | None:
-    if text is None or not text.strip():
-        return None
+    """The platform given; else, on a machine that is not amd64 (arm64), the machine's own: the committed
+    results, the README's table and the stages' defaults (07's paths) are amd64's."""
     try:
+        if text is None or not text.strip():
+            native = Platform.host()
+            return None if native is None or native.arch.oci == "amd64" else native
         return Platform.parse(text)
     except UnknownPlatform as error:
         raise Exit(f"error: {error}", code=2) from None

@@ -65,6 +65,14 @@ class Platform:
             raise UnknownPlatform(text)
         return cls(os_name, KNOWN[name])
 
+    @classmethod
+    def host(cls) -> Platform | None:
+        """This machine's platform, if the ladder knows it."""
+        try:
+            return cls.parse(host_platform.machine())
+        except UnknownPlatform:
+            return None
+
     def __str__(self) -> str:
         return f"{self.os}/{self.arch.oci}"
 

@@ -173,3 +173,15 @@ def _config(archive: bytes) -> dict:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
         return json.load(tar.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
+
+
+def test_without_a_platform_an_arm64_machine_builds_for_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """amd64 keeps the committed results and 07's defaults; an arm64 machine gets arm64's names, natively."""
+    import tasks
+
+    monkeypatch.setattr(platforms.host_platform, "machine", lambda: "aarch64")
+    assert tasks._platform(None) == ARM64
+    assert emulation_missing(ARM64) is None
+    monkeypatch.setattr(platforms.host_platform, "machine", lambda: "x86_64")
+    assert tasks._platform(None) is None
+    assert tasks._platform("linux/arm64") == ARM64
