@@ -51,9 +51,9 @@ def test_missing_requested_file(root):
         Resolver(root.path).resolve("/usr/bin/nothing")
 
 
-def test_malformed_candidate_in_search_path_is_an_error(root, built):
+def test_malformed_candidate_in_search_path_is_an_error(root, built, abi):
     app = root.put("/usr/bin/app", built.app_plain)
-    root.put("/usr/lib/x86_64-linux-gnu/libC.so.1", b"\x7fELF\x02\x01\x01")
+    root.put(f"/usr/lib/{abi.triplet}/libC.so.1", b"\x7fELF\x02\x01\x01")
     with pytest.raises(MalformedELF):
         Resolver(root.path).resolve(app)
 
