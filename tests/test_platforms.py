@@ -185,3 +185,12 @@ def test_without_a_platform_an_arm64_machine_builds_for_itself(monkeypatch: pyte
     monkeypatch.setattr(platforms.host_platform, "machine", lambda: "x86_64")
     assert tasks._platform(None) is None
     assert tasks._platform("linux/arm64") == ARM64
+
+
+def test_a_platforms_results_go_to_a_folder_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks
+
+    monkeypatch.setattr(platforms.host_platform, "machine", lambda: "x86_64")
+    assert tasks._results_dir(None, tasks._settings("debian:bookworm")) == tasks.RESULTS
+    assert tasks._results_dir(None, tasks._settings("debian:bookworm", platform="linux/arm64")) == tasks.RESULTS / "arm64"
+    assert tasks._results_dir("/elsewhere", tasks._settings("debian:bookworm", platform="linux/arm64")) == Path("/elsewhere")
