@@ -44,6 +44,7 @@ from harness.pipeline import (
     slim_summary,
     stage_bases,
 )
+from harness.platforms import Platform, UnknownPlatform
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
 from harness.reasons import Reason, render_reasons
@@ -65,6 +66,8 @@ SWEEP_BASES = "debian:bullseye,debian:bookworm,debian:trixie"
 # Builds wait on downloads and the Engine as much as on the CPU: one stage per core, at most 4.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
+PLATFORM_HELP = ("build and run for this platform, e.g. linux/arm64, under emulation where it is not the "
+                 "Engine's own (default: the Engine's own)")
 STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
 
 
@@ -95,11 +98,31 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _settings(base: str, no_cache: bool = False) -> Settings:
+def _settings(base: str, no_cache: bool = False, platform: str | None = None) -> Settings:
     # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
     namespace = os.environ.get("HELLO_LADDER_NAMESPACE", labels.DEFAULT_NAMESPACE)
     return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache,
-                    source_date_epoch=_source_date_epoch(), cache_dir=cache_root())
+                    source_date_epoch=_source_date_epoch(), cache_dir=cache_root(),
+                    platform=_platform(platform))
+
+
+def _platform(text: str | None) -> Platform | None:
+    """The platform given; else, on a machine that is not amd64 (arm64), the machine's own: the committed
+    results, the README's table and the stages' defaults (07's paths) are amd64's."""
+    try:
+        if text is None or not text.strip():
+            native = Platform.host()
+            return None if native is None or native.arch.oci == "amd64" else native
+        return Platform.parse(text)
+    except UnknownPlatform as error:
+        raise Exit(f"error: {error}", code=2) from None
+
+
+def _results_dir(results: str | None, settings: Settings) -> Path:
+    """results/ for the Engine's own platform, results/<arch>/ for a platform given, unless --results says."""
+    if results is not None:
+        return Path(results)
+    return RESULTS if settings.platform is None else RESULTS / settings.platform.slug
 
 
 def _source_date_epoch() -> int | None:
@@ -119,12 +142,12 @@ def _made(engine: DockerEngine, settings: Settings) -> Made:
     return Made(ledger, settings.session, settings.namespace)
 
 
-@task(help={"base": BASE_HELP})
+@task(help={"base": BASE_HELP, "platform": PLATFORM_HELP})
 @_reported
-def bases(c: Context, base: str = DEFAULT_BASE) -> None:
+def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
     """Provide every base image the stages need: present, pulled, or bootstrapped with mmdebstrap."""
     engine = DockerEngine.from_env()
-    settings = _settings(base)
+    settings = _settings(base, platform=platform)
     ledger = Ledger.open(ROOT, engine.identity())
     needed = sorted({ref for folder in discover(settings.stages_dir) for ref in stage_bases(load_stage(folder), settings)})
     missing = 0
@@ -143,22 +166,23 @@ def bases(c: Context, base: str = DEFAULT_BASE) -> None:
         _say(f"{missing} base(s) unavailable: stages that need them will be skipped or reported as errors.")
 
 
-@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "no_cache": "rebuild every step instead of using the build cache"})
+@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "no_cache": "rebuild every step instead of using the build cache",
+            "platform": PLATFORM_HELP})
 @_reported
-def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False) -> None:
+def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform: str | None = None) -> None:
     """Build one stage and print its size and layers."""
-    report = run_stages(DockerEngine.from_env(), _settings(base, no_cache), stage, progress=_say)
+    report = run_stages(DockerEngine.from_env(), _settings(base, no_cache, platform), stage, progress=_say)
     for result in report.stages:
         _say(stage_section(result))
     if not report.ok:
         raise Exit(code=1)
 
 
-@task(help={"stage": STAGE_HELP, "base": BASE_HELP})
+@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "platform": PLATFORM_HELP})
 @_reported
-def verify(c: Context, stage: str, base: str = DEFAULT_BASE) -> None:
+def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
     """Build one stage (from cache when possible), run it locked down, and check it does what stage.toml says."""
-    report = run_stages(DockerEngine.from_env(), _settings(base), stage, progress=_say)
+    report = run_stages(DockerEngine.from_env(), _settings(base, platform=platform), stage, progress=_say)
     if not report.ok:
         raise Exit(code=1)
 
@@ -186,27 +210,30 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
     help={
         "base": BASE_HELP,
         "no_cache": "rebuild every step instead of using the build cache",
-        "results": "where to write RESULTS.md and results.json",
+        "results": "where to write RESULTS.md and results.json (default results/, results/<arch>/ with --platform)",
         "no_wire": "skip the gzip wire size of each layer (the slow part of the layer figures)",
         "jobs": f"how many stages to build, run and measure at once (default {DEFAULT_JOBS}: the CPUs, at most 4); "
                 "the results are the same as with --jobs 1",
+        "platform": PLATFORM_HELP,
     }
 )
 @_reported
 def all_stages(
-    c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str = str(RESULTS), no_wire: bool = False,
-    jobs: int = 0,
+    c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str | None = None, no_wire: bool = False,
+    jobs: int = 0, platform: str | None = None,
 ) -> None:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
-    results_dir = Path(results)
     if jobs < 0:
         raise Exit("error: --jobs takes a number of stages, 1 or more", code=2)
-    settings = dataclasses.replace(_settings(base, no_cache), wire_size=not no_wire, sbom_dir=results_dir / "sbom",
+    settings = _settings(base, no_cache, platform)
+    results_dir = _results_dir(results, settings)
+    settings = dataclasses.replace(settings, wire_size=not no_wire, sbom_dir=results_dir / "sbom",
                                    jobs=jobs or DEFAULT_JOBS)
     # What the results record as their maker: the options that change what is measured, not where it is written
     # (nor --jobs: the results are the same with any number).
     options = [*(["--base", base] if base != DEFAULT_BASE else []), *(["--no-cache"] if no_cache else []),
-               *(["--no-wire"] if no_wire else [])]
+               *(["--no-wire"] if no_wire else []),
+               *(["--platform", str(settings.platform)] if settings.platform is not None else [])]
     command = shlex.join(["invoke", "all", *options])
     measured = measure_stages(DockerEngine.from_env(), settings, progress=_say)
     run = measured.report
@@ -219,7 +246,7 @@ def all_stages(
         ) from None
     write_files(results_dir, {JSON_NAME: render_json(run, command), MARKDOWN_NAME: render_markdown(run, command),
                               CHART_NAME: render_svg(run)})
-    if results_dir.resolve() == RESULTS:
+    if results_dir.resolve() == RESULTS and settings.platform is None:
         # The README shows the committed results, so it follows them.
         write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})
     _say("")
@@ -409,14 +436,16 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
 
 @task(
     help={"bases": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
-          "results": "where to write SWEEP.md and sweep.json"}
+          "results": "where to write SWEEP.md and sweep.json (default results/, results/<arch>/ with --platform)",
+          "platform": PLATFORM_HELP}
 )
 @_reported
-def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> None:
+def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, platform: str | None = None) -> None:
     """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
-    command = f"invoke sweep --bases {bases}"
-    reports = sweep_bases(DockerEngine.from_env(), _settings(DEFAULT_BASE), parse_bases(bases), _say)
-    results_dir = Path(results)
+    command = f"invoke sweep --bases {bases}" + (f" --platform {platform}" if platform else "")
+    settings = _settings(DEFAULT_BASE, platform=platform)
+    reports = sweep_bases(DockerEngine.from_env(), settings, parse_bases(bases), _say)
+    results_dir = _results_dir(results, settings)
     write_files(
         results_dir,
         {"SWEEP.md": render_sweep_markdown(reports, command), "sweep.json": render_sweep_json(reports, command)},
@@ -432,11 +461,14 @@ def sweep(c: Context, bases: str = SWEEP_BASES, results: str = str(RESULTS)) -> 
         "engine": "NAME=DOCKER_HOST of an Engine to run the ladder on (unix:///path, tcp://host:port, "
                   "ssh://user@host); repeat for more",
         "base": BASE_HELP,
-        "results": "where to write ENGINES.md and engines.json",
+        "results": "where to write ENGINES.md and engines.json (default results/, results/<arch>/ with --platform)",
+        "platform": PLATFORM_HELP,
     },
 )
 @_reported
-def matrix(c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str = str(RESULTS)) -> None:
+def matrix(
+    c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str | None = None, platform: str | None = None
+) -> None:
     """Run the ladder on several Engines, one after another; write results/ENGINES.md and engines.json."""
     try:
         targets = [EngineTarget.parse(text) for text in engine]
@@ -445,10 +477,11 @@ def matrix(c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str
     if not targets:
         raise Exit("error: give at least one --engine NAME=DOCKER_HOST", code=2)
     command = "invoke matrix " + " ".join(f"--engine {t.name}={t.host}" for t in targets)
+    command += f" --platform {platform}" if platform else ""
     # Sizes and outcomes: the wire sizes are in RESULTS.md for the default Engine.
-    settings = dataclasses.replace(_settings(base), wire_size=False)
+    settings = dataclasses.replace(_settings(base, platform=platform), wire_size=False)
     runs = [_run_on(target, settings) for target in targets]
-    results_dir = Path(results)
+    results_dir = _results_dir(results, settings)
     write_files(results_dir, {"ENGINES.md": render_matrix_markdown(runs, command),
                               "engines.json": render_matrix_json(runs, command)})
     _say(f"wrote {results_dir / 'ENGINES.md'} and {results_dir / 'engines.json'}")

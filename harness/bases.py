@@ -15,11 +15,13 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.debian import DebianBase
 from harness.engine_protocol import Engine
+from harness.imagewrite import rootfs_archive
 from harness.errors import BaseUnavailable, EngineError
 from harness.ledger import ROLE_BASE, Ledger
 from harness.layers.cache import LayerCache
@@ -84,6 +86,9 @@ class BaseStatus:
 def mmdebstrap_command(base: DebianBase, output: Path) -> list[str]:
     """The mmdebstrap call that bootstraps `base` into the tarball `output`."""
     command = ["mmdebstrap", "--variant=minbase", "--format=tar"]
+    if base.arch is not None:
+        # Another architecture's maintainer scripts run under qemu (binfmt_misc), as mmdebstrap arranges.
+        command.append(f"--arch={base.arch.debian}")
     if base.suite not in UNMERGED_USR_SUITES:
         # Merged /usr from the start, as the official images are; without the
         # hook, mmdebstrap converts with the `usrmerge` package, which pulls in perl.
@@ -157,4 +162,8 @@ def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> str:
                 (f"mmdebstrap failed with exit code {done.returncode}: {last}",),
                 "Check that the suite exists and Debian's packages are reachable, then run `invoke bases` again.",
             )
-        return engine.import_rootfs(tarball, ref, {})
+        if base.arch is None:
+            return engine.import_rootfs(tarball, ref, {})
+        archive = rootfs_archive(tarball.read_bytes(), base.arch.oci, base.arch.variant, ref, int(time.time()),
+                                 created_by=" ".join(command[:-1]))
+        return engine.load_image(archive.data)

@@ -31,7 +31,7 @@ def render_svg(report: RunReport) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{LABEL_WIDTH}" y="18" font-size="14" font-weight="bold">Image size per stage, log scale ({escape(report.base)})</text>',
+        f'<text x="{LABEL_WIDTH}" y="18" font-size="14" font-weight="bold">Image size per stage, log scale ({escape(report.base)}{escape(", " + report.platform if report.platform else "")})</text>',
         f'<rect x="{LABEL_WIDTH}" y="28" width="10" height="10" fill="{MEASURED}"/><text x="{LABEL_WIDTH + 14}" y="37">measured</text>',
         f'<rect x="{LABEL_WIDTH + 90}" y="28" width="10" height="10" fill="{TUTORIAL}"/><text x="{LABEL_WIDTH + 104}" y="37">tutorial (stretch, 2018)</text>',
     ]

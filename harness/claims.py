@@ -69,7 +69,8 @@ def _fails_small(dynamic: StageResult) -> tuple[bool, str]:
     observed = dynamic.observed
     message = observed.failure_text().strip() if observed else "(not run)"
     failed = observed is not None and (observed.error is not None or observed.exit_code != 0)
-    failed = failed and MISSING_LOADER in message
+    # Whatever its case, as verify.judge reads it: qemu-user says "No such file or directory" under emulation.
+    failed = failed and MISSING_LOADER in message.casefold()
     small = (dynamic.size_bytes or 0) < SCRATCH_DYNAMIC_LIMIT
     return failed and small, f"{_size(dynamic)}; run: {message!r}"
 

@@ -177,6 +177,7 @@ class DockerEngine:
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
         target: str | None = None,
+        platform: str | None = None,
     ) -> BuildRecord:
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         steps = BuildSteps()
@@ -200,6 +201,8 @@ class DockerEngine:
                     pull=False,
                     target=target,  # stop at this named stage: its image is the answer
                     decode=True,
+                    # The Engine then refuses a base of another platform instead of building on it.
+                    platform=platform,
                 )
                 # The SDK's stream generator holds the HTTP response (its `response` argument): kept, so that
                 # `close` can shut a build's connection down from another thread.

@@ -17,7 +17,7 @@ import json
 import os
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -132,6 +132,33 @@ def image_archive(
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
         "history": [{"created": created, "created_by": created_by}],
     }
+    return _save_archive(config, layer, layer_digest, tag, epoch)
+
+
+def rootfs_archive(layer: bytes, architecture: str, variant: str | None, tag: str, epoch: int,
+                   created_by: str) -> ImageArchive:
+    """A root file system tar as an image of `architecture`, as `docker import` makes one, but loaded.
+
+    Engine 20.10's import writes the Engine's own architecture into the config
+    whatever platform it is given; a config written here says the right one
+    on every Engine.  Like an import: one layer, the tar as it is, `CMD ["bash"]`.
+    """
+    layer_digest = hashlib.sha256(layer).hexdigest()
+    created = datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    config = {
+        "architecture": architecture,
+        **({} if variant is None else {"variant": variant}),
+        "os": "linux",
+        "created": created,
+        "config": {"Cmd": ["bash"]},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
+        "history": [{"created": created, "created_by": created_by}],
+    }
+    return _save_archive(config, layer, layer_digest, tag, epoch)
+
+
+def _save_archive(config: Mapping[str, object], layer: bytes, layer_digest: str, tag: str, epoch: int) -> ImageArchive:
+    """A `docker save` archive of one image: its config, its one layer, and a manifest naming `tag`."""
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     config_digest = hashlib.sha256(config_bytes).hexdigest()
     manifest = [{"Config": f"{config_digest}.json", "RepoTags": [tag], "Layers": [f"{layer_digest}/layer.tar"]}]

@@ -80,6 +80,7 @@ class RunReport:
     stages: tuple[StageResult, ...]
     # (distribution, version) of the libraries that measured it (harness.versions); () in older results.
     versions: tuple[tuple[str, str], ...] = ()
+    platform: str | None = None  # `linux/arm64` when the run was for a platform given; None: the Engine's own
 
     @property
     def ok(self) -> bool:

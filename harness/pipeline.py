@@ -39,6 +39,7 @@ from harness.slimcache import SlimMade, SlimMemo, slim_key
 from harness.errors import (
     BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, HarnessError, StageConfigError,
 )
+from harness.platforms import Platform, emulation_missing
 from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import DEFAULT_USER, Stage, WhenBaseMissing, discover, load_stage, names_stage
 from harness.verify import judge
@@ -72,6 +73,8 @@ class Settings:
     # The user's cache folder (harness.layers.cache): layer reads by diff_id, [slim] images by their inputs.
     # None: nothing is cached, every image is saved and read, every [slim] image written again.
     cache_dir: Path | None = None
+    # The platform to build and run for (`--platform linux/arm64`); None: the Engine's own, as before.
+    platform: Platform | None = None
 
     @property
     def stages_dir(self) -> Path:
@@ -83,11 +86,14 @@ class Settings:
 
     @property
     def build_args(self) -> dict[str, str]:
-        return {"BASE": self.base}
+        if self.platform is None:
+            return {"BASE": self.base}
+        return {"BASE": self.platform.base_ref(self.base), **self.platform.build_args}
 
     def tag(self, stage: str) -> str:
-        """`hello-ladder/07-scratch-libs:debian-bookworm`: one tag per stage and base."""
-        return f"{self.namespace}/{stage}:{re.sub(r'[^a-z0-9_.-]+', '-', self.base.lower())}"
+        """`hello-ladder/07-scratch-libs:debian-bookworm` (`...-arm64` for a platform): one tag per stage, base and platform."""
+        suffix = "" if self.platform is None else f"-{self.platform.slug}"
+        return f"{self.namespace}/{stage}:{re.sub(r'[^a-z0-9_.-]+', '-', self.base.lower())}{suffix}"
 
     def private_tag(self, stage: str, checkout: str, suffix: str = "") -> str:
         """The stage's tag in this checkout alone: what a build writes, so two checkouts never re-tag each other."""
@@ -216,6 +222,7 @@ def measure_stages(
         engine=engine.describe() if lost is None else EngineFacts.unknown(),
         stages=tuple(results),
         versions=measuring_versions(),
+        platform=None if settings.platform is None else str(settings.platform),
     )
     return Measured(report, lost)
 
@@ -301,6 +308,8 @@ def process_folder(
         image=settings.tag(stage.name),
         runtime=stage.runtime,
     )
+    if settings.platform is not None and (missing := emulation_missing(settings.platform)) is not None:
+        return StageResult(**common, outcome=Outcome.SKIPPED, reason=f"{settings.platform}: {missing}")
     base_refs = stage_bases(stage, settings)
     for ref in base_refs:
         status = bases.provide(ref)
@@ -438,6 +447,7 @@ def _build_one(
                 no_cache=no_cache,
                 on_line=on_line,
                 target=target,
+                platform=None if settings.platform is None else str(settings.platform),
             )
         made.ledger.record_image(record.image_id, role, (tag,), made.namespace)
         return record

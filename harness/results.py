@@ -27,6 +27,7 @@ def to_dict(report: RunReport, generated_by: str) -> dict[str, Any]:
     return {
         "generated_by": generated_by,
         "base": report.base,
+        **({} if report.platform is None else {"platform": report.platform}),
         "engine": dataclasses.asdict(report.engine),
         # Results from before the versions were recorded re-render without the key, byte for byte.
         **({"versions": dict(report.versions)} if report.versions else {}),
@@ -102,6 +103,7 @@ def from_dict(data: Mapping[str, Any]) -> RunReport:
         engine=EngineFacts(**{key: str(value) for key, value in data["engine"].items()}),
         stages=tuple(_stage_from_dict(stage) for stage in data["stages"]),
         versions=tuple((str(name), str(version)) for name, version in (data.get("versions") or {}).items()),
+        platform=None if data.get("platform") is None else str(data["platform"]),
     )
 
 

@@ -112,9 +112,10 @@ def cleanup_namespace(engine: DockerEngine, made: Made) -> Iterator[str]:
     ownership.clean(engine, made.ledger, ownership.Scope(namespace=TEST_NAMESPACE))
 
 
-def build_recorded(client: docker.DockerClient, made: Made, dockerfile: str, tag: str) -> str:
+def build_recorded(client: docker.DockerClient, made: Made, dockerfile: str, tag: str, platform: str | None = None) -> str:
     """Build a test image with the SDK, record its ID in the ledger under the tests' namespace, return the ID."""
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True,
+                                   platform=platform)
     made.ledger.record_image(str(image.id), ROLE_TEST, (tag,), made.namespace)
     return str(image.id)
 

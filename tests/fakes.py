@@ -37,6 +37,7 @@ class FakeEngine:
     failing_builds: dict[str, str] = field(default_factory=dict)  # stage -> reason
     outputs: dict[str, RunResult] = field(default_factory=dict)  # tag -> result
     built: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # (tag, dockerfile text, labels)
+    build_calls: list[dict[str, object]] = field(default_factory=list)  # the tag, build arguments and platform of each build
     ran: list[tuple[str, tuple[str, ...], RunPolicy, dict[str, str]]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # image IDs removed
     imported: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -83,6 +84,7 @@ class FakeEngine:
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
         target: str | None = None,
+        platform: str | None = None,
     ) -> BuildRecord:
         with tarfile.open(fileobj=io.BytesIO(context)) as tar:
             member = tar.extractfile(dockerfile)
@@ -90,6 +92,7 @@ class FakeEngine:
             text = member.read().decode()
         self.built.append((tag, text, labels))
         self.targets.append(target)
+        self.build_calls.append({"tag": tag, "build_args": dict(build_args), "platform": platform})
         if stage in self.failing_builds:
             raise BuildFailed(stage, "RUN make", ("Step 3/3 : RUN make", "make: *** No rule"), self.failing_builds[stage])
         self.images[tag] = dataclasses.replace(_image(len(context)), image_id=f"sha256:{tag}")

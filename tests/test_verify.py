@@ -45,3 +45,10 @@ def test_an_expected_failure_must_happen_and_say_the_right_thing() -> None:
     assert judge(FAILS, ran("hello!\n"))[0] is Outcome.FAIL
     outcome, why = judge(FAILS, ran(stderr="permission denied", exit_code=126))
     assert outcome is Outcome.FAIL and why is not None and "without 'no such file or directory'" in why
+
+
+def test_under_emulation_the_same_missing_loader_passes_in_qemus_words() -> None:
+    """qemu-user starts, then cannot open the loader: its own exit code and its capitalised strerror."""
+    observed = ran(stderr="aarch64-binfmt-P: Could not open '/lib/ld-linux-aarch64.so.1': No such file or directory\n",
+                   exit_code=255)
+    assert judge(FAILS, observed) == (Outcome.PASS, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import struct
 import subprocess
@@ -12,7 +13,34 @@ from pathlib import Path
 import pytest
 from hostneeds import needs
 
-HOST_RTLD = Path("/lib64/ld-linux-x86-64.so.2")
+
+
+@dataclass(frozen=True)
+class HostAbi:
+    """The host's own ABI, which gcc builds the synthetic objects for, as Debian's merged /usr lays it out."""
+
+    triplet: str
+    platform: str  # $PLATFORM
+    interpreter: str  # PT_INTERP of gcc's programs
+    real: str  # where the loader physically is
+    links: tuple[tuple[str, str], ...]  # the merged-/usr links, /lib -> usr/lib among them
+    machine: int
+    ldconfig_kind: str  # how `ldconfig -p` names the architecture
+
+
+HOSTS = {
+    "x86_64": HostAbi("x86_64-linux-gnu", "x86_64", "/lib64/ld-linux-x86-64.so.2",
+                      "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                      (("/lib64", "usr/lib64"),
+                       ("/usr/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+                       ("/lib", "usr/lib")), 62, "x86-64"),
+    "aarch64": HostAbi("aarch64-linux-gnu", "aarch64", "/lib/ld-linux-aarch64.so.1",
+                       "/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+                       (("/lib", "usr/lib"),
+                        ("/usr/lib/ld-linux-aarch64.so.1", "aarch64-linux-gnu/ld-linux-aarch64.so.1")), 183, "AArch64"),
+}
+HOST = HOSTS.get(platform.machine())
+HOST_RTLD = Path(HOST.interpreter) if HOST is not None else None
 DLOPEN_JSON = '[{"soname":["libZ.so.9","libC.so.1"],"feature":"cee","priority":"recommended"}]'
 
 
@@ -23,7 +51,7 @@ def _gcc(cwd: Path, *args: str) -> None:
 
 
 def _exe(cwd: Path, out: str, needs: list[str], *flags: str) -> None:
-    """A -nostdlib executable needing `needs` (names, linked from cwd), interpreter /lib64/ld-linux-x86-64.so.2."""
+    """A -nostdlib executable needing `needs` (names, linked from cwd), with the host's interpreter."""
     (cwd / "main.c").write_text("void _start(void) { for (;;); }\n")
     _gcc(cwd, "-nostdlib", "-fPIE", "-pie", "-o", out, "main.c", f"-Wl,-rpath-link,{cwd}",
          "-Wl,--no-as-needed", *flags, *needs)
@@ -127,19 +155,27 @@ class Root:
         return inside
 
     def merged_usr(self) -> None:
-        """Debian bookworm's layout: /lib -> usr/lib, /lib64 -> usr/lib64, ld.so reached through both."""
-        (self.path / "usr/lib/x86_64-linux-gnu").mkdir(parents=True, exist_ok=True)
-        self.put("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", HOST_RTLD.resolve())
-        self.link("/lib", "usr/lib")
-        self.link("/lib64", "usr/lib64")
-        self.link("/usr/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+        """Debian bookworm's layout for the host's ABI: /lib -> usr/lib (x86-64: /lib64 -> usr/lib64), ld.so linked."""
+        assert HOST is not None and HOST_RTLD is not None
+        (self.path / f"usr/lib/{HOST.triplet}").mkdir(parents=True, exist_ok=True)
+        self.put(HOST.real, HOST_RTLD.resolve())
+        for link, target in HOST.links:
+            self.link(link, target)
 
 
 @pytest.fixture()
 def root(tmp_path: Path) -> Root:
     """An empty root with Debian's merged-/usr layout and the host's ld.so in it."""
-    needs(HOST_RTLD.exists(), "needs an x86-64 glibc host for its ld.so")
+    needs(HOST_RTLD is not None and HOST_RTLD.exists(), f"needs a glibc host of a known ABI ({', '.join(HOSTS)}) for its ld.so")
     made = Root(tmp_path / "root")
     made.path.mkdir()
     made.merged_usr()
     return made
+
+
+@pytest.fixture()
+def abi() -> HostAbi:
+    """The host's ABI: the triplet, loader and names the synthetic objects and roots use."""
+    if HOST is None:
+        needs(False, f"needs a host of a known ABI ({', '.join(HOSTS)})")
+    return HOST

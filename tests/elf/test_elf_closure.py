@@ -8,18 +8,18 @@ import pytest
 
 from harness.elf import MissingLibraries, Resolver, closure_dict, render_tree
 
-RTLD_FILES = (P("/lib64"), P("/usr/lib64/ld-linux-x86-64.so.2"), P("/lib"),
-              P("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"))
 
 
-def test_interpreter_reached_through_merged_usr_links(root, built):
+def test_interpreter_reached_through_merged_usr_links(root, built, abi):
     root.put("/opt/c/libC.so.1", built.libC)
     app = root.put("/usr/bin/app", built.app_first)
     root.put("/opt/second/libC.so.1", built.libC)
     closure = Resolver(root.path).resolve(app)
-    assert closure.interpreter == P("/lib64/ld-linux-x86-64.so.2")
-    assert closure.interpreter_real == P("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
-    assert closure.files[:5] == (P("/usr/bin/app"), *RTLD_FILES)
+    assert closure.interpreter == P(abi.interpreter)
+    assert closure.interpreter_real == P(abi.real)
+    rtld_files = (P("/lib64"), P("/usr/lib64/ld-linux-x86-64.so.2"), P("/lib"), P(abi.real)) \
+        if abi.triplet == "x86_64-linux-gnu" else (P("/lib"), P("/usr/lib/ld-linux-aarch64.so.1"), P(abi.real))
+    assert closure.files[:len(rtld_files) + 1] == (P("/usr/bin/app"), *rtld_files)
     assert not closure.is_static
 
 
@@ -110,14 +110,14 @@ def test_ld_so_conf_includes_without_cache(root, built):
     assert Resolver(root.path).resolve(app).needed[0].path == P("/opt/conf/two/libC.so.1")
 
 
-def test_default_directories_last(root, built):
+def test_default_directories_last(root, built, abi):
     app = root.put("/usr/bin/app", built.app_plain)
     root.put("/usr/lib/libC.so.1", built.libC)
-    root.put("/usr/lib/x86_64-linux-gnu/libC.so.1", built.libC)
-    # /lib/x86_64-linux-gnu comes first: it is the same directory, through the /lib link.
+    root.put(f"/usr/lib/{abi.triplet}/libC.so.1", built.libC)
+    # /lib/<triplet> comes first: it is the same directory, through the /lib link.
     closure = Resolver(root.path).resolve(app)
-    assert closure.needed[0].path == P("/lib/x86_64-linux-gnu/libC.so.1")
-    assert closure.needed[0].real == P("/usr/lib/x86_64-linux-gnu/libC.so.1")
+    assert closure.needed[0].path == P(f"/lib/{abi.triplet}/libC.so.1")
+    assert closure.needed[0].real == P(f"/usr/lib/{abi.triplet}/libC.so.1")
 
 
 def test_same_library_listed_once_with_first_requester(root, built):
@@ -150,30 +150,30 @@ def test_static_executable_is_its_only_file(root, built):
     assert render_tree(closure) == "/usr/bin/static (statically linked)\n"
 
 
-def test_dlopen_notes_optional(root, built):
+def test_dlopen_notes_optional(root, built, abi):
     app = root.put("/usr/bin/app", built.app_dlopen)
-    root.put("/usr/lib/x86_64-linux-gnu/libN.so.1", built.libN)
+    root.put(f"/usr/lib/{abi.triplet}/libN.so.1", built.libN)
     resolver = Resolver(root.path)
     assert resolver.resolve(app).dlopen == ()
     [missing] = resolver.resolve(app, with_dlopen=True).dlopen
     assert (missing.sonames, missing.feature, missing.priority, missing.path) == (
         ("libZ.so.9", "libC.so.1"), "cee", "recommended", None)
-    root.put("/usr/lib/x86_64-linux-gnu/libC.so.1", built.libC)
+    root.put(f"/usr/lib/{abi.triplet}/libC.so.1", built.libC)
     [found] = Resolver(root.path).resolve(app, with_dlopen=True).dlopen
-    assert found.soname == "libC.so.1" and found.path == P("/lib/x86_64-linux-gnu/libC.so.1")
-    assert found.via == P("/lib/x86_64-linux-gnu/libN.so.1")
+    assert found.soname == "libC.so.1" and found.path == P(f"/lib/{abi.triplet}/libC.so.1")
+    assert found.via == P(f"/lib/{abi.triplet}/libN.so.1")
 
 
-def test_render_tree_and_dict(root, built):
+def test_render_tree_and_dict(root, built, abi):
     app = root.put("/usr/bin/app", built.app_rpath)
     root.put("/opt/a/lib/libB.so.1", built.libB)
     root.put("/opt/c/libC.so.1", built.libC)
     closure = Resolver(root.path).resolve(app)
     assert render_tree(closure) == (
-        "/usr/bin/app (interpreter => /lib64/ld-linux-x86-64.so.2)\n"
+        f"/usr/bin/app (interpreter => {abi.interpreter})\n"
         "    libB.so.1 => /opt/a/lib/libB.so.1\n"
         "        libC.so.1 => /opt/c/libC.so.1\n")
     as_dict = closure_dict(closure)
-    assert as_dict["path"] == "/usr/bin/app" and as_dict["interpreter"] == "/lib64/ld-linux-x86-64.so.2"
+    assert as_dict["path"] == "/usr/bin/app" and as_dict["interpreter"] == abi.interpreter
     assert as_dict["needed"][1] == {"soname": "libC.so.1", "path": "/opt/c/libC.so.1", "via": "/opt/a/lib/libB.so.1"}
     assert as_dict["files"] == [str(f) for f in closure.files]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import platform
 import random
 import sys
 import time
@@ -25,7 +26,8 @@ fuzz_elf = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = fuzz_elf
 _spec.loader.exec_module(fuzz_elf)
 
-LIBDIR = "/usr/lib/x86_64-linux-gnu"
+# The host's multiarch folder (x86_64-linux-gnu, aarch64-linux-gnu): gcc built the seeds for the host.
+LIBDIR = f"/usr/lib/{platform.machine()}-linux-gnu"
 PER_INPUT_SECONDS = 2.0
 
 

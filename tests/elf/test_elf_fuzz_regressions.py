@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import struct
 from pathlib import PurePosixPath as P
 
@@ -11,6 +12,8 @@ from harness.elf import Closure, Resolver, read_elf
 from harness.elf.reader import read_dlopen_sections
 
 PT_NOTE = 4
+# The host's multiarch folder: gcc built the objects for the host.
+LIBDIR = f"/usr/lib/{platform.machine()}-linux-gnu"
 
 
 def _hide_pt_notes(blob: bytearray) -> None:
@@ -36,7 +39,7 @@ def test_deeply_nested_dlopen_note_is_ignored(root, built):
     at = next(phoff + i * phentsize for i in range(phnum)
               if struct.unpack_from("<I", blob, phoff + i * phentsize)[0] == PT_NOTE)
     struct.pack_into("<QQQQQQ", blob, at + 8, start, 0, 0, len(note), len(note), 4)
-    root.put("/usr/lib/x86_64-linux-gnu/libC.so.1", built.libC)
+    root.put(f"{LIBDIR}/libC.so.1", built.libC)
     path = root.put("/usr/bin/app", bytes(blob))
 
     assert read_elf(root.host(path), P(path)).dlopen == ()
@@ -58,7 +61,7 @@ def test_compressed_dlopen_section_is_ignored(root, built):
     flags_at = shoff + index * shentsize + 8
     struct.pack_into("<Q", blob, flags_at, struct.unpack_from("<Q", blob, flags_at)[0] | 0x800)
     struct.pack_into("<IIQQ", blob, offset, 1, 0, 1 << 40, 1)  # Elf64_Chdr: zlib, 1 TiB claimed
-    lib = root.put("/usr/lib/x86_64-linux-gnu/libN.so.1", bytes(blob))
+    lib = root.put(f"{LIBDIR}/libN.so.1", bytes(blob))
     app = root.put("/usr/bin/app", built.app_dlopen)
 
     assert read_dlopen_sections(root.host(lib), P(lib)) == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import stat
 import subprocess
@@ -14,15 +15,18 @@ from hostneeds import needs
 
 from harness.elf import ElfError, Resolver, read_elf
 
+# The host's multiarch triplet: x86_64-linux-gnu, aarch64-linux-gnu.
+TRIPLET = f"{platform.machine()}-linux-gnu"
+
 
 @pytest.fixture(autouse=True)
-def _x86_64_glibc_host() -> None:
-    needs(shutil.which("ldd") is not None and Path("/lib64/ld-linux-x86-64.so.2").exists(),
-          "needs an x86-64 glibc host with ldd")
+def _multiarch_glibc_host() -> None:
+    needs(shutil.which("ldd") is not None and Path(f"/usr/lib/{TRIPLET}").is_dir(),
+          "needs a Debian-style multiarch glibc host with ldd")
 
 
 SAMPLE = 50
-DIRS = ("/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu", "/usr/libexec", "/usr/lib")
+DIRS = ("/usr/bin", "/usr/sbin", f"/usr/lib/{TRIPLET}", "/usr/libexec", "/usr/lib")
 
 
 def _dynamic_elves(limit: int) -> list[str]:
@@ -96,7 +100,7 @@ def test_lib_and_platform_expand_like_the_real_loader(tmp_path):
     # Put the library where our expansion says, and ask the real loader.
     runpath = read_elf(tmp_path / "m", P("/m")).runpath
     assert runpath == "$ORIGIN/${LIB}/$PLATFORM"
-    expanded = tmp_path / "lib/x86_64-linux-gnu/x86_64"
+    expanded = tmp_path / f"lib/{TRIPLET}/{platform.machine()}"
     expanded.mkdir(parents=True)
     shutil.move(tmp_path / "libf.so", expanded / "libf.so")
     ours = Resolver(Path("/")).resolve(str(tmp_path / "m"))

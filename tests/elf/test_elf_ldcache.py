@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import shutil
 import struct
@@ -19,17 +20,19 @@ HOST_CACHE = Path("/etc/ld.so.cache")
 
 
 def test_host_cache_matches_ldconfig_p():
-    needs(HOST_CACHE.exists() and shutil.which("ldconfig") is not None, "needs a glibc host")
+    needs(HOST_CACHE.exists() and shutil.which("ldconfig") is not None
+          and platform.machine() in ("x86_64", "aarch64"), "needs an x86-64 or aarch64 glibc host")
     entries = parse_cache(HOST_CACHE.read_bytes())
     listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
     pairs = re.findall(r"^\s+(\S+) \(([^)]*)\) => (\S+)$", listed, re.MULTILINE)
     assert len(pairs) == len(entries)
     assert [(soname, path) for soname, _, path in pairs] == [(e.soname, e.path) for e in entries]
-    x86_64 = [(soname, path) for soname, kind, path in pairs if "x86-64" in kind and "hwcap" not in kind]
-    table = cache_table(entries, cache_flags(62, 64))
-    assert all(table[soname] for soname, _ in x86_64)
+    machine, kind_name = {"x86_64": (62, "x86-64"), "aarch64": (183, "AArch64")}[platform.machine()]
+    native = [(soname, path) for soname, kind, path in pairs if kind_name in kind and "hwcap" not in kind]
+    table = cache_table(entries, cache_flags(machine, 64))
+    assert all(table[soname] for soname, _ in native)
     first: dict[str, str] = {}
-    for soname, path in x86_64:
+    for soname, path in native:
         first.setdefault(soname, path)
     assert table == first
 

@@ -12,12 +12,12 @@ from harness.elf import ElfError, FileMissing, MalformedELF, NotELF, Resolver, r
 from harness.elf.reader import DF_1_NODEFLIB
 
 
-def test_reads_soname_needed_and_paths(built):
+def test_reads_soname_needed_and_paths(built, abi):
     lib = read_elf(built.libB, P("/libB.so.1"))
     assert (lib.soname, lib.needed, lib.interpreter, lib.elf_class) == ("libB.so.1", ("libC.so.1",), None, 64)
     app = read_elf(built.app_rpath, P("/app"))
     assert app.rpath == "/opt/a/lib:/opt/c" and app.runpath is None
-    assert app.interpreter == "/lib64/ld-linux-x86-64.so.2"
+    assert app.interpreter == abi.interpreter
     assert read_elf(built.app_runpath, P("/app")).runpath == "/opt/a/lib:/opt/c"
     assert not app.flags_1 & DF_1_NODEFLIB
 
@@ -51,9 +51,9 @@ def test_missing_requested_file(root):
         Resolver(root.path).resolve("/usr/bin/nothing")
 
 
-def test_malformed_candidate_in_search_path_is_an_error(root, built):
+def test_malformed_candidate_in_search_path_is_an_error(root, built, abi):
     app = root.put("/usr/bin/app", built.app_plain)
-    root.put("/usr/lib/x86_64-linux-gnu/libC.so.1", b"\x7fELF\x02\x01\x01")
+    root.put(f"/usr/lib/{abi.triplet}/libC.so.1", b"\x7fELF\x02\x01\x01")
     with pytest.raises(MalformedELF):
         Resolver(root.path).resolve(app)
 
