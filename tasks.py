@@ -24,15 +24,15 @@ from harness.elf import Resolver, closure_dict, render_tree
 from harness.engine import DockerEngine
 from harness.errors import BaseUnavailable, EngineLost, EngineUnavailable, HarnessError
 from harness.imagefs import unpacked_image
-from harness.ledger import Ledger
 from harness.layers import layer_table
+from harness.layers import to_json as layers_to_json
 from harness.layers.cache import LayerCache, cache_root
 from harness.layers.cache import clear as clear_cache
-from harness.layers import to_json as layers_to_json
 from harness.layers.limits import Limits, exceeded
+from harness.ledger import Ledger
 from harness.lock import exclusive_run
-from harness.measure import analyse_image, content_size
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
+from harness.measure import analyse_image, content_size
 from harness.model import RunPolicy
 from harness.pipeline import (
     DEFAULT_BASE,
@@ -45,14 +45,14 @@ from harness.pipeline import (
     stage_bases,
 )
 from harness.platforms import Platform, UnknownPlatform
+from harness.reasons import Reason, render_reasons
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
-from harness.reasons import Reason, render_reasons
 from harness.slim import Bundle, SlimSpec
-from harness.tracefiles import render_findings
 from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage, discover, load_stage, names_stage
 from harness.sweep import render_sweep_json, render_sweep_markdown
 from harness.sweeprun import parse_bases, sweep_bases
+from harness.tracefiles import render_findings
 from harness.units import human_size
 
 ROOT = Path(__file__).resolve().parent
@@ -66,8 +66,10 @@ SWEEP_BASES = "debian:bullseye,debian:bookworm,debian:trixie"
 # Builds wait on downloads and the Engine as much as on the CPU: one stage per core, at most 4.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
-PLATFORM_HELP = ("build and run for this platform, e.g. linux/arm64, under emulation where it is not the "
-                 "Engine's own (default: the Engine's own)")
+PLATFORM_HELP = (
+    "build and run for this platform, e.g. linux/arm64, under emulation where it is not the "
+    "Engine's own (default: the Engine's own)"
+)
 STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
 
 
@@ -101,9 +103,15 @@ def _say(line: str) -> None:
 def _settings(base: str, no_cache: bool = False, platform: str | None = None) -> Settings:
     # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
     namespace = os.environ.get("HELLO_LADDER_NAMESPACE", labels.DEFAULT_NAMESPACE)
-    return Settings(repo_root=ROOT, base=base, namespace=namespace, no_cache=no_cache,
-                    source_date_epoch=_source_date_epoch(), cache_dir=cache_root(),
-                    platform=_platform(platform))
+    return Settings(
+        repo_root=ROOT,
+        base=base,
+        namespace=namespace,
+        no_cache=no_cache,
+        source_date_epoch=_source_date_epoch(),
+        cache_dir=cache_root(),
+        platform=_platform(platform),
+    )
 
 
 def _platform(text: str | None) -> Platform | None:
@@ -166,8 +174,14 @@ def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> 
         _say(f"{missing} base(s) unavailable: stages that need them will be skipped or reported as errors.")
 
 
-@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "no_cache": "rebuild every step instead of using the build cache",
-            "platform": PLATFORM_HELP})
+@task(
+    help={
+        "stage": STAGE_HELP,
+        "base": BASE_HELP,
+        "no_cache": "rebuild every step instead of using the build cache",
+        "platform": PLATFORM_HELP,
+    }
+)
 @_reported
 def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform: str | None = None) -> None:
     """Build one stage and print its size and layers."""
@@ -213,27 +227,34 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
         "results": "where to write RESULTS.md and results.json (default results/, results/<arch>/ with --platform)",
         "no_wire": "skip the gzip wire size of each layer (the slow part of the layer figures)",
         "jobs": f"how many stages to build, run and measure at once (default {DEFAULT_JOBS}: the CPUs, at most 4); "
-                "the results are the same as with --jobs 1",
+        "the results are the same as with --jobs 1",
         "platform": PLATFORM_HELP,
-    }
+    },
 )
 @_reported
 def all_stages(
-    c: Context, base: str = DEFAULT_BASE, no_cache: bool = False, results: str | None = None, no_wire: bool = False,
-    jobs: int = 0, platform: str | None = None,
+    c: Context,
+    base: str = DEFAULT_BASE,
+    no_cache: bool = False,
+    results: str | None = None,
+    no_wire: bool = False,
+    jobs: int = 0,
+    platform: str | None = None,
 ) -> None:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
     if jobs < 0:
         raise Exit("error: --jobs takes a number of stages, 1 or more", code=2)
     settings = _settings(base, no_cache, platform)
     results_dir = _results_dir(results, settings)
-    settings = dataclasses.replace(settings, wire_size=not no_wire, sbom_dir=results_dir / "sbom",
-                                   jobs=jobs or DEFAULT_JOBS)
+    settings = dataclasses.replace(settings, wire_size=not no_wire, sbom_dir=results_dir / "sbom", jobs=jobs or DEFAULT_JOBS)
     # What the results record as their maker: the options that change what is measured, not where it is written
     # (nor --jobs: the results are the same with any number).
-    options = [*(["--base", base] if base != DEFAULT_BASE else []), *(["--no-cache"] if no_cache else []),
-               *(["--no-wire"] if no_wire else []),
-               *(["--platform", str(settings.platform)] if settings.platform is not None else [])]
+    options = [
+        *(["--base", base] if base != DEFAULT_BASE else []),
+        *(["--no-cache"] if no_cache else []),
+        *(["--no-wire"] if no_wire else []),
+        *(["--platform", str(settings.platform)] if settings.platform is not None else []),
+    ]
     command = shlex.join(["invoke", "all", *options])
     measured = measure_stages(DockerEngine.from_env(), settings, progress=_say)
     run = measured.report
@@ -244,8 +265,10 @@ def all_stages(
             f"{MARKDOWN_NAME} and {JSON_NAME} are unchanged.",
             code=1,
         ) from None
-    write_files(results_dir, {JSON_NAME: render_json(run, command), MARKDOWN_NAME: render_markdown(run, command),
-                              CHART_NAME: render_svg(run)})
+    write_files(
+        results_dir,
+        {JSON_NAME: render_json(run, command), MARKDOWN_NAME: render_markdown(run, command), CHART_NAME: render_svg(run)},
+    )
     if results_dir.resolve() == RESULTS and settings.platform is None:
         # The README shows the committed results, so it follows them.
         write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})
@@ -266,8 +289,7 @@ def all_stages(
     }
 )
 @_reported
-def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False,
-          cache: bool = False) -> None:
+def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False, cache: bool = False) -> None:
     """Remove the images and containers this checkout made (recorded by ID in its ledger), and nothing else."""
     if cache:
         folder = cache_root()
@@ -293,7 +315,11 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run
 )
 @_reported
 def layers(
-    c: Context, image: str, json_: bool = False, max_dead: str | None = None, min_efficiency: str | None = None,
+    c: Context,
+    image: str,
+    json_: bool = False,
+    max_dead: str | None = None,
+    min_efficiency: str | None = None,
     no_wire: bool = False,
 ) -> None:
     """Per-layer contents of an image: files added, changed, deleted, dead bytes, dive's efficiency, wire size."""
@@ -333,7 +359,11 @@ def layers(
 )
 @_reported
 def deps(
-    c: Context, path: list[str], image: str | None = None, root: str | None = None, json_: bool = False,
+    c: Context,
+    path: list[str],
+    image: str | None = None,
+    root: str | None = None,
+    json_: bool = False,
     with_dlopen: bool = False,
 ) -> None:
     """Print what the dynamic loader would load for ELF files in an image or a root folder, as lddtree does."""
@@ -372,14 +402,25 @@ def deps(
         "trace": "run the command (or each --probe) in the source image under strace and copy what it touches",
         "probe": "a command to trace instead of the command (with --trace); repeat for more",
         "metadata": "write dpkg metadata (status.d) and copyright files for the packages the files come from "
-                    "(default; --no-metadata leaves them out)",
+        "(default; --no-metadata leaves them out)",
     },
 )
 @_reported
 def slim(
-    c: Context, image: str, binary: str, tag: str, extra: list[str], env: list[str], extras_from: str | None = None,
-    cmd: str | None = None, with_: str = "", with_dlopen: bool = False, metadata: bool = True, sbom: str | None = None,
-    trace: bool = False, probe: list[str] | None = None,
+    c: Context,
+    image: str,
+    binary: str,
+    tag: str,
+    extra: list[str],
+    env: list[str],
+    extras_from: str | None = None,
+    cmd: str | None = None,
+    with_: str = "",
+    with_dlopen: bool = False,
+    metadata: bool = True,
+    sbom: str | None = None,
+    trace: bool = False,
+    probe: list[str] | None = None,
 ) -> None:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
     engine = DockerEngine.from_env()
@@ -400,8 +441,9 @@ def slim(
         raise Exit("error: --probe runs under the tracer: add --trace", code=2)
     command = tuple(shlex.split(cmd)) if cmd else (binary,)
     image_labels = labels.image(made.ledger.checkout, settings.namespace, stage="slim")
-    record, plan = build_slim_image(engine, image, spec, tag, command, image_labels, made, _source_date_epoch(),
-                                    Path(sbom).resolve() if sbom else None)
+    record, plan = build_slim_image(
+        engine, image, spec, tag, command, image_labels, made, _source_date_epoch(), Path(sbom).resolve() if sbom else None
+    )
     _say(f"{tag}: {slim_summary(plan, record.image_id)}")
     for line in render_reasons(plan.reasons, dict(plan.sizes)):
         _say(line)
@@ -413,8 +455,10 @@ def slim(
     policy = RunPolicy(timeout_s=DEFAULT_TIMEOUT_S, user=DEFAULT_USER, tmpfs=("/tmp",) if trace else ())
     result = engine.run(record.image_id, command, policy, made.container_labels())
     source_size, slim_size = content_size(engine, image), content_size(engine, record.image_id)
-    _say(f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
-         f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller")
+    _say(
+        f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
+        f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller"
+    )
     _say(f"run {' '.join(command)}: exit code {result.exit_code}" + (f", error {result.error}" if result.error else ""))
     if result.stdout:
         _say(f"stdout: {result.stdout[:500]!r}")
@@ -435,9 +479,11 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 @task(
-    help={"bases": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
-          "results": "where to write SWEEP.md and sweep.json (default results/, results/<arch>/ with --platform)",
-          "platform": PLATFORM_HELP}
+    help={
+        "bases": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
+        "results": "where to write SWEEP.md and sweep.json (default results/, results/<arch>/ with --platform)",
+        "platform": PLATFORM_HELP,
+    }
 )
 @_reported
 def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, platform: str | None = None) -> None:
@@ -459,7 +505,7 @@ def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, plat
     iterable=["engine"],
     help={
         "engine": "NAME=DOCKER_HOST of an Engine to run the ladder on (unix:///path, tcp://host:port, "
-                  "ssh://user@host); repeat for more",
+        "ssh://user@host); repeat for more",
         "base": BASE_HELP,
         "results": "where to write ENGINES.md and engines.json (default results/, results/<arch>/ with --platform)",
         "platform": PLATFORM_HELP,
@@ -482,21 +528,24 @@ def matrix(
     settings = dataclasses.replace(_settings(base, platform=platform), wire_size=False)
     runs = [_run_on(target, settings) for target in targets]
     results_dir = _results_dir(results, settings)
-    write_files(results_dir, {"ENGINES.md": render_matrix_markdown(runs, command),
-                              "engines.json": render_matrix_json(runs, command)})
+    write_files(
+        results_dir, {"ENGINES.md": render_matrix_markdown(runs, command), "engines.json": render_matrix_json(runs, command)}
+    )
     _say(f"wrote {results_dir / 'ENGINES.md'} and {results_dir / 'engines.json'}")
     problems = [run.target.name for run in runs if run.error or run.report is None or not run.report.ok]
     if problems:
-        raise Exit(f"Engines where the ladder did not run or some stage did not do what it expects: "
-                   f"{', '.join(problems)}", code=1)
+        raise Exit(
+            f"Engines where the ladder did not run or some stage did not do what it expects: {', '.join(problems)}", code=1
+        )
 
 
 def _run_on(target: EngineTarget, settings: Settings) -> EngineRun:
     """The ladder on one Engine; an Engine that cannot be reached or is lost part-way is recorded, not fatal."""
     _say(f"== {target.name} ({target.host})")
     try:
-        measured = measure_stages(DockerEngine.connect(target.host), settings,
-                                  progress=lambda line: _say(f"[{target.name}] {line}"))
+        measured = measure_stages(
+            DockerEngine.connect(target.host), settings, progress=lambda line: _say(f"[{target.name}] {line}")
+        )
     except EngineUnavailable as error:
         _say(f"[{target.name}] {error}")
         return EngineRun(target, None, str(error))

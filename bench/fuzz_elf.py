@@ -56,18 +56,57 @@ DLOPEN_JSON = '[{"soname":["libfuzz.so.1","libseed.so.1"],"feature":"f","priorit
 
 # Names a mutated string may become: other files of the root, itself, tokens, escapes, traps.
 NAMES = [
-    b"libfuzz.so.1", b"libseed.so.1", b"libc.so.6", b"libloop.so.1", b"libdir.so.1", b"libfifo.so.1",
-    MAIN.encode(), LIB.encode(), INTERP.encode(), b"/dev/fifo", b"/", b"", b".", b"..", b"../../../../../etc/passwd",
-    b"$ORIGIN", b"$ORIGIN/libfuzz.so.1", b"${ORIGIN}/../lib/x86_64-linux-gnu/libfuzz.so.1", b"$LIB/libfuzz.so.1",
-    b"$PLATFORM", b"${LIB", b"$", b"$$ORIGIN", b"/lib64/../../../lib64/ld-linux-x86-64.so.2",
-    b":" * 64, b"a:" * 200, b"$ORIGIN:" * 50, b"/usr/lib/x86_64-linux-gnu/libloop.so.1/x", b"\xff\xfe\xc3(",
-    b"lib\x00fuzz.so.1", b"/" * 300, b"a/" * 150, b"x" * 5000,
+    b"libfuzz.so.1",
+    b"libseed.so.1",
+    b"libc.so.6",
+    b"libloop.so.1",
+    b"libdir.so.1",
+    b"libfifo.so.1",
+    MAIN.encode(),
+    LIB.encode(),
+    INTERP.encode(),
+    b"/dev/fifo",
+    b"/",
+    b"",
+    b".",
+    b"..",
+    b"../../../../../etc/passwd",
+    b"$ORIGIN",
+    b"$ORIGIN/libfuzz.so.1",
+    b"${ORIGIN}/../lib/x86_64-linux-gnu/libfuzz.so.1",
+    b"$LIB/libfuzz.so.1",
+    b"$PLATFORM",
+    b"${LIB",
+    b"$",
+    b"$$ORIGIN",
+    b"/lib64/../../../lib64/ld-linux-x86-64.so.2",
+    b":" * 64,
+    b"a:" * 200,
+    b"$ORIGIN:" * 50,
+    b"/usr/lib/x86_64-linux-gnu/libloop.so.1/x",
+    b"\xff\xfe\xc3(",
+    b"lib\x00fuzz.so.1",
+    b"/" * 300,
+    b"a/" * 150,
+    b"x" * 5000,
 ]
 NOTE_PAYLOADS = [
-    b"[" * 100000, b"[{\"soname\":" * 3000, b'[{"soname":["\\u0000"]}]', b'[{"soname":["\\ud800"]}]',
-    b'[{"soname":["/usr/bin/fuzz"],"feature":{"a":1}}]', b'[{"soname":["libfuzz.so.1","libloop.so.1"]}]',
-    b'[{"soname":"libfuzz.so.1"}]', b'{"soname":[]}', b'[1,2,3]', b'["x"]', b"[" + b"1" * 6000 + b"]",
-    b'[{"soname":["$ORIGIN/../../../../x"]}]', b'[{"soname":["a\\/b"]}]', b"\xff\xfe", b"null", b"",
+    b"[" * 100000,
+    b'[{"soname":' * 3000,
+    b'[{"soname":["\\u0000"]}]',
+    b'[{"soname":["\\ud800"]}]',
+    b'[{"soname":["/usr/bin/fuzz"],"feature":{"a":1}}]',
+    b'[{"soname":["libfuzz.so.1","libloop.so.1"]}]',
+    b'[{"soname":"libfuzz.so.1"}]',
+    b'{"soname":[]}',
+    b"[1,2,3]",
+    b'["x"]',
+    b"[" + b"1" * 6000 + b"]",
+    b'[{"soname":["$ORIGIN/../../../../x"]}]',
+    b'[{"soname":["a\\/b"]}]',
+    b"\xff\xfe",
+    b"null",
+    b"",
     DLOPEN_JSON.encode() * 3,
 ]
 
@@ -100,14 +139,35 @@ def elf32(soname: str, needed: str, runpath: str, big_endian: bool = False, mach
     payload = DLOPEN_JSON.encode() + b"\0"
     payload += b"\0" * (-len(payload) % 4)
     note = struct.pack(e + "III", 4, len(payload), 0x407C0C0A) + b"FDO\0" + payload
-    dynamic = struct.pack(e + "14i", DT_SONAME, at_soname, DT_NEEDED, at_needed, DT_RUNPATH, at_runpath,
-                          DT_STRTAB, str_at, DT_STRSZ, len(strtab), DT_FLAGS_1, 0, 0, 0)
+    dynamic = struct.pack(
+        e + "14i",
+        DT_SONAME,
+        at_soname,
+        DT_NEEDED,
+        at_needed,
+        DT_RUNPATH,
+        at_runpath,
+        DT_STRTAB,
+        str_at,
+        DT_STRSZ,
+        len(strtab),
+        DT_FLAGS_1,
+        0,
+        0,
+        0,
+    )
     size = note_at + len(note)
-    header = b"\x7fELF" + bytes([1, 2 if big_endian else 1, 1, 0]) + bytes(8) + struct.pack(
-        e + "HHIIIIIHHHHHH", 3, machine, 1, 0, ehsize, 0, 0, ehsize, phsize, phnum, 40, 0, 0)
-    phdrs = (struct.pack(e + "8I", PT_LOAD, 0, 0, 0, size, size, 5, 0x1000)
-             + struct.pack(e + "8I", PT_DYNAMIC, dyn_at, dyn_at, dyn_at, dyn_size, dyn_size, 6, 4)
-             + struct.pack(e + "8I", PT_NOTE, note_at, note_at, note_at, len(note), len(note), 4, 4))
+    header = (
+        b"\x7fELF"
+        + bytes([1, 2 if big_endian else 1, 1, 0])
+        + bytes(8)
+        + struct.pack(e + "HHIIIIIHHHHHH", 3, machine, 1, 0, ehsize, 0, 0, ehsize, phsize, phnum, 40, 0, 0)
+    )
+    phdrs = (
+        struct.pack(e + "8I", PT_LOAD, 0, 0, 0, size, size, 5, 0x1000)
+        + struct.pack(e + "8I", PT_DYNAMIC, dyn_at, dyn_at, dyn_at, dyn_size, dyn_size, 6, 4)
+        + struct.pack(e + "8I", PT_NOTE, note_at, note_at, note_at, len(note), len(note), 4, 4)
+    )
     body = header + phdrs + dynamic + strtab
     return body + b"\0" * (note_at - len(body)) + note
 
@@ -124,12 +184,31 @@ def build_seeds(work: Path) -> dict[str, bytes]:
         "struct note { unsigned namesz, descsz, type; char name[4]; char desc[(sizeof(J) + 3) & ~3]; };\n"
         '__attribute__((section(".note.dlopen"), used, aligned(4)))\n'
         'static const struct note n = {4, sizeof(J), 0x407c0c0a, "FDO", J};\n'
-        "int seed(void); int lib(void) { return seed(); }\n")
+        "int seed(void); int lib(void) { return seed(); }\n"
+    )
     _gcc(work, "-shared", "-fPIC", "-Wl,-soname,libseed.so.1", "-o", "libseed.so.1", "seed.c")
-    _gcc(work, "-shared", "-fPIC", "-Wl,-soname,libfuzz.so.1", "-o", "libfuzz.so.1", "lib.c",
-         "-Wl,--no-as-needed", "./libseed.so.1", "-Wl,--enable-new-dtags,-rpath,$ORIGIN:/opt/lib:$LIB")
-    _gcc(work, "-o", "dynamic", "main.c", "-Wl,--no-as-needed", "./libfuzz.so.1",
-         f"-Wl,-rpath-link,{work}", "-Wl,--disable-new-dtags,-rpath,/opt/rpath")
+    _gcc(
+        work,
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libfuzz.so.1",
+        "-o",
+        "libfuzz.so.1",
+        "lib.c",
+        "-Wl,--no-as-needed",
+        "./libseed.so.1",
+        "-Wl,--enable-new-dtags,-rpath,$ORIGIN:/opt/lib:$LIB",
+    )
+    _gcc(
+        work,
+        "-o",
+        "dynamic",
+        "main.c",
+        "-Wl,--no-as-needed",
+        "./libfuzz.so.1",
+        f"-Wl,-rpath-link,{work}",
+        "-Wl,--disable-new-dtags,-rpath,/opt/rpath",
+    )
     _gcc(work, "-o", "ownrtld", "main.c", f"-Wl,--dynamic-linker={INTERP}")
     _gcc(work, "-static", "-o", "static", "main.c")
     seeds = {name: (work / name).read_bytes() for name in ("dynamic", "libfuzz.so.1", "static", "ownrtld")}
@@ -142,6 +221,7 @@ def build_seeds(work: Path) -> dict[str, bytes]:
 
 def build_root(root: Path, seeds: dict[str, bytes]) -> None:
     """A small Debian-like root: ld.so, libc, the seed libraries, and traps (a link loop, a dir, a FIFO)."""
+
     def put(inside: str, data: bytes) -> None:
         target = root / inside.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -212,25 +292,37 @@ def _layout(blob: bytes, out: Layout) -> None:
     # e_type, e_machine at 16,18; e_entry 24; e_phoff, e_shoff; then e_flags, e_ehsize, e_phentsize ...
     phoff_at, shoff_at = (32, 40) if is64 else (28, 32)
     tail = 52 if is64 else 40  # e_ehsize
-    for offset, size, label in [(4, 1, "EI_CLASS"), (5, 1, "EI_DATA"), (16, 2, "e_type"), (18, 2, "e_machine"),
-                                (phoff_at, w, "e_phoff"), (shoff_at, w, "e_shoff"), (tail + 2, 2, "e_phentsize"),
-                                (tail + 4, 2, "e_phnum"), (tail + 6, 2, "e_shentsize"), (tail + 8, 2, "e_shnum"),
-                                (tail + 10, 2, "e_shstrndx")]:
+    for offset, size, label in [
+        (4, 1, "EI_CLASS"),
+        (5, 1, "EI_DATA"),
+        (16, 2, "e_type"),
+        (18, 2, "e_machine"),
+        (phoff_at, w, "e_phoff"),
+        (shoff_at, w, "e_shoff"),
+        (tail + 2, 2, "e_phentsize"),
+        (tail + 4, 2, "e_phnum"),
+        (tail + 6, 2, "e_shentsize"),
+        (tail + 8, 2, "e_shnum"),
+        (tail + 10, 2, "e_shstrndx"),
+    ]:
         out.fields.append(Field(offset, size, label))
     (phoff,) = struct.unpack_from(e + word, blob, phoff_at)
     (shoff,) = struct.unpack_from(e + word, blob, shoff_at)
     phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(e + "HHHHH", blob, tail + 2)
-    names = ("type", "flags", "offset", "vaddr", "paddr", "filesz", "memsz", "align") if is64 else (
-        "type", "offset", "vaddr", "paddr", "filesz", "memsz", "flags", "align")
+    names = (
+        ("type", "flags", "offset", "vaddr", "paddr", "filesz", "memsz", "align")
+        if is64
+        else ("type", "offset", "vaddr", "paddr", "filesz", "memsz", "flags", "align")
+    )
     sizes = (4, 4, 8, 8, 8, 8, 8, 8) if is64 else (4,) * 8
     phdr_fmt = e + ("IIQQQQQQ" if is64 else "8I")
     loads = []
     for index in range(min(phnum, 64)):
         at = phoff + index * phentsize
-        values = dict(zip(names, struct.unpack_from(phdr_fmt, blob, at)))
+        values = dict(zip(names, struct.unpack_from(phdr_fmt, blob, at), strict=True))
         kind = {PT_LOAD: "LOAD", PT_DYNAMIC: "DYNAMIC", PT_INTERP: "INTERP", PT_NOTE: "NOTE"}.get(values["type"], "X")
         position = at
-        for name, size in zip(names, sizes):
+        for name, size in zip(names, sizes, strict=True):
             if name in ("type", "offset", "filesz", "vaddr", "align", "memsz"):
                 out.fields.append(Field(position, size, f"PT_{kind}.p_{name}"))
             position += size
@@ -248,16 +340,25 @@ def _layout(blob: bytes, out: Layout) -> None:
         for at in range(offset, min(offset + size, len(blob)) - entsize + 1, entsize):
             tag, value = struct.unpack_from(e + ("qQ" if is64 else "iI"), blob, at)
             entries.append((tag, value))
-            label = {DT_NEEDED: "NEEDED", DT_STRTAB: "STRTAB", DT_STRSZ: "STRSZ", DT_SONAME: "SONAME",
-                     DT_RPATH: "RPATH", DT_RUNPATH: "RUNPATH", DT_FLAGS_1: "FLAGS_1", 0: "NULL"}.get(tag, "other")
+            label = {
+                DT_NEEDED: "NEEDED",
+                DT_STRTAB: "STRTAB",
+                DT_STRSZ: "STRSZ",
+                DT_SONAME: "SONAME",
+                DT_RPATH: "RPATH",
+                DT_RUNPATH: "RUNPATH",
+                DT_FLAGS_1: "FLAGS_1",
+                0: "NULL",
+            }.get(tag, "other")
             out.fields.append(Field(at, w, f"DT_{label}.d_tag"))
             out.fields.append(Field(at + w, w, f"DT_{label}.d_val"))
             if tag == 0:
                 break
         strtab = next((v for t, v in entries if t == DT_STRTAB), None)
         if strtab is not None:
-            base = next((ld["offset"] + strtab - ld["vaddr"] for ld in loads
-                         if ld["vaddr"] <= strtab < ld["vaddr"] + ld["filesz"]), None)
+            base = next(
+                (ld["offset"] + strtab - ld["vaddr"] for ld in loads if ld["vaddr"] <= strtab < ld["vaddr"] + ld["filesz"]), None
+            )
             if base is not None:
                 for tag, value in entries:
                     if tag in STRING_TAGS:
@@ -289,25 +390,56 @@ def _layout(blob: bytes, out: Layout) -> None:
 
 def interesting(rng: random.Random, old: int, size: int, file_size: int) -> int:
     bits = 8 * size
-    choices = [0, 1, 2, 3, 4, 7, 8, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
-               0xFFFFFFFF, 1 << 32, (1 << 63) - 1, 1 << 63, (1 << 64) - 1, file_size, file_size - 1, file_size + 1,
-               file_size // 2, old + 1, old - 1, old * 2, old + 0x1000, old - 0x1000, old ^ (1 << rng.randrange(bits)),
-               rng.getrandbits(bits), rng.randrange(max(1, file_size))]
+    choices = [
+        0,
+        1,
+        2,
+        3,
+        4,
+        7,
+        8,
+        0x7F,
+        0x80,
+        0xFF,
+        0x100,
+        0x7FFF,
+        0xFFFF,
+        0x10000,
+        0x7FFFFFFF,
+        0x80000000,
+        0xFFFFFFFF,
+        1 << 32,
+        (1 << 63) - 1,
+        1 << 63,
+        (1 << 64) - 1,
+        file_size,
+        file_size - 1,
+        file_size + 1,
+        file_size // 2,
+        old + 1,
+        old - 1,
+        old * 2,
+        old + 0x1000,
+        old - 0x1000,
+        old ^ (1 << rng.randrange(bits)),
+        rng.getrandbits(bits),
+        rng.randrange(max(1, file_size)),
+    ]
     return rng.choice(choices) & ((1 << bits) - 1)
 
 
 def _write_int(blob: bytearray, at: int, size: int, value: int, end: str) -> None:
     if 0 <= at and at + size <= len(blob):
-        blob[at:at + size] = (value & ((1 << 8 * size) - 1)).to_bytes(size, "little" if end == "<" else "big")
+        blob[at : at + size] = (value & ((1 << 8 * size) - 1)).to_bytes(size, "little" if end == "<" else "big")
 
 
 def _read_int(blob: bytearray, at: int, size: int, end: str) -> int:
-    return int.from_bytes(blob[at:at + size], "little" if end == "<" else "big")
+    return int.from_bytes(blob[at : at + size], "little" if end == "<" else "big")
 
 
 def _overwrite(blob: bytearray, at: int, data: bytes) -> None:
     if 0 <= at < len(blob):
-        blob[at:at + len(data)] = data[:max(0, len(blob) - at)]
+        blob[at : at + len(data)] = data[: max(0, len(blob) - at)]
 
 
 def mutate(rng: random.Random, seed: bytes) -> tuple[bytes, list[str]]:
@@ -318,17 +450,22 @@ def mutate(rng: random.Random, seed: bytes) -> tuple[bytes, list[str]]:
         shape = layout(bytes(blob))
         kind = rng.choices(
             ["field", "field_dyn", "dyn_retag", "string", "note", "section", "truncate", "flip", "extend"],
-            weights=[25, 20, 8, 14, 8, 8, 6, 8, 3])[0]
+            weights=[25, 20, 8, 14, 8, 8, 6, 8, 3],
+        )[0]
         if kind == "field" and shape.fields:
             f = rng.choice(shape.fields)
-            _write_int(blob, f.offset, f.size, interesting(rng, _read_int(blob, f.offset, f.size, shape.end),
-                                                              f.size, len(blob)), shape.end)
+            _write_int(
+                blob,
+                f.offset,
+                f.size,
+                interesting(rng, _read_int(blob, f.offset, f.size, shape.end), f.size, len(blob)),
+                shape.end,
+            )
             applied.append(f.label)
         elif kind == "field_dyn" and any(f.label.startswith("DT_") for f in shape.fields):
             f = rng.choice([f for f in shape.fields if f.label.startswith("DT_")])
             old = _read_int(blob, f.offset, f.size, shape.end)
-            value = rng.choice(INTERESTING_TAGS) if f.label.endswith("d_tag") else interesting(
-                rng, old, f.size, len(blob))
+            value = rng.choice(INTERESTING_TAGS) if f.label.endswith("d_tag") else interesting(rng, old, f.size, len(blob))
             _write_int(blob, f.offset, f.size, value, shape.end)
             applied.append(f"{f.label}={value:#x}")
         elif kind == "dyn_retag" and shape.dynamic:
@@ -371,14 +508,19 @@ def mutate(rng: random.Random, seed: bytes) -> tuple[bytes, list[str]]:
                 applied.append(f"note.relocated={payload[:16]!r}")
             elif choice == 0:  # header fields
                 slot = rng.randrange(3)
-                _write_int(blob, at + 4 * slot, 4, interesting(rng, _read_int(blob, at + 4 * slot, 4, shape.end), 4,
-                                                               len(blob)), shape.end)
+                _write_int(
+                    blob,
+                    at + 4 * slot,
+                    4,
+                    interesting(rng, _read_int(blob, at + 4 * slot, 4, shape.end), 4, len(blob)),
+                    shape.end,
+                )
                 applied.append(f"note.header[{slot}]")
             elif choice == 1:  # payload
                 payload = rng.choice(NOTE_PAYLOADS) + b"\0"
                 header = struct.pack(shape.end + "III", 4, len(payload), 0x407C0C0A) + b"FDO\0"
                 if rng.random() < 0.5:
-                    payload = payload[:max(0, size - 16)]
+                    payload = payload[: max(0, size - 16)]
                     header = struct.pack(shape.end + "III", 4, len(payload), 0x407C0C0A) + b"FDO\0"
                 _overwrite(blob, at, header + payload)
                 applied.append(f"note.payload={payload[:16]!r}")
@@ -394,8 +536,13 @@ def mutate(rng: random.Random, seed: bytes) -> tuple[bytes, list[str]]:
                 applied.append("sh_flags|=SHF_COMPRESSED")
             else:
                 f = rng.choice([f for f in shape.fields if f.label.startswith("sh_")] or [Field(at, 4, "sh_flags")])
-                _write_int(blob, f.offset, f.size, interesting(rng, _read_int(blob, f.offset, f.size, shape.end),
-                                                                  f.size, len(blob)), shape.end)
+                _write_int(
+                    blob,
+                    f.offset,
+                    f.size,
+                    interesting(rng, _read_int(blob, f.offset, f.size, shape.end), f.size, len(blob)),
+                    shape.end,
+                )
                 applied.append(f.label)
         elif kind == "truncate" and len(blob) > 1:
             cut = rng.choice([rng.randrange(len(blob)), rng.randrange(min(len(blob), 4096))])
@@ -469,8 +616,14 @@ def _alarm(_signum: int, _frame: object) -> None:
     raise Hang()
 
 
-def worker(conn: multiprocessing.connection.Connection, indices: list[int], master: int, seeds: dict[str, bytes],
-           base_root: Path, per_input: float) -> None:
+def worker(
+    conn: multiprocessing.connection.Connection,
+    indices: list[int],
+    master: int,
+    seeds: dict[str, bytes],
+    base_root: Path,
+    per_input: float,
+) -> None:
     """Run inputs `indices` in a private copy of the root, reporting each one over `conn`."""
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = ADDRESS_SPACE_LIMIT if hard == resource.RLIM_INFINITY else min(ADDRESS_SPACE_LIMIT, hard)
@@ -521,8 +674,8 @@ def save(save_dir: Path, master: int, index: int, seeds: dict[str, bytes], what:
     path = save_dir / f"{what}-seed{master}-input{index}.elf"
     path.write_bytes(case.blob)
     path.with_suffix(".txt").write_text(
-        f"seed file {case.seed}, mode {case.mode}, with_dlopen {case.with_dlopen}\n"
-        f"mutations {list(case.mutations)}\n\n{text}\n")
+        f"seed file {case.seed}, mode {case.mode}, with_dlopen {case.with_dlopen}\nmutations {list(case.mutations)}\n\n{text}\n"
+    )
     return path
 
 
@@ -542,8 +695,7 @@ def fuzz(inputs: int, master: int, per_input: float, workers: int, save_dir: Pat
             if not remaining:
                 return
             parent, child = context.Pipe(duplex=False)
-            process = context.Process(target=worker, args=(child, remaining, master, seeds, base_root, per_input),
-                                      daemon=True)
+            process = context.Process(target=worker, args=(child, remaining, master, seeds, base_root, per_input), daemon=True)
             process.start()
             child.close()
             live[parent] = {"process": process, "remaining": remaining, "current": None, "since": time.monotonic()}
@@ -564,7 +716,7 @@ def fuzz(inputs: int, master: int, per_input: float, workers: int, save_dir: Pat
                         tally.outcomes["crash"] += 1
                         tally.crashes.append((current, f"WorkerDied(exit {code})", ""))
                         save(save_dir, master, current, seeds, "crash", f"worker died with exit code {code}")
-                        rest = state["remaining"][state["remaining"].index(current) + 1:]
+                        rest = state["remaining"][state["remaining"].index(current) + 1 :]
                         del live[conn]
                         spawn(rest)
                     else:
@@ -598,7 +750,7 @@ def fuzz(inputs: int, master: int, per_input: float, workers: int, save_dir: Pat
                     tally.hangs.append((current, "killed by the parent: no answer within the bound"))
                     tally.max_time = max(tally.max_time, (now - state["since"], current))
                     save(save_dir, master, current, seeds, "hang", "killed by the parent")
-                    rest = state["remaining"][state["remaining"].index(current) + 1:]
+                    rest = state["remaining"][state["remaining"].index(current) + 1 :]
                     del live[conn]
                     conn.close()
                     spawn(rest)
@@ -606,16 +758,18 @@ def fuzz(inputs: int, master: int, per_input: float, workers: int, save_dir: Pat
 
 
 def report(tally: Tally, inputs: int, master: int, seconds: float, save_dir: Path) -> None:
-    rows = [("inputs", inputs), ("results (Closure)", tally.outcomes["result"]),
-            ("clean ElfErrors", tally.outcomes["error"])]
+    rows = [("inputs", inputs), ("results (Closure)", tally.outcomes["result"]), ("clean ElfErrors", tally.outcomes["error"])]
     rows += [(f"  {name}", count) for name, count in tally.errors.most_common()]
-    rows += [("crashes (other exceptions)", tally.outcomes["crash"]), ("hangs", tally.outcomes["hang"]),
-             ("not run (worker failure)", inputs - sum(tally.outcomes.values())),
-             ("max time per input", f"{tally.max_time[0] * 1000:.1f} ms (input {tally.max_time[1]})"),
-             ("max traced memory per input", f"{tally.max_peak[0] / 1024:.0f} KiB (input {tally.max_peak[1]})"),
-             ("max worker RSS", f"{tally.max_rss / 1048576:.0f} MiB (limit {ADDRESS_SPACE_LIMIT >> 30} GiB of address "
-                                "space)"),
-             ("wall clock", f"{seconds:.1f} s"), ("seed", master)]
+    rows += [
+        ("crashes (other exceptions)", tally.outcomes["crash"]),
+        ("hangs", tally.outcomes["hang"]),
+        ("not run (worker failure)", inputs - sum(tally.outcomes.values())),
+        ("max time per input", f"{tally.max_time[0] * 1000:.1f} ms (input {tally.max_time[1]})"),
+        ("max traced memory per input", f"{tally.max_peak[0] / 1024:.0f} KiB (input {tally.max_peak[1]})"),
+        ("max worker RSS", f"{tally.max_rss / 1048576:.0f} MiB (limit {ADDRESS_SPACE_LIMIT >> 30} GiB of address space)"),
+        ("wall clock", f"{seconds:.1f} s"),
+        ("seed", master),
+    ]
     width = max(len(label) for label, _ in rows)
     print(f"{'':-<{width + 30}}")
     for label, value in rows:

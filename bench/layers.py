@@ -85,16 +85,20 @@ def pools(kind: str) -> list[bytes]:
         return [bytes(8 * FILE)]
     words = Path(__file__).read_bytes() * (8 * FILE // len(Path(__file__).read_bytes()) + 1)
     if kind == "text":
-        return [words[:8 * FILE]]
-    return [os.urandom(8 * FILE), words[:8 * FILE], bytes(8 * FILE)]  # mixed
+        return [words[: 8 * FILE]]
+    return [os.urandom(8 * FILE), words[: 8 * FILE], bytes(8 * FILE)]  # mixed
 
 
 def synthetic_chunks(total_mb: int, pools: list[bytes], layers: int) -> Iterator[bytes]:
     """A save stream of about total_mb MB: `layers` layers of 1 MiB files cut from `pools`."""
     files_per_layer = max(1, total_mb * MB // FILE // layers)
     names = [f"{i:064x}/layer.tar" for i in range(1, layers + 1)]
-    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64] * layers},
-                         "history": [{"created_by": f"/bin/sh -c make layer {i}"} for i in range(layers)]}).encode()
+    config = json.dumps(
+        {
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64] * layers},
+            "history": [{"created_by": f"/bin/sh -c make layer {i}"} for i in range(layers)],
+        }
+    ).encode()
     manifest = json.dumps([{"Config": "c.json", "RepoTags": ["bench:synthetic"], "Layers": names}]).encode()
     for n, name in enumerate(names):
         layer_len = files_per_layer * (512 + FILE) + 1024
@@ -103,7 +107,7 @@ def synthetic_chunks(total_mb: int, pools: list[bytes], layers: int) -> Iterator
             yield _header(f"usr/lib/bench/l{n}/f{i}", FILE)
             pool = pools[(n + i) % len(pools)]
             offset = (i * 7919 * 4096) % (len(pool) - FILE)
-            yield pool[offset:offset + FILE]
+            yield pool[offset : offset + FILE]
         yield bytes(1024)
     for name, data in (("c.json", config), ("manifest.json", manifest)):
         yield _header(name, len(data)) + data + bytes(-len(data) % 512)
@@ -114,8 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", nargs="?", help="a docker-save tar, or - for stdin")
     parser.add_argument("--synthetic", type=int, metavar="MB", help="generate a save stream of MB megabytes")
-    parser.add_argument("--kind", default="system", choices=["system", "zero", "random", "text", "mixed"],
-                        help="file content: host binaries/libraries (default), zeros, random, text, or a mix")
+    parser.add_argument(
+        "--kind",
+        default="system",
+        choices=["system", "zero", "random", "text", "mixed"],
+        help="file content: host binaries/libraries (default), zeros, random, text, or a mix",
+    )
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--no-wire", action="store_true", help="skip the gzip wire size")
     parser.add_argument("--workers", type=int, default=None, help="gzip threads (0: in the reading thread)")
@@ -148,12 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     megabytes = stream.count / MB
     print(f"stream     {label}: {megabytes:.1f} MB, {len(analysis.layers)} layers")
-    print(f"analysis   {seconds:.3f} s  ({megabytes / seconds:.1f} MB/s)"
-          f"  wire={'off' if args.no_wire else 'on'} workers={args.workers if args.workers is not None else 'auto'}")
+    print(
+        f"analysis   {seconds:.3f} s  ({megabytes / seconds:.1f} MB/s)"
+        f"  wire={'off' if args.no_wire else 'on'} workers={args.workers if args.workers is not None else 'auto'}"
+    )
     if source_seconds is not None:
         print(f"source     {source_seconds:.3f} s to generate the stream alone (included in the analysis time)")
-    print(f"figures    size {analysis.size_bytes} B, dead {analysis.dead_bytes} B, wire {analysis.wire_bytes} B, "
-          f"efficiency {analysis.efficiency:.4f}")
+    print(
+        f"figures    size {analysis.size_bytes} B, dead {analysis.dead_bytes} B, wire {analysis.wire_bytes} B, "
+        f"efficiency {analysis.efficiency:.4f}"
+    )
     if args.table:
         from tabulate import tabulate
 

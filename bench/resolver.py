@@ -25,7 +25,7 @@ from harness.elf import ElfError, Resolver  # noqa: E402
 from harness.elf.corpus import dynamic_elf_files, parse_ldd_output  # noqa: E402
 
 REFERENCE = (
-    '"on this machine\'s /usr (2,166 dynamic ELF files): lddtree agrees with ldd on 99.82% and takes about '
+    "\"on this machine's /usr (2,166 dynamic ELF files): lddtree agrees with ldd on 99.82% and takes about "
     "37 s batched, ldd about 12 s. Target: 100% agreement for ours, >= 5x faster than batched lddtree, "
     'faster than ldd"'
 )
@@ -57,8 +57,10 @@ def _realpath(root: Path, path: str) -> str:
 def run_ldd(paths: list[str]) -> tuple[float, dict[str, Result]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
     start = time.perf_counter()
-    outputs = [subprocess.run(["ldd", *paths[i:i + CHUNK]], capture_output=True, text=True, cwd="/", env=env,
-                              check=False).stdout for i in range(0, len(paths), CHUNK)]
+    outputs = [
+        subprocess.run(["ldd", *paths[i : i + CHUNK]], capture_output=True, text=True, cwd="/", env=env, check=False).stdout
+        for i in range(0, len(paths), CHUNK)
+    ]
     elapsed = time.perf_counter() - start
     parsed = parse_ldd_output("\n".join(outputs), paths, os.path.realpath)
     return elapsed, {path: (result.found, result.missing) for path, result in parsed.items()}
@@ -80,8 +82,9 @@ def run_lddtree(root: Path, paths: list[str]) -> tuple[float, dict[str, Result]]
     if command is None:
         return None
     start = time.perf_counter()
-    output = subprocess.run([*command, "--skip-non-elfs", "-R", str(root), *paths], capture_output=True, text=True,
-                            cwd="/", check=False).stdout
+    output = subprocess.run(
+        [*command, "--skip-non-elfs", "-R", str(root), *paths], capture_output=True, text=True, cwd="/", check=False
+    ).stdout
     elapsed = time.perf_counter() - start
     blocks = _blocks(output, set(paths), lambda line: not line.startswith(" "), strip_head=True)
     results: dict[str, Result] = {}
@@ -154,15 +157,17 @@ def main() -> int:
     if ldd:
         print(f"speed-up over ldd: {ldd[0] / ours_s:.1f}x")
     print(f"reference (issue): {REFERENCE}")
-    for path, message in sorted(errors.items()):
+    for _path, message in sorted(errors.items()):
         print(f"ours failed: {message}")
     if reference:
         _, differing = agreement(ours, reference)
         print(f"\ndisagreements of ours with ldd: {len(differing)}")
         for path in differing:
             (ours_found, ours_missing), (ldd_found, ldd_missing) = ours[path], reference[path]
-            print(f"  {path}: ours-ldd={sorted(ours_found - ldd_found) + sorted(ours_missing - ldd_missing)} "
-                  f"ldd-ours={sorted(ldd_found - ours_found) + sorted(ldd_missing - ours_missing)}")
+            print(
+                f"  {path}: ours-ldd={sorted(ours_found - ldd_found) + sorted(ours_missing - ldd_missing)} "
+                f"ldd-ours={sorted(ldd_found - ours_found) + sorted(ldd_missing - ours_missing)}"
+            )
         if tree:
             _, tree_diff = agreement(tree[1], reference)
             print(f"disagreements of lddtree with ldd: {len(tree_diff)} (first 10: {tree_diff[:10]})")

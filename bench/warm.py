@@ -58,9 +58,17 @@ def plain_loop(client: docker.DockerClient, folders: list[Path], no_cache: bool,
         stage = load_stage(folder)
         context = build_context(ROOT / "hello", stage.dockerfile.read_text(encoding="utf-8"))
         try:
-            image, _ = client.images.build(fileobj=io.BytesIO(context), custom_context=True, dockerfile=DOCKERFILE_NAME,
-                                           tag=f"hello-ladder-bench/{folder.name}:plain", buildargs={"BASE": BASE},
-                                           nocache=no_cache, rm=True, forcerm=True, pull=False)
+            image, _ = client.images.build(
+                fileobj=io.BytesIO(context),
+                custom_context=True,
+                dockerfile=DOCKERFILE_NAME,
+                tag=f"hello-ladder-bench/{folder.name}:plain",
+                buildargs={"BASE": BASE},
+                nocache=no_cache,
+                rm=True,
+                forcerm=True,
+                pull=False,
+            )
         except docker.errors.BuildError as error:
             print(f"  plain loop: {folder.name}: not built ({error.msg})", file=sys.stderr)
             continue
@@ -88,14 +96,18 @@ def machine() -> str:
     cpus = os.cpu_count()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     version = docker.from_env().version()
-    return (f"{platform.node() or 'host'}: {cpus} CPUs, {memory:.0f} GiB, Linux {platform.release()}, "
-            f"Docker Engine {version.get('Version')} ({os.environ.get('DOCKER_HOST', 'the default socket')})")
+    return (
+        f"{platform.node() or 'host'}: {cpus} CPUs, {memory:.0f} GiB, Linux {platform.release()}, "
+        f"Docker Engine {version.get('Version')} ({os.environ.get('DOCKER_HOST', 'the default socket')})"
+    )
 
 
 def line(what: str, harness: float, plain: float, target: float) -> str:
     ratio = harness / plain if plain else float("inf")
     verdict = "met" if ratio <= target else "NOT met"
-    return f"{what:<5} invoke all {harness:7.1f} s   plain loop {plain:7.1f} s   ratio {ratio:5.2f}  (target <= {target}: {verdict})"
+    return (
+        f"{what:<5} invoke all {harness:7.1f} s   plain loop {plain:7.1f} s   ratio {ratio:5.2f}  (target <= {target}: {verdict})"
+    )
 
 
 def main() -> None:
@@ -133,8 +145,10 @@ def main() -> None:
         harness_run(copy, env, args.jobs, False)
         plain_warm = [plain_loop(client, folders, False, built) for _ in range(args.runs)]
         harness_warm = [harness_run(copy, env, args.jobs, False) for _ in range(args.runs)]
-        print(f"      warm runs: invoke all {', '.join(f'{s:.1f}' for s in harness_warm)} s; "
-              f"plain loop {', '.join(f'{s:.1f}' for s in plain_warm)} s")
+        print(
+            f"      warm runs: invoke all {', '.join(f'{s:.1f}' for s in harness_warm)} s; "
+            f"plain loop {', '.join(f'{s:.1f}' for s in plain_warm)} s"
+        )
         figures["warm"] = (statistics.median(harness_warm), statistics.median(plain_warm))
         print(line("warm", *figures["warm"], WARM_TARGET))
     finally:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from harness.debian import DebianBase
 from harness.engine_protocol import Engine
-from harness.imagewrite import rootfs_archive
 from harness.errors import BaseUnavailable, EngineError
-from harness.ledger import ROLE_BASE, Ledger
+from harness.imagewrite import rootfs_archive
 from harness.layers.cache import LayerCache
+from harness.ledger import ROLE_BASE, Ledger
 from harness.measure import content_size
 from harness.units import parse_size
 
@@ -147,9 +147,7 @@ def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> str:
         command = mmdebstrap_command(base, tarball)
         log.info("bootstrapping %s: %s", ref, " ".join(command))
         try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=MMDEBSTRAP_TIMEOUT_S, check=False
-            )
+            done = subprocess.run(command, capture_output=True, text=True, timeout=MMDEBSTRAP_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
             raise BaseUnavailable(
                 ref, ("mmdebstrap did not finish",), f"It ran past {MMDEBSTRAP_TIMEOUT_S} s; check the package mirror."
@@ -164,6 +162,7 @@ def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> str:
             )
         if base.arch is None:
             return engine.import_rootfs(tarball, ref, {})
-        archive = rootfs_archive(tarball.read_bytes(), base.arch.oci, base.arch.variant, ref, int(time.time()),
-                                 created_by=" ".join(command[:-1]))
+        archive = rootfs_archive(
+            tarball.read_bytes(), base.arch.oci, base.arch.variant, ref, int(time.time()), created_by=" ".join(command[:-1])
+        )
         return engine.load_image(archive.data)

@@ -46,10 +46,14 @@ def render_svg(report: RunReport) -> str:
         size = stage.size_bytes or 1
         parts.append(f'<text x="{LABEL_WIDTH - 6}" y="{y + 14}" text-anchor="end">{escape(stage.name)}</text>')
         bar_height = 10 if stage.article_size else 16
-        parts.append(f'<rect x="{LABEL_WIDTH}" y="{y + 2}" width="{x(size) - LABEL_WIDTH:.1f}" height="{bar_height}" fill="{MEASURED}"/>')
+        parts.append(
+            f'<rect x="{LABEL_WIDTH}" y="{y + 2}" width="{x(size) - LABEL_WIDTH:.1f}" height="{bar_height}" fill="{MEASURED}"/>'
+        )
         parts.append(f'<text x="{x(size) + 4:.1f}" y="{y + 11}" fill="#333">{human_size(size)}</text>')
         if stage.article_size:
             article = parse_size(stage.article_size)
-            parts.append(f'<rect x="{LABEL_WIDTH}" y="{y + 13}" width="{x(article) - LABEL_WIDTH:.1f}" height="8" fill="{TUTORIAL}"/>')
+            parts.append(
+                f'<rect x="{LABEL_WIDTH}" y="{y + 13}" width="{x(article) - LABEL_WIDTH:.1f}" height="8" fill="{TUTORIAL}"/>'
+            )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -62,8 +62,10 @@ def labels_in_dockerfile(context: bytes, dockerfile: str, labels: dict[str, str]
     instruction = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
     source = io.BytesIO(context)
     output = io.BytesIO()
-    with tarfile.open(fileobj=source, mode="r:") as original, \
-            tarfile.open(fileobj=output, mode="w", format=tarfile.PAX_FORMAT) as rewritten:
+    with (
+        tarfile.open(fileobj=source, mode="r:") as original,
+        tarfile.open(fileobj=output, mode="w", format=tarfile.PAX_FORMAT) as rewritten,
+    ):
         for member in original:
             content = original.extractfile(member) if member.isreg() else None
             if member.isreg() and member.name.removeprefix("./") == dockerfile.removeprefix("./"):

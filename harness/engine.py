@@ -29,12 +29,14 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
+
 # BuildSteps and labels_in_dockerfile are imported here too, so that their old import paths keep working.
 from harness.buildlog import BuildSteps
 from harness.context import labels_in_dockerfile
-from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
+
 # `Engine` is imported here too, so that `from harness.engine import Engine` keeps working.
 from harness.engine_protocol import (  # noqa: F401
+    OUTPUT_FOLDER,
     BuildRecord,
     Engine,
     EngineContainer,
@@ -42,13 +44,13 @@ from harness.engine_protocol import (  # noqa: F401
     EngineImage,
     ImageInfo,
     ImageOrigin,
-    OUTPUT_FOLDER,
-    InstrumentedRun,
     Instrumentation,
+    InstrumentedRun,
     LayerRecord,
     RunPolicy,
     RunResult,
 )
+from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
 from harness.imagewrite import parse_created, parse_env
 from harness.redact import redact
 from harness.service import ServiceSpec, ServiceState
@@ -132,9 +134,14 @@ class DockerEngine:
         # The Engine lists history newest first, one entry per entry of the config's history; which
         # of them added a layer only the config's `empty_layer` flags say (ImageInfo.aligned).
         entries = tuple(LayerRecord(int(entry.get("Size") or 0), entry.get("CreatedBy") or "") for entry in reversed(history))
-        return ImageInfo(image_id=image.id, engine_size_bytes=int(image.attrs["Size"]),
-                         listed_size_bytes=self._listed_size(ref, image.id), layer_count=layer_count, layers=(),
-                         history=entries)
+        return ImageInfo(
+            image_id=image.id,
+            engine_size_bytes=int(image.attrs["Size"]),
+            listed_size_bytes=self._listed_size(ref, image.id),
+            layer_count=layer_count,
+            layers=(),
+            history=entries,
+        )
 
     def _listed_size(self, ref: str, image_id: str) -> int | None:
         """The size `docker images` prints: the list endpoint's, which differs from inspect's on some stores."""
@@ -158,8 +165,7 @@ class DockerEngine:
             # The import's own answer names the image it made; reading the tag back could name another's.
             # The whole reference goes in `repo`, as the docker CLI sends it: Podman's compat import
             # ignores the separate `tag` parameter and would name the image `:latest`.
-            answer = self._client.api.import_image_from_file(str(tarball), repository=f"{repository}:{tag}",
-                                                             changes=changes)
+            answer = self._client.api.import_image_from_file(str(tarball), repository=f"{repository}:{tag}", changes=changes)
         image_id = _imported_id(answer)
         if image_id is None:
             # Never fall back on the tag: recording another's image as the project's would let `clean` remove it.
@@ -271,10 +277,13 @@ class DockerEngine:
             with _converted(f"preparing the tools for {image}"):
                 for _ in range(2):
                     volumes.append(self._client.volumes.create(labels=run_labels))
-                mounts = {volumes[0].name: {"bind": tools.tools_at, "mode": "rw"},
-                          volumes[1].name: {"bind": tools.output_at, "mode": "rw"}}
-                writer = self._client.containers.create(image, command=["/nonexistent"], labels=run_labels,
-                                                        network_mode="none", volumes=mounts)
+                mounts = {
+                    volumes[0].name: {"bind": tools.tools_at, "mode": "rw"},
+                    volumes[1].name: {"bind": tools.output_at, "mode": "rw"},
+                }
+                writer = self._client.containers.create(
+                    image, command=["/nonexistent"], labels=run_labels, network_mode="none", volumes=mounts
+                )
                 writer.put_archive(tools.tools_at, tools.tools)
                 writer.put_archive(tools.output_at, _open_folder(OUTPUT_FOLDER))
                 writer.remove(force=True)
@@ -443,7 +452,11 @@ class DockerEngine:
                     except docker.errors.ImageNotFound:
                         image_labels[image_id] = {}
                 names = entry.get("Names") or ["?"]
-                found.append(EngineContainer(str(entry["Id"]), names[0].lstrip("/"), dict(entry.get("Labels") or {}), image_labels[image_id]))
+                found.append(
+                    EngineContainer(
+                        str(entry["Id"]), names[0].lstrip("/"), dict(entry.get("Labels") or {}), image_labels[image_id]
+                    )
+                )
         return tuple(found)
 
     def remove_container(self, container_id: str) -> None:
@@ -451,12 +464,15 @@ class DockerEngine:
             with contextlib.suppress(docker.errors.NotFound):
                 self._client.api.remove_container(container_id, force=True)
 
-
     def image_origin(self, ref: str) -> ImageOrigin:
         with _converted(ref):
             attrs = self._client.images.get(ref).attrs
-        return ImageOrigin(parse_created(str(attrs["Created"])), str(attrs.get("Architecture") or "amd64"),
-                           str(attrs.get("Os") or "linux"), parse_env((attrs.get("Config") or {}).get("Env")))
+        return ImageOrigin(
+            parse_created(str(attrs["Created"])),
+            str(attrs.get("Architecture") or "amd64"),
+            str(attrs.get("Os") or "linux"),
+            parse_env((attrs.get("Config") or {}).get("Env")),
+        )
 
     # --- Services: long-running containers, such as a nested Engine (harness/nested.py) ---
 
@@ -465,8 +481,7 @@ class DockerEngine:
         with _converted(f"starting {spec.name}"):
             host_config = self._client.api.create_host_config(
                 binds={
-                    str(bind.source): {"bind": str(bind.target), "mode": "ro" if bind.read_only else "rw"}
-                    for bind in spec.binds
+                    str(bind.source): {"bind": str(bind.target), "mode": "ro" if bind.read_only else "rw"} for bind in spec.binds
                 },
                 init=spec.init,
                 cap_add=list(spec.cap_add),

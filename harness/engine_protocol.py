@@ -48,8 +48,9 @@ class ImageInfo:
         """`layers` from `history` and the config history's `empty_layer` flags; None if the two do not pair up."""
         if len(empty_layer) != len(self.history):
             return None
-        return dataclasses.replace(self, layers=tuple(
-            entry for entry, empty in zip(self.history, empty_layer, strict=True) if not empty))
+        return dataclasses.replace(
+            self, layers=tuple(entry for entry, empty in zip(self.history, empty_layer, strict=True) if not empty)
+        )
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,7 @@ class EngineFacts:
     builder: str
 
     def describe(self) -> str:
-        return (f"{self.product} {self.version} (API {self.api_version}), image store: {self.image_store}, "
-                f"builder: {self.builder}")
+        return f"{self.product} {self.version} (API {self.api_version}), image store: {self.image_store}, builder: {self.builder}"
 
     @property
     def containerd_store(self) -> bool:

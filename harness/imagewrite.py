@@ -135,8 +135,7 @@ def image_archive(
     return _save_archive(config, layer, layer_digest, tag, epoch)
 
 
-def rootfs_archive(layer: bytes, architecture: str, variant: str | None, tag: str, epoch: int,
-                   created_by: str) -> ImageArchive:
+def rootfs_archive(layer: bytes, architecture: str, variant: str | None, tag: str, epoch: int, created_by: str) -> ImageArchive:
     """A root file system tar as an image of `architecture`, as `docker import` makes one, but loaded.
 
     Engine 20.10's import writes the Engine's own architecture into the config
@@ -164,8 +163,11 @@ def _save_archive(config: Mapping[str, object], layer: bytes, layer_digest: str,
     manifest = [{"Config": f"{config_digest}.json", "RepoTags": [tag], "Layers": [f"{layer_digest}/layer.tar"]}]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in ((f"{layer_digest}/layer.tar", layer), (f"{config_digest}.json", config_bytes),
-                           ("manifest.json", json.dumps(manifest).encode())):
+        for name, data in (
+            (f"{layer_digest}/layer.tar", layer),
+            (f"{config_digest}.json", config_bytes),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ):
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(data), epoch
             tar.addfile(info, io.BytesIO(data))

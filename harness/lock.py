@@ -33,8 +33,7 @@ def exclusive_run(lock_path: Path) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise RunInProgress(
-                f"{lock_path}: another run is in progress in this checkout (pid {holder}); "
-                "wait for it to finish, or stop it"
+                f"{lock_path}: another run is in progress in this checkout (pid {holder}); wait for it to finish, or stop it"
             ) from None
         handle.seek(0)
         handle.truncate()

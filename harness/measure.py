@@ -29,16 +29,33 @@ def analyse_image(engine: Engine, image: str, wire: bool = True, cache: LayerCac
     known = cache.known(image_id, wire)
     if known is not None:
         outline, layers = known
-        return analyse_layers(layers, diff_ids=outline.diff_ids, instructions=outline.instructions,
-                              repo_tags=outline.repo_tags, image_id=outline.image_id,
-                              history_empty_layer=outline.history_empty_layer)
+        return analyse_layers(
+            layers,
+            diff_ids=outline.diff_ids,
+            instructions=outline.instructions,
+            repo_tags=outline.repo_tags,
+            image_id=outline.image_id,
+            history_empty_layer=outline.history_empty_layer,
+        )
     # Saved and read, but for the layers known by the digest the stream names them by (see read_save).
-    saved = read_save(cast(BinaryIO, ChunkStream(engine.save_image(image_id))), wire=wire, workers=WORKERS,
-                      known=lambda diff_id: cache.layer(diff_id, wire))
+    saved = read_save(
+        cast(BinaryIO, ChunkStream(engine.save_image(image_id))),
+        wire=wire,
+        workers=WORKERS,
+        known=lambda diff_id: cache.layer(diff_id, wire),
+    )
     for layer in saved.layers:
         cache.store_layer(layer)
-    cache.store_outline(image_id, ImageOutline(saved.image_id, saved.diff_ids, saved.instructions(), saved.repo_tags,
-                                               tuple(entry.empty_layer for entry in saved.history)))
+    cache.store_outline(
+        image_id,
+        ImageOutline(
+            saved.image_id,
+            saved.diff_ids,
+            saved.instructions(),
+            saved.repo_tags,
+            tuple(entry.empty_layer for entry in saved.history),
+        ),
+    )
     return analyse_saved(saved)
 
 
@@ -75,8 +92,12 @@ def measure_layers(
     analysis = analyse_image(engine, info.image_id, wire=wire, cache=cache)
     aligned = info.aligned(analysis.history_empty_layer)
     if aligned is None:
-        log.warning("%s: the Engine lists %d history entries, the config %d: layers not lined up",
-                    info.image_id, len(info.history), len(analysis.history_empty_layer))
+        log.warning(
+            "%s: the Engine lists %d history entries, the config %d: layers not lined up",
+            info.image_id,
+            len(info.history),
+            len(analysis.history_empty_layer),
+        )
         aligned = info
     return aligned, _figures(analysis, base_packages)
 

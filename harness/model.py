@@ -9,8 +9,16 @@ from typing import TYPE_CHECKING
 
 # The Engine's records live beside its protocol; they are imported here too for the modules that read them from here.
 from harness.engine_protocol import (  # noqa: F401
-    BuildRecord, EngineFacts, ImageInfo, InstrumentedRun, Instrumentation, LayerRecord, RunPolicy, RunResult,
+    BuildRecord,
+    EngineFacts,
+    ImageInfo,
+    Instrumentation,
+    InstrumentedRun,
+    LayerRecord,
+    RunPolicy,
+    RunResult,
 )
+
 # What a run keeps of the layer analysis is the analysis' own output type (also imported from here).
 from harness.layers.figures import LayerFigure, LayerFigures  # noqa: F401
 

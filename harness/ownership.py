@@ -64,7 +64,9 @@ def plan(
             continue
         if scope.namespace is not None and session.namespace != scope.namespace:
             continue
-        why = f"its own label {labels.SESSION}={nonce} is a run of this checkout, recorded {session.recorded} in {ledger.path.name}"
+        why = (
+            f"its own label {labels.SESSION}={nonce} is a run of this checkout, recorded {session.recorded} in {ledger.path.name}"
+        )
         removals.append(Removal("container", container.container_id, (), True, why))
     if not scope.images:
         return tuple(removals)
@@ -143,8 +145,10 @@ def clean(engine: Engine, ledger: Ledger, scope: Scope, dry_run: bool = False) -
     listed = {image.image_id for image in images}
     stale = frozenset(entry.image_id for entry in state.images if entry.image_id not in listed)
     # The runs whose containers were just removed are over (one run at a time per checkout holds the lock).
-    over = scope.sessions if scope.sessions is not None else frozenset(
-        session.nonce for session in state.sessions if scope.namespace in (None, session.namespace)
+    over = (
+        scope.sessions
+        if scope.sessions is not None
+        else frozenset(session.nonce for session in state.sessions if scope.namespace in (None, session.namespace))
     )
     ledger.forget(image_ids=stale, nonces=over)
     return done

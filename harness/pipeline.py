@@ -18,30 +18,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import labels, ownership
+from harness.atomic import write_files
 from harness.bases import BaseStatus, ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import base_images, label_build_stages, name_build_stages
 from harness.engine_protocol import Engine
 from harness.enginelock import EngineLocks
+from harness.errors import (
+    BaseUnavailable,
+    BuildFailed,
+    EngineError,
+    EngineLost,
+    EngineUnavailable,
+    HarnessError,
+    StageConfigError,
+)
 from harness.imagefs import unpacked_image
 from harness.imagewrite import image_archive, layer_tar
 from harness.layers import SaveStreamError
 from harness.layers.cache import LayerCache
 from harness.ledger import ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.measure import installed_packages, measure_layers
-from harness.atomic import write_files
-from harness.sbom import SbomSubject, render_spdx_json, spdx_document
+from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
+from harness.platforms import Platform, emulation_missing
 from harness.reasons import describe
+from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.scanview import scanner_view
 from harness.slim import SlimPlan, SlimSpec, layer_entries, plan_slim
-from harness.tracer import trace_commands
 from harness.slimcache import SlimMade, SlimMemo, slim_key
-from harness.errors import (
-    BaseUnavailable, BuildFailed, EngineError, EngineLost, EngineUnavailable, HarnessError, StageConfigError,
-)
-from harness.platforms import Platform, emulation_missing
-from harness.model import BuildRecord, EngineFacts, ImageInfo, Outcome, RunPolicy, RunReport, StageResult
 from harness.stages import DEFAULT_USER, Stage, WhenBaseMissing, discover, load_stage, names_stage
+from harness.tracer import trace_commands
 from harness.verify import judge
 from harness.versions import measuring_versions
 
@@ -190,8 +196,7 @@ def measure_stages(
     ledger = Ledger.open(settings.repo_root, engine.identity())
     ledger.record_session(settings.session, settings.namespace)
     made = Made(ledger, settings.session, settings.namespace)
-    layer_cache = None if settings.cache_dir is None else LayerCache.for_store(engine.describe().image_store,
-                                                                              settings.cache_dir)
+    layer_cache = None if settings.cache_dir is None else LayerCache.for_store(engine.describe().image_store, settings.cache_dir)
     bases = BaseCache(engine, ledger, layer_cache)
     results: list[StageResult] = []
     lost: EngineUnavailable | None = None
@@ -205,7 +210,9 @@ def measure_stages(
                     result = done
             if lost is not None:
                 # Keep what was measured; the stages after the loss are errors, not silence.
-                result = StageResult(name=folder.name, title="(not measured)", changes="", outcome=Outcome.ERROR, reason=str(lost))
+                result = StageResult(
+                    name=folder.name, title="(not measured)", changes="", outcome=Outcome.ERROR, reason=str(lost)
+                )
             progress(_summary(result))
             results.append(result)
     finally:
@@ -337,11 +344,16 @@ def process_folder(
         info, figures = measure_layers(engine, info, base_packages, wire=settings.wire_size, cache=bases.layers)
     except SaveStreamError as error:
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
-        return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build,
-                           observed=observed)
+        return StageResult(**common, outcome=Outcome.ERROR, reason=str(error), image_info=info, build=build, observed=observed)
     scanned = scanner_view(engine, info.image_id, made.container_labels(stage=stage.name), bases.layers)
     return StageResult(
-        **common, outcome=outcome, reason=reason, image_info=info, build=build, observed=observed, layer_figures=figures,
+        **common,
+        outcome=outcome,
+        reason=reason,
+        image_info=info,
+        build=build,
+        observed=observed,
+        layer_figures=figures,
         scanner=scanned,
     )
 
@@ -374,7 +386,9 @@ def publish(engine: Engine, made: Made, image_id: str, private: str, public: str
     with EngineLocks.for_engine(made.ledger.engine_id).tagging():
         holder = engine.image_info(public).image_id if engine.has_image(public) else None
         if holder is not None and holder != image_id and made.ledger.read().image(holder) is None:
-            progress(f"{public}: held by an image this checkout did not make (another checkout's or the user's): kept as {private}")
+            progress(
+                f"{public}: held by an image this checkout did not make (another checkout's or the user's): kept as {private}"
+            )
             return private
         made.ledger.record_image(image_id, ROLE_STAGE, (public,), made.namespace)
         engine.tag_image(image_id, public)
@@ -403,16 +417,26 @@ def _build_dockerfile(
     """
     dockerfile, builder_stages = name_build_stages(dockerfile)
     builds = [
-        _build_one(engine, stage, settings, dockerfile, f"{tag}-builder{index}", {}, made, ROLE_BUILDER,
-                   target=name, no_cache=settings.no_cache)
+        _build_one(
+            engine,
+            stage,
+            settings,
+            dockerfile,
+            f"{tag}-builder{index}",
+            {},
+            made,
+            ROLE_BUILDER,
+            target=name,
+            no_cache=settings.no_cache,
+        )
         for index, name in enumerate(builder_stages)
     ]
     # Under --no-cache the compile stages were just built afresh: the full build takes them from there
     # instead of compiling them again (its own steps only copy from them).
-    final = _build_one(engine, stage, settings, dockerfile, tag, image_labels, made, role,
-                       no_cache=settings.no_cache and not builds)
-    return BuildRecord(final.image_id, sum(b.seconds for b in (*builds, final)),
-                       all(b.fully_cached for b in (*builds, final)))
+    final = _build_one(
+        engine, stage, settings, dockerfile, tag, image_labels, made, role, no_cache=settings.no_cache and not builds
+    )
+    return BuildRecord(final.image_id, sum(b.seconds for b in (*builds, final)), all(b.fully_cached for b in (*builds, final)))
 
 
 def _build_one(
@@ -518,8 +542,7 @@ def build_slim_stage(
     private = settings.private_tag(stage.name, checkout)
     sbom = settings.sbom_dir / f"{stage.name}.spdx.json" if settings.sbom_dir is not None else None
     memo = None if settings.cache_dir is None else SlimMemo(settings.cache_dir)
-    key = slim_key(source_build.image_id, stage.slim, stage.command, stage_labels, settings.source_date_epoch,
-                   sbom is not None)
+    key = slim_key(source_build.image_id, stage.slim, stage.command, stage_labels, settings.source_date_epoch, sbom is not None)
     before = memo.get(key) if memo is not None else None
     if before is not None and engine.has_image(before.image_id) and made.ledger.read().image(before.image_id):
         # The same source and spec: the image written last time is this one, byte for byte.
@@ -531,11 +554,20 @@ def build_slim_stage(
         progress(f"{stage.name}: the source image and [slim] spec are unchanged: image {before.image_id} reused")
     else:
         record, plan = build_slim_image(
-            engine, source_build.image_id, stage.slim, private, stage.command, stage_labels, made,
-            settings.source_date_epoch, sbom,
+            engine,
+            source_build.image_id,
+            stage.slim,
+            private,
+            stage.command,
+            stage_labels,
+            made,
+            settings.source_date_epoch,
+            sbom,
         )
-        lines = (f"{len(plan.copies)} paths copied: the closure from the resolver, and the extras",
-                 slim_summary(plan, record.image_id))
+        lines = (
+            f"{len(plan.copies)} paths copied: the closure from the resolver, and the extras",
+            slim_summary(plan, record.image_id),
+        )
         if memo is not None:
             memo.put(key, SlimMade(record.image_id, lines, sbom.read_text(encoding="utf-8") if sbom else None))
     for line in lines:
@@ -566,13 +598,26 @@ def build_slim_image(
     origin = engine.image_origin(source)
     epoch = origin.created if source_date_epoch is None else source_date_epoch
     # With `spec.trace`, the command (or each probe) runs in the source image under a tracer first.
-    traced = trace_commands(engine, source, spec.probes or (command,), DEFAULT_USER, made.container_labels(),
-                            architecture=origin.architecture) if spec.trace else ()
+    traced = (
+        trace_commands(
+            engine, source, spec.probes or (command,), DEFAULT_USER, made.container_labels(), architecture=origin.architecture
+        )
+        if spec.trace
+        else ()
+    )
     with unpacked_image(engine, source, made.container_labels()) as root:
         plan = plan_slim(root, spec, origin.env, traced)
         layer = layer_tar(layer_entries(root, plan), epoch)
-    archive = image_archive(layer, origin, command, plan.env, image_labels, tag, epoch,
-                            created_by=f"hello-ladder slim: {spec.binary} and its closure, {len(plan.copies)} paths")
+    archive = image_archive(
+        layer,
+        origin,
+        command,
+        plan.env,
+        image_labels,
+        tag,
+        epoch,
+        created_by=f"hello-ladder slim: {spec.binary} and its closure, {len(plan.copies)} paths",
+    )
     cached = engine.has_image(archive.image_id)
     image_id = engine.load_image(archive.data)
     made.ledger.record_image(image_id, ROLE_STAGE, (tag,), made.namespace)
@@ -580,8 +625,12 @@ def build_slim_image(
         # The containerd store names an image by its manifest's digest, not its config's.
         log.info("%s: the Engine names the loaded image %s, its config is %s", tag, image_id, archive.image_id)
     if sbom is not None:
-        document = spdx_document(SbomSubject(sbom.name.removesuffix(".spdx.json"), tag, image_id, epoch), layer,
-                                 plan.provenance, describe(plan.reasons))
+        document = spdx_document(
+            SbomSubject(sbom.name.removesuffix(".spdx.json"), tag, image_id, epoch),
+            layer,
+            plan.provenance,
+            describe(plan.reasons),
+        )
         write_files(sbom.parent, {sbom.name: render_spdx_json(document)})
     return BuildRecord(image_id, time.monotonic() - started, cached), plan
 

@@ -42,8 +42,7 @@ class Architecture:
 
 KNOWN = {
     "amd64": Architecture("amd64", "amd64", "x86_64-linux-gnu", "/lib64/ld-linux-x86-64.so.2", "amd64", "x86_64"),
-    "arm64": Architecture("arm64", "arm64", "aarch64-linux-gnu", "/lib/ld-linux-aarch64.so.1", "arm64v8", "aarch64",
-                          "v8"),
+    "arm64": Architecture("arm64", "arm64", "aarch64-linux-gnu", "/lib/ld-linux-aarch64.so.1", "arm64v8", "aarch64", "v8"),
 }
 _ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "arm64/v8": "arm64"}
 
@@ -125,6 +124,8 @@ def _binfmt_missing(machine: str, binfmt_dir: Path) -> str | None:
         return f"no emulation for {machine}: {entry} is disabled"
     flags = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("flags:")), "")
     if "F" not in flags:
-        return (f"no emulation for {machine}: qemu-{machine} is registered without the F flag, so containers "
-                f"cannot start it; install qemu-user-static (its registration has F)")
+        return (
+            f"no emulation for {machine}: qemu-{machine} is registered without the F flag, so containers "
+            f"cannot start it; install qemu-user-static (its registration has F)"
+        )
     return None

@@ -40,7 +40,7 @@ def render_markdown(report: RunReport, command: str | None = None) -> str:
         "compressed content, and `docker images` adds the unpacked snapshots to it.",
         engine_sizes_table(report),
         "## Stages",
-        *(stage_section(stage, previous) for stage, previous in zip(report.stages, _previous_measured(report))),
+        *(stage_section(stage, previous) for stage, previous in zip(report.stages, _previous_measured(report), strict=True)),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -52,7 +52,8 @@ def scanner_section(report: RunReport) -> list[str]:
     """The Debian packages an SBOM scanner sees in each image (none in a scratch image made by hand), and their cost."""
     rows = [
         (f"`{stage.name}`", _packages_cell(stage.scanner.packages), *_metadata_cells(stage))
-        for stage in report.stages if stage.scanner is not None
+        for stage in report.stages
+        if stage.scanner is not None
     ]
     if not rows:
         return []
@@ -62,8 +63,12 @@ def scanner_section(report: RunReport) -> list[str]:
         "all that syft or trivy can report. `07-scratch-libs` holds glibc's files, but nothing declares them. "
         "The metadata is dpkg's database and each package's `copyright` file, measured in the image: "
         "what being visible to scanners, and keeping to the licences, costs.",
-        tabulate(rows, headers=["stage", "Debian packages a scanner sees", "package metadata and copyright files",
-                                "share of the image"], tablefmt="github", disable_numparse=True),
+        tabulate(
+            rows,
+            headers=["stage", "Debian packages a scanner sees", "package metadata and copyright files", "share of the image"],
+            tablefmt="github",
+            disable_numparse=True,
+        ),
     ]
 
 
@@ -176,8 +181,12 @@ def engine_sizes_table(report: RunReport) -> str:
         return "–" if size is None else f"{human_size(size)} ({size:,})"
 
     rows = [
-        (f"`{stage.name}`", cell(stage.size_bytes), cell(stage.image_info.engine_size_bytes),
-         cell(stage.image_info.listed_size_bytes))
+        (
+            f"`{stage.name}`",
+            cell(stage.size_bytes),
+            cell(stage.image_info.engine_size_bytes),
+            cell(stage.image_info.listed_size_bytes),
+        )
         for stage in report.stages
         if stage.image_info is not None
     ]
@@ -212,7 +221,9 @@ def stage_section(stage: StageResult, previous: StageResult | None = None) -> st
     if previous is not None and stage.size_bytes is not None:
         lines += ["", step_saving(stage, previous)]
     if stage.expected:
-        what = f"prints {stage.expected['stdout']!r}" if "stdout" in stage.expected else f"fails with {stage.expected['failure']!r}"
+        what = (
+            f"prints {stage.expected['stdout']!r}" if "stdout" in stage.expected else f"fails with {stage.expected['failure']!r}"
+        )
         lines += ["", f"Expected: {what}. {_observed(stage)}"]
     if stage.build is not None:
         built = "every step from the build cache" if stage.build.fully_cached else f"built in {stage.build.seconds:.1f} s"

@@ -32,9 +32,7 @@ def to_dict(report: RunReport, generated_by: str) -> dict[str, Any]:
         # Results from before the versions were recorded re-render without the key, byte for byte.
         **({"versions": dict(report.versions)} if report.versions else {}),
         "stages": [_stage_to_dict(stage) for stage in report.stages],
-        "claims": [
-            {"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in report.claims
-        ],
+        "claims": [{"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in report.claims],
     }
 
 
@@ -71,8 +69,11 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
         "article_size": stage.article_size,
         "log_tail": list(stage.log_tail),
         "layer_figures": None if stage.layer_figures is None else _figures_to_dict(stage.layer_figures),
-        "scanner": None if stage.scanner is None else {
-            "packages": list(stage.scanner.packages), "metadata_bytes": stage.scanner.metadata_bytes,
+        "scanner": None
+        if stage.scanner is None
+        else {
+            "packages": list(stage.scanner.packages),
+            "metadata_bytes": stage.scanner.metadata_bytes,
         },
     }
 

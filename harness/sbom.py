@@ -79,17 +79,27 @@ def spdx_document(
     sha1s: dict[str, list[str]] = {}  # package SPDX id -> its files' SHA-1s
     for index, (path, data) in enumerate(_regular_files(layer), start=1):
         file_id, sha1 = f"SPDXRef-File-{index}", hashlib.sha1(data).hexdigest()
-        files.append(File(f".{path}", file_id, [Checksum(ChecksumAlgorithm.SHA1, sha1),
-                                                 Checksum(ChecksumAlgorithm.SHA256, hashlib.sha256(data).hexdigest())],
-                          comment=(reasons or {}).get(path)))
+        files.append(
+            File(
+                f".{path}",
+                file_id,
+                [Checksum(ChecksumAlgorithm.SHA1, sha1), Checksum(ChecksumAlgorithm.SHA256, hashlib.sha256(data).hexdigest())],
+                comment=(reasons or {}).get(path),
+            )
+        )
         owner = owners.get(path)
         parent = _package_id(owner) if owner is not None else IMAGE_ID
         relationships.append(Relationship(parent, RelationshipType.CONTAINS, file_id))
         sha1s.setdefault(parent, []).append(sha1)
     # The image's own files are the metadata and the files of no package; the packages are its dependencies.
-    image = Package(IMAGE_ID, subject.tag, SpdxNoAssertion(), version=subject.image_id,
-                    verification_code=_verification_code(sha1s.get(IMAGE_ID, [])),
-                    comment="a FROM scratch image written by hello-ladder slim")
+    image = Package(
+        IMAGE_ID,
+        subject.tag,
+        SpdxNoAssertion(),
+        version=subject.image_id,
+        verification_code=_verification_code(sha1s.get(IMAGE_ID, [])),
+        comment="a FROM scratch image written by hello-ladder slim",
+    )
     debs = [_deb_package(package, sha1s.get(_package_id(package.name), [])) for package in provenance.packages]
     relationships += [Relationship(IMAGE_ID, RelationshipType.DEPENDS_ON, deb.spdx_id) for deb in debs]
     return Document(info, packages=[image, *debs], files=files, relationships=relationships)
@@ -119,8 +129,12 @@ def _deb_package(package: DebPackage, sha1s: list[str]) -> Package:
     if package.source_name != package.name:
         purl += f"&upstream={quote(package.source_name, safe='')}"
     return Package(
-        _package_id(package.name), package.name, SpdxNoAssertion(), version=package.version,
-        verification_code=_verification_code(sha1s), source_info=f"Debian source package {package.source_name}",
+        _package_id(package.name),
+        package.name,
+        SpdxNoAssertion(),
+        version=package.version,
+        verification_code=_verification_code(sha1s),
+        source_info=f"Debian source package {package.source_name}",
         external_references=[ExternalPackageRef(ExternalPackageRefCategory.PACKAGE_MANAGER, "purl", purl)],
     )
 

@@ -24,9 +24,7 @@ DPKG_DATABASE = "var/lib/dpkg/"
 DOC = "usr/share/doc/"
 
 
-def scanner_view(
-    engine: Engine, image: str, container_labels: Mapping[str, str], cache: LayerCache | None = None
-) -> ScannerView:
+def scanner_view(engine: Engine, image: str, container_labels: Mapping[str, str], cache: LayerCache | None = None) -> ScannerView:
     """The packages `image` declares, sorted, and the bytes of its metadata; `container_labels` go on the export container.
 
     With `cache`, an image (by ID) read before is not exported again: its ID is a digest of its content.

@@ -96,7 +96,10 @@ def plan_slim(
         elif bundle is Bundle.TZDATA:
             copies += _tree(fs, ZONEINFO, "bundle tzdata (install tzdata in the source image)")
         elif bundle is Bundle.PASSWD:
-            generated += [Generated(PurePosixPath("/etc/passwd"), PASSWD, 0o644), Generated(PurePosixPath("/etc/group"), GROUP, 0o644)]
+            generated += [
+                Generated(PurePosixPath("/etc/passwd"), PASSWD, 0o644),
+                Generated(PurePosixPath("/etc/group"), GROUP, 0o644),
+            ]
             generated.append(Generated(PurePosixPath("/home/nonroot"), None, 0o700))
         elif bundle is Bundle.TMP:
             generated.append(Generated(PurePosixPath("/tmp"), None, 0o1777))
@@ -133,8 +136,7 @@ def plan_slim(
     final = tuple(dict.fromkeys(copies))
     sizes = tuple((path, bytes_of(fs, path)) for path in final)
     missed = unexercised(fs, findings, final) if findings is not None else ()
-    return SlimPlan(closure, final, tuple(generated), tuple(env), provenance, metadata,
-                    reasons.result(), sizes, findings, missed)
+    return SlimPlan(closure, final, tuple(generated), tuple(env), provenance, metadata, reasons.result(), sizes, findings, missed)
 
 
 def library_path(
@@ -158,8 +160,12 @@ def library_path(
     # are missing only because it is, until its folder is named.
     for _ in range(sum(len(closure.needed) for closure in closures.values()) + 1):
         bare = Resolver(root, [*given, *dirs], ld_cache=False)
-        missing = [dep for elf, closure in closures.items() for dep in closure.needed
-                   if dep.real not in bare.resolve(elf, strict=False).real_paths()]
+        missing = [
+            dep
+            for elf, closure in closures.items()
+            for dep in closure.needed
+            if dep.real not in bare.resolve(elf, strict=False).real_paths()
+        ]
         if not missing or str(missing[0].path.parent) in dirs:
             break
         dirs.append(str(missing[0].path.parent))

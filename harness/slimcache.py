@@ -33,12 +33,17 @@ class SlimMade:
     sbom: str | None
 
 
-def slim_key(source_id: str, spec: SlimSpec, command: tuple[str, ...], image_labels: Mapping[str, str],
-             epoch: int | None, with_sbom: bool) -> str:
+def slim_key(
+    source_id: str, spec: SlimSpec, command: tuple[str, ...], image_labels: Mapping[str, str], epoch: int | None, with_sbom: bool
+) -> str:
     """A digest of everything the [slim] image is made from."""
     inputs = {
-        "source": source_id, "spec": repr(spec), "command": list(command), "labels": dict(sorted(image_labels.items())),
-        "epoch": epoch, "sbom": with_sbom,
+        "source": source_id,
+        "spec": repr(spec),
+        "command": list(command),
+        "labels": dict(sorted(image_labels.items())),
+        "epoch": epoch,
+        "sbom": with_sbom,
     }
     return "sha256:" + hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -56,8 +61,9 @@ class SlimMemo:
             return None
         try:
             sbom = data["sbom"]
-            return SlimMade(str(data["image_id"]), tuple(str(line) for line in data["lines"]),
-                            None if sbom is None else str(sbom))
+            return SlimMade(
+                str(data["image_id"]), tuple(str(line) for line in data["lines"]), None if sbom is None else str(sbom)
+            )
         except (KeyError, TypeError) as error:
             log.warning("%s: [slim] cache entry unreadable, the image is written again: %s", key, error)
             return None

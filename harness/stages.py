@@ -111,7 +111,9 @@ def names_stage(name: str, wanted: str) -> bool:
 def copy_stage(stages_dir: Path, source: str, name: str) -> Path:
     """Copy the stage `source` (a name or its number) to a new folder `name`; the copy must load."""
     if not NAME_PATTERN.match(name):
-        raise StageConfigError(stages_dir / name, None, "stage folder names look like '12-my-stage' (two digits, a dash, lower-case words)")
+        raise StageConfigError(
+            stages_dir / name, None, "stage folder names look like '12-my-stage' (two digits, a dash, lower-case words)"
+        )
     target = stages_dir / name
     if target.exists():
         raise StageConfigError(target, None, "already exists")
@@ -170,7 +172,7 @@ def _parse(folder: Path, path: Path, data: dict[str, Any]) -> Stage:
         raise StageConfigError(path, "when_base_missing", 'must be "error" or "skip"') from None
     runtime = _optional_str(path, data, "runtime") or DEFAULT_RUNTIME
     if not RUNTIME_PATTERN.match(runtime):
-        raise StageConfigError(path, "runtime", "must be a lower-case word, e.g. \"go\"")
+        raise StageConfigError(path, "runtime", 'must be a lower-case word, e.g. "go"')
     return Stage(
         name=folder.name,
         directory=folder,

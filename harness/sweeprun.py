@@ -24,6 +24,7 @@ def sweep_bases(engine: Engine, settings: Settings, bases: Sequence[str], progre
         progress(f"== {base}")
         keep = functools.partial(is_debian_based, base=base)
         # Sizes only: the wire sizes are in RESULTS.md for the default base.
-        reports.append(run_stages(engine, dataclasses.replace(settings, base=base, wire_size=False), progress=progress,
-                                  keep=keep))
+        reports.append(
+            run_stages(engine, dataclasses.replace(settings, base=base, wire_size=False), progress=progress, keep=keep)
+        )
     return tuple(reports)

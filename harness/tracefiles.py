@@ -20,7 +20,6 @@ from harness.elf.errors import ElfError
 from harness.elf.reader import ELF_MAGIC
 from harness.tracelog import OUTPUT, PREFIX, Access, TracedRun
 
-
 log = logging.getLogger(__name__)
 
 
@@ -170,8 +169,9 @@ def _under(path: PurePosixPath, trees: Iterable[PurePosixPath]) -> bool:
     return any(path == tree or tree in path.parents for tree in trees)
 
 
-def render_findings(findings: TraceFindings, traced_only: Iterable[PurePosixPath], missed: tuple[PurePosixPath, ...],
-                    *, listed: int = 20) -> list[str]:
+def render_findings(
+    findings: TraceFindings, traced_only: Iterable[PurePosixPath], missed: tuple[PurePosixPath, ...], *, listed: int = 20
+) -> list[str]:
     """What only the trace brought (`traced_only`), by command; the noise by kind, with examples;
     and the paths no run used in the folders a run listed (pure)."""
     lines = [run.describe() for run in findings.runs]
@@ -191,8 +191,10 @@ def render_findings(findings: TraceFindings, traced_only: Iterable[PurePosixPath
             shown = ", ".join(map(str, paths[:3])) + (", …" if len(paths) > 3 else "")
             lines.append(f"not copied, {kind.value}: {len(paths)} paths ({shown})")
     if missed:
-        lines.append(f"listed by a run but never opened, not copied ({len(missed)}; add with --extra if a path "
-                     "the runs did not exercise needs them):")
+        lines.append(
+            f"listed by a run but never opened, not copied ({len(missed)}; add with --extra if a path "
+            "the runs did not exercise needs them):"
+        )
         lines += [f"  {path}" for path in missed[:listed]]
         if len(missed) > listed:
             lines.append(f"  … and {len(missed) - listed} more")

@@ -20,6 +20,7 @@ from harness.engine_protocol import RunResult
 
 # Where the tracer lives in the traced container, and where it writes: names no image uses.
 PREFIX = PurePosixPath("/.hello-ladder-tracer")
+ROOT = PurePosixPath("/")
 OUTPUT = PurePosixPath("/.hello-ladder-trace")
 
 
@@ -74,10 +75,23 @@ class TracedRun:
 _OPEN = frozenset({"open", "openat", "openat2", "creat"})
 _EXEC = frozenset({"execve", "execveat"})
 _LIST = frozenset({"getdents", "getdents64"})
-_PROBE = frozenset({
-    "stat", "lstat", "newfstatat", "fstatat64", "statx", "access", "faccessat", "faccessat2",
-    "readlink", "readlinkat", "stat64", "lstat64", "chdir",
-})
+_PROBE = frozenset(
+    {
+        "stat",
+        "lstat",
+        "newfstatat",
+        "fstatat64",
+        "statx",
+        "access",
+        "faccessat",
+        "faccessat2",
+        "readlink",
+        "readlinkat",
+        "stat64",
+        "lstat64",
+        "chdir",
+    }
+)
 
 _LINE = re.compile(r"^(?P<call>[a-z_0-9]+)\((?P<args>.*)\)\s+=\s+(?P<ret>-?\d+|\?)(?P<rest>.*)$")
 # A directory fd with its path (`AT_FDCWD</tmp>`, `3</usr/share>`), then a quoted path.
@@ -100,11 +114,11 @@ def unquote(text: str) -> str:
             i += 1
             continue
         nxt = text[i + 1]
-        if nxt == "x" and re.match(r"[0-9a-fA-F]{2}", text[i + 2:i + 4]):
-            out.append(int(text[i + 2:i + 4], 16))
+        if nxt == "x" and re.match(r"[0-9a-fA-F]{2}", text[i + 2 : i + 4]):
+            out.append(int(text[i + 2 : i + 4], 16))
             i += 4
         elif nxt in "01234567":
-            digits = re.match(r"[0-7]{1,3}", text[i + 1:])
+            digits = re.match(r"[0-7]{1,3}", text[i + 1 :])
             assert digits is not None
             out.append(int(digits.group(), 8) & 0xFF)
             i += 1 + len(digits.group())
@@ -114,7 +128,7 @@ def unquote(text: str) -> str:
     return out.decode("utf-8", "surrogateescape")
 
 
-def parse_line(line: str, cwd: PurePosixPath = PurePosixPath("/")) -> Event | None:
+def parse_line(line: str, cwd: PurePosixPath = ROOT) -> Event | None:
     """The path event of one strace line, or None for a line that is none (signals, exits, other calls).
 
     `cwd` is the process's working folder, for a relative path given to a call
@@ -142,7 +156,7 @@ def parse_line(line: str, cwd: PurePosixPath = PurePosixPath("/")) -> Event | No
         if dirfd is None:
             return None
         folder = PurePosixPath(unquote(dirfd["dir"]))
-        args = args[dirfd.end():]
+        args = args[dirfd.end() :]
     string = _STRING.match(args)
     if string is None:
         return None

@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 
 from harness.elf import Resolver
 from harness.elf.reader import read_elf
-from harness.errors import HarnessError
 from harness.engine_protocol import OUTPUT_FOLDER, Engine, Instrumentation, RunPolicy
+from harness.errors import HarnessError
 from harness.tracelog import OUTPUT, PREFIX, TracedRun, parse
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,17 @@ class TracerBundle:
 
     def command(self, program: tuple[str, ...]) -> tuple[str, ...]:
         """The traced run's command line: the tracer through its own loader, then the program."""
-        return (str(PREFIX / self.loader), "--library-path", str(PREFIX / "lib"), str(PREFIX / self.program),
-                *STRACE_OPTIONS, "-o", f"{OUTPUT}/{OUTPUT_FOLDER}/trace", "--", *program)
+        return (
+            str(PREFIX / self.loader),
+            "--library-path",
+            str(PREFIX / "lib"),
+            str(PREFIX / self.program),
+            *STRACE_OPTIONS,
+            "-o",
+            f"{OUTPUT}/{OUTPUT_FOLDER}/trace",
+            "--",
+            *program,
+        )
 
 
 def host_tracer(root: Path = Path("/"), program: PurePosixPath = HOST_STRACE) -> TracerBundle:
@@ -83,8 +92,9 @@ def host_tracer(root: Path = Path("/"), program: PurePosixPath = HOST_STRACE) ->
     return TracerBundle(tuple(files), "ld.so", "strace", str(machine))
 
 
-def trace_run(engine: Engine, image: str, bundle: TracerBundle, command: tuple[str, ...], policy: RunPolicy,
-              labels: dict[str, str]) -> TracedRun:
+def trace_run(
+    engine: Engine, image: str, bundle: TracerBundle, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]
+) -> TracedRun:
     """Run `command` in `image` under the tracer, locked down as `policy` says.
 
     A run that fails or hits its time limit still gives what it touched until
@@ -109,9 +119,16 @@ TRACE_MEMORY_BYTES = 256 * 1024 * 1024
 TRACE_TIMEOUT_S = 30.0
 
 
-def trace_commands(engine: Engine, image: str, commands: tuple[tuple[str, ...], ...], user: str,
-                   labels: dict[str, str], bundle: TracerBundle | None = None,
-                   timeout_s: float = TRACE_TIMEOUT_S, architecture: str | None = None) -> tuple[TracedRun, ...]:
+def trace_commands(
+    engine: Engine,
+    image: str,
+    commands: tuple[tuple[str, ...], ...],
+    user: str,
+    labels: dict[str, str],
+    bundle: TracerBundle | None = None,
+    timeout_s: float = TRACE_TIMEOUT_S,
+    architecture: str | None = None,
+) -> tuple[TracedRun, ...]:
     """Each command run in `image` under the tracer, one locked-down container each.
 
     `architecture`: the image's, as the Engine names it; the tracer must be of the same.
@@ -119,8 +136,9 @@ def trace_commands(engine: Engine, image: str, commands: tuple[tuple[str, ...], 
     bundle = bundle or host_tracer()
     machine = ELF_MACHINES.get(bundle.machine, f"e_machine {bundle.machine}")
     if architecture is not None and architecture != machine:
-        raise TraceError(f"{image}: an {architecture} image, and the tracer here is {machine}: "
-                         "trace it on a machine of its architecture")
+        raise TraceError(
+            f"{image}: an {architecture} image, and the tracer here is {machine}: trace it on a machine of its architecture"
+        )
     policy = RunPolicy(timeout_s=timeout_s, user=user, memory_bytes=TRACE_MEMORY_BYTES, tmpfs=("/tmp",))
     runs = []
     for command in commands:

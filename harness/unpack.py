@@ -109,7 +109,9 @@ def unpack(stream: IO[bytes], dest: Path, limits: UnpackLimits = UnpackLimits())
                     _replace_with_folder(target, member.mode)
                 elif member.isreg():
                     if member.size > limits.max_member_bytes:
-                        raise UnsafeArchive(f"{member.name}: {member.size:,} bytes: over the {limits.max_member_bytes:,}-byte limit")
+                        raise UnsafeArchive(
+                            f"{member.name}: {member.size:,} bytes: over the {limits.max_member_bytes:,}-byte limit"
+                        )
                     total += member.size
                     if total > limits.max_total_bytes:
                         raise UnsafeArchive(f"archive: over {limits.max_total_bytes:,} bytes in all: refused")

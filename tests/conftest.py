@@ -59,8 +59,9 @@ def nested_engine(name: str, store: str) -> Iterator[NestedEngine]:
     Skipped where it cannot start (not root, say) outside CI; a failure in CI.  Always stopped and purged.
     """
     script = ["bash", str(REPO_ROOT / "scripts" / "nested-engine")]
-    started = subprocess.run([*script, "start", name, "--store", store, "--fresh"], capture_output=True, text=True,
-                             timeout=900, check=False)
+    started = subprocess.run(
+        [*script, "start", name, "--store", store, "--fresh"], capture_output=True, text=True, timeout=900, check=False
+    )
     try:
         if started.returncode != 0:
             reason = f"the nested Engine {name} did not start: {started.stderr.strip()[-800:]}"
@@ -114,8 +115,7 @@ def cleanup_namespace(engine: DockerEngine, made: Made) -> Iterator[str]:
 
 def build_recorded(client: docker.DockerClient, made: Made, dockerfile: str, tag: str, platform: str | None = None) -> str:
     """Build a test image with the SDK, record its ID in the ledger under the tests' namespace, return the ID."""
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True,
-                                   platform=platform)
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True, platform=platform)
     made.ledger.record_image(str(image.id), ROLE_TEST, (tag,), made.namespace)
     return str(image.id)
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import BuildFailed, EngineError
 from harness.engine_protocol import (
     BuildRecord,
     EngineContainer,
@@ -20,12 +19,13 @@ from harness.engine_protocol import (
     EngineImage,
     ImageInfo,
     ImageOrigin,
-    InstrumentedRun,
     Instrumentation,
+    InstrumentedRun,
     LayerRecord,
     RunPolicy,
     RunResult,
 )
+from harness.errors import BuildFailed, EngineError
 
 
 @dataclass
@@ -111,7 +111,7 @@ class FakeEngine:
     ) -> InstrumentedRun:
         """As `run`; the tools' output is `traces` of the program after the tracer's `--` (nothing if none)."""
         result = self.run(image, command, policy, labels)
-        program = " ".join(command[command.index("--") + 1:]) if "--" in command else ""
+        program = " ".join(command[command.index("--") + 1 :]) if "--" in command else ""
         text = self.traces.get(program)
         return InstrumentedRun(result, (("trace.1", text.encode()),) if text is not None else ())
 
@@ -189,5 +189,11 @@ def _slim_sources_root_tar() -> bytes:
 
 def _image(size: int) -> ImageInfo:
     # As the Engine answers: the whole history, not yet lined up with the layers (ImageInfo.aligned).
-    return ImageInfo(image_id="sha256:fake", engine_size_bytes=size, listed_size_bytes=size, layer_count=1,
-                     layers=(), history=(LayerRecord(size, "COPY x"),))
+    return ImageInfo(
+        image_id="sha256:fake",
+        engine_size_bytes=size,
+        listed_size_bytes=size,
+        layer_count=1,
+        layers=(),
+        history=(LayerRecord(size, "COPY x"),),
+    )

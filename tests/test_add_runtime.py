@@ -63,9 +63,7 @@ def test_the_section_names_every_file_of_the_example_runtime() -> None:
 
 
 @pytest.mark.docker
-def test_invoke_all_in_a_copy_with_the_readmes_runtime_added(
-    ladder: RunReport, tmp_path: Path, cleanup_namespace: str
-) -> None:
+def test_invoke_all_in_a_copy_with_the_readmes_runtime_added(ladder: RunReport, tmp_path: Path, cleanup_namespace: str) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(REPO_ROOT, repo, ignore=NOT_COPIED, symlinks=True)
     files, commands = section_files_and_commands(readme_section())
@@ -80,10 +78,11 @@ def test_invoke_all_in_a_copy_with_the_readmes_runtime_added(
         # The copy is a checkout of its own: what it made is in its own ledger, removed by its own `invoke clean`.
         invoke(repo, "clean", "--namespace", cleanup_namespace, env={"HELLO_LADDER_NAMESPACE": cleanup_namespace}, timeout=600)
 
-
     data = json.loads((results / "results.json").read_text())
     assert data["base"] == "debian:bookworm"
-    assert [stage["name"] for stage in data["stages"]] == sorted([s.name for s in ladder.stages] + ["50-sh-naive", "51-sh-scratch"])
+    assert [stage["name"] for stage in data["stages"]] == sorted(
+        [s.name for s in ladder.stages] + ["50-sh-naive", "51-sh-scratch"]
+    )
     assert all(stage["image"].startswith(f"{cleanup_namespace}/") for stage in data["stages"] if stage["image"])
     added = {stage["name"]: stage for stage in data["stages"] if stage["runtime"] == "sh"}
     assert set(added) == {"50-sh-naive", "51-sh-scratch"}

@@ -71,20 +71,22 @@ def test_07_copies_the_arm64_libc_and_loader(arm64_ladder: RunReport) -> None:
     stage = arm64_ladder.stage("07-scratch-libs")
     assert stage is not None and stage.image_info is not None
     assert [layer.created_by.split(" in ")[-1].strip() for layer in stage.image_info.layers] == [
-        "/hello", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/ld-linux-aarch64.so.1"]
+        "/hello",
+        "/lib/aarch64-linux-gnu/libc.so.6",
+        "/lib/ld-linux-aarch64.so.1",
+    ]
 
 
-def test_08_holds_the_files_of_07_found_by_the_resolver(arm64_ladder: RunReport, engine: DockerEngine,
-                                                        made: Made) -> None:
+def test_08_holds_the_files_of_07_found_by_the_resolver(arm64_ladder: RunReport, engine: DockerEngine, made: Made) -> None:
     found = {}
     for name in ("07-scratch-libs", "08-scratch-auto"):
         stage = arm64_ladder.stage(name)
         assert stage is not None and stage.image_info is not None
         with unpacked_image(engine, stage.image_info.image_id, made.container_labels()) as root:
-            found[name] = {str(path.relative_to(root)) for path in root.rglob("*")
-                           if path.is_file() and not path.is_symlink()}
-    libraries = {path for path in found["08-scratch-auto"] if "/var/lib/dpkg/" not in f"/{path}"
-                 and not path.startswith("usr/share/doc/")}
+            found[name] = {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file() and not path.is_symlink()}
+    libraries = {
+        path for path in found["08-scratch-auto"] if "/var/lib/dpkg/" not in f"/{path}" and not path.startswith("usr/share/doc/")
+    }
     assert {p.rsplit("/", 1)[-1] for p in libraries} == {p.rsplit("/", 1)[-1] for p in found["07-scratch-libs"]}
     assert any("aarch64-linux-gnu" in path for path in libraries)
 
@@ -105,8 +107,9 @@ def arm64_builder(engine: DockerEngine, made: Made, emulation: None) -> Iterator
     ownership.remove_made(engine, made.ledger, frozenset({image_id}))
 
 
-def test_the_resolver_agrees_with_ldd_on_every_arm64_closure_under_usr(engine: DockerEngine, arm64_builder: str,
-                                                                      made: Made) -> None:
+def test_the_resolver_agrees_with_ldd_on_every_arm64_closure_under_usr(
+    engine: DockerEngine, arm64_builder: str, made: Made
+) -> None:
     """Read on this machine, whatever its architecture; `ldd` runs in the arm64 image (under emulation here)."""
     with unpacked_image(engine, arm64_builder, made.container_labels()) as root:
         paths = [str(path) for path in dynamic_elf_files(root)]

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 
 from harness import bases
-from harness.ledger import Ledger
 from harness.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
 from harness.errors import BaseUnavailable
+from harness.ledger import Ledger
 
 from .fakes import FakeEngine, _image
 
@@ -49,7 +49,7 @@ def test_a_pullable_base_is_pulled() -> None:
     assert ensure_base(FakeEngine(pullable={"alpine"}), "alpine").source is BaseSource.PULLED
 
 
-@pytest.mark.fault('A non-Debian base that no registry serves', 'unavailable, with `docker load` as the way out')
+@pytest.mark.fault("A non-Debian base that no registry serves", "unavailable, with `docker load` as the way out")
 def test_a_base_that_cannot_be_bootstrapped_says_how_to_provide_it() -> None:
     with pytest.raises(BaseUnavailable) as caught:
         ensure_base(FakeEngine(), "alpine")
@@ -57,7 +57,7 @@ def test_a_base_that_cannot_be_bootstrapped_says_how_to_provide_it() -> None:
     assert "no registry could serve it" in str(caught.value)
 
 
-@pytest.mark.fault('mmdebstrap is not installed', 'unavailable, with the apt-get command to install it')
+@pytest.mark.fault("mmdebstrap is not installed", "unavailable, with the apt-get command to install it")
 def test_a_missing_mmdebstrap_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bases.shutil, "which", lambda name: None)
     with pytest.raises(BaseUnavailable, match=r"mmdebstrap is not installed.*apt-get install -y mmdebstrap"):

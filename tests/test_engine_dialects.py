@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness.context import DOCKERFILE_NAME
 from harness.buildlog import BuildSteps
-from harness.context import labels_in_dockerfile
+from harness.context import DOCKERFILE_NAME, labels_in_dockerfile
 from harness.engine import DockerEngine
 from harness.errors import BuildFailed
 from harness.model import RunPolicy
@@ -216,8 +215,13 @@ def test_on_the_engine_the_labels_stay_a_build_parameter() -> None:
 
 
 def test_a_failed_buildah_step_is_named_in_the_error() -> None:
-    client = FakeClient(PODMAN, api=FakeApi("STEP 1/2: FROM debian:bookworm\nSTEP 2/2: RUN false\n"
-                                            'ERROR building at STEP "RUN false": while running runtime: exit status 1'))
+    client = FakeClient(
+        PODMAN,
+        api=FakeApi(
+            "STEP 1/2: FROM debian:bookworm\nSTEP 2/2: RUN false\n"
+            'ERROR building at STEP "RUN false": while running runtime: exit status 1'
+        ),
+    )
     with pytest.raises(BuildFailed) as failed:
         build(client)
     assert failed.value.instruction == "RUN false"

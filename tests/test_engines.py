@@ -86,7 +86,7 @@ def test_its_headline_sizes_equal_those_of_the_first_engine_but_where_overlay2_s
         assert len(ours) == len(theirs), stage.name
         below: dict[str, int] = {}
         unchanged_rewrites = 0
-        for layer_ours, layer_theirs in zip(ours, theirs):
+        for layer_ours, layer_theirs in zip(ours, theirs, strict=True):
             mine = {(e.path, e.kind, e.size) for e in layer_ours.entries if e.kind is not EntryKind.OPAQUE}
             overlay2 = {(e.path, e.kind, e.size) for e in layer_theirs.entries if e.kind is not EntryKind.OPAQUE}
             assert mine <= overlay2, (stage.name, sorted(mine - overlay2)[:5])
@@ -140,8 +140,7 @@ def test_a_slim_stage_rebuilt_from_nothing_on_another_engine_is_the_same_image(
     """
 
     def config_digest(on: DockerEngine) -> str:
-        settings = Settings(REPO_ROOT, namespace=TEST_NAMESPACE, no_cache=True, wire_size=False,
-                            source_date_epoch=1_700_000_000)
+        settings = Settings(REPO_ROOT, namespace=TEST_NAMESPACE, no_cache=True, wire_size=False, source_date_epoch=1_700_000_000)
         report = run_stages(on, settings, progress=lambda line: None, keep=lambda folder: folder.name == "08-scratch-auto")
         stage = report.stage("08-scratch-auto")
         assert stage is not None and stage.outcome is Outcome.PASS and stage.image_info is not None, stage

@@ -54,9 +54,7 @@ def stage_toml(command: str, expect: str = 'stdout = "hello!\\n"', extra: str = 
     return f'title = "t"\nchanges = "c"\nstep = "s"\ncommand = {command}\n{extra}\n[expect]\n{expect}\n'
 
 
-def interrupt_invoke_all(
-    repo: Path, args: list[str], ready: Callable[[], bool], signum: signal.Signals
-) -> tuple[int, str]:
+def interrupt_invoke_all(repo: Path, args: list[str], ready: Callable[[], bool], signum: signal.Signals) -> tuple[int, str]:
     """Start `invoke all` in `repo`, send `signum` once `ready()` holds, and return its exit code and stderr."""
     process = subprocess.Popen(
         [sys.executable, "-m", "invoke", "all", *args],
@@ -94,7 +92,10 @@ class LosingEngine(FakeEngine):
         return super().build(stage, *args, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.fault('The Engine stops in the middle of a run', 'stages measured before are kept; the rest are errors; no cleanup call into a dead Engine')
+@pytest.mark.fault(
+    "The Engine stops in the middle of a run",
+    "stages measured before are kept; the rest are errors; no cleanup call into a dead Engine",
+)
 def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path, ("01-naive", "02-purge-layers", "03-single-layer"))
     engine = LosingEngine(lose_at=2, images={BASE: _image(1)})
@@ -114,7 +115,7 @@ def test_an_engine_lost_mid_run_keeps_what_was_measured(tmp_path: Path) -> None:
     assert caught.value.cause.detail == "connection refused" and not hasattr(caught.value, "report")
 
 
-@pytest.mark.fault('The Engine is not running', 'one line saying how to start it, exit 1, no traceback, results/ unchanged')
+@pytest.mark.fault("The Engine is not running", "one line saying how to start it, exit 1, no traceback, results/ unchanged")
 def test_a_stopped_engine_is_one_clear_line(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path, ("07-scratch-libs",))
     (repo / "results").mkdir()
@@ -126,7 +127,7 @@ def test_a_stopped_engine_is_one_clear_line(tmp_path: Path) -> None:
     assert (repo / "results" / "results.json").read_text() == "earlier"
 
 
-@pytest.mark.fault('Two runs at once (same process)', 'the second refuses, naming the first; the lock is released after')
+@pytest.mark.fault("Two runs at once (same process)", "the second refuses, naming the first; the lock is released after")
 def test_a_second_run_in_the_same_checkout_refuses(tmp_path: Path) -> None:
     lock = tmp_path / ".hello-ladder.lock"
     with exclusive_run(lock):
@@ -137,13 +138,17 @@ def test_a_second_run_in_the_same_checkout_refuses(tmp_path: Path) -> None:
         pass
 
 
-@pytest.mark.fault('Two `invoke all` at once on one checkout', "the second refuses with the first's pid, exit 1")
+@pytest.mark.fault("Two `invoke all` at once on one checkout", "the second refuses with the first's pid, exit 1")
 def test_a_second_invoke_all_refuses_while_the_first_holds_the_lock(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys,time; from harness.lock import exclusive_run\n"
-         "from pathlib import Path\nwith exclusive_run(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(60)",
-         str(repo / ".hello-ladder.lock")],
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; from harness.lock import exclusive_run\n"
+            "from pathlib import Path\nwith exclusive_run(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(60)",
+            str(repo / ".hello-ladder.lock"),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -158,6 +163,7 @@ def test_a_second_invoke_all_refuses_while_the_first_holds_the_lock(tmp_path: Pa
 
 
 # --- with an Engine ------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def fault_made(engine: DockerEngine, made: Made) -> Made:
@@ -182,7 +188,9 @@ def clean_copy(engine: DockerEngine, repo: Path) -> None:
     ownership.clean(engine, Ledger.open(repo, engine.identity()), ownership.Scope(namespace=FAULT_NAMESPACE))
 
 
-def run_in_base(engine: DockerEngine, base_image: str, script: str, made: Made, **policy: object) -> tuple[str, str, int | None, bool, bool]:
+def run_in_base(
+    engine: DockerEngine, base_image: str, script: str, made: Made, **policy: object
+) -> tuple[str, str, int | None, bool, bool]:
     result = engine.run(
         base_image,
         ("/bin/sh", "-c", script),
@@ -198,7 +206,7 @@ def no_test_containers() -> list[object]:
     return client.containers.list(all=True, sparse=True, filters={"label": labels.selector(namespace=FAULT_NAMESPACE)})
 
 
-@pytest.mark.fault("A stage's program hangs", 'killed at its time limit, reported as timed out, container removed')
+@pytest.mark.fault("A stage's program hangs", "killed at its time limit, reported as timed out, container removed")
 @pytest.mark.docker
 def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, base_image: str, fault_made: Made) -> None:
     started = time.monotonic()
@@ -208,16 +216,21 @@ def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, bas
     assert no_test_containers() == []
 
 
-@pytest.mark.fault("A stage's program floods its output", 'output capped and marked truncated, container removed')
+@pytest.mark.fault("A stage's program floods its output", "output capped and marked truncated, container removed")
 @pytest.mark.docker
 def test_a_flooding_program_has_its_output_capped(engine: DockerEngine, base_image: str, fault_made: Made) -> None:
-    stdout, _, _, timed_out, truncated = run_in_base(engine, base_image, "yes flood", fault_made, timeout_s=3.0, output_cap_bytes=4096)
+    stdout, _, _, timed_out, truncated = run_in_base(
+        engine, base_image, "yes flood", fault_made, timeout_s=3.0, output_cap_bytes=4096
+    )
     assert truncated and len(stdout.encode()) <= 4096
     assert timed_out
     assert no_test_containers() == []
 
 
-@pytest.mark.fault('A program tries to write /, reach the network, fork without bound', 'read-only root, only loopback, no capabilities, no-new-privileges, nobody, pids limit')
+@pytest.mark.fault(
+    "A program tries to write /, reach the network, fork without bound",
+    "read-only root, only loopback, no capabilities, no-new-privileges, nobody, pids limit",
+)
 @pytest.mark.docker
 def test_nothing_is_let_out(engine: DockerEngine, base_image: str, fault_made: Made) -> None:
     script = r"""
@@ -241,7 +254,10 @@ def test_nothing_is_let_out(engine: DockerEngine, base_image: str, fault_made: M
     assert no_test_containers() == []
 
 
-@pytest.mark.fault('A Dockerfile fails to build; a base cannot be had', "that stage is an error naming the instruction and the log's tail; the others still run")
+@pytest.mark.fault(
+    "A Dockerfile fails to build; a base cannot be had",
+    "that stage is an error naming the instruction and the log's tail; the others still run",
+)
 @pytest.mark.docker
 def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
     repo = copy_repo(tmp_path)
@@ -266,7 +282,10 @@ def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEn
     assert not recorded & {image.id for image in docker.from_env().images.list(filters={"dangling": True})}
 
 
-@pytest.mark.fault("`invoke clean` beside the user's own images", "only what this checkout recorded goes; an image of the user's and the bases stay")
+@pytest.mark.fault(
+    "`invoke clean` beside the user's own images",
+    "only what this checkout recorded goes; an image of the user's and the bases stay",
+)
 @pytest.mark.docker
 def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
     client = docker.from_env()
@@ -274,7 +293,9 @@ def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_
     add_stage(repo, "01-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
     try:
         run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
-        users, _ = client.images.build(fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag="users-own/image:kept", rm=True)
+        users, _ = client.images.build(
+            fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag="users-own/image:kept", rm=True
+        )
         assert client.images.list(name=f"{FAULT_NAMESPACE}/01-fine")
         done = invoke(repo, "clean", "--namespace", FAULT_NAMESPACE, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -288,7 +309,7 @@ def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_
         clean_copy(engine, repo)
 
 
-@pytest.mark.fault('Ctrl-C or SIGTERM while a stage runs', 'exit 130, no container left, results/ exactly as before')
+@pytest.mark.fault("Ctrl-C or SIGTERM while a stage runs", "exit 130, no container left, results/ exactly as before")
 @pytest.mark.docker
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
@@ -345,9 +366,11 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
     repo = copy_repo(tmp_path)
     program = repo / "hello" / "lost.c"
     # One static program, FROM scratch: no base image to bootstrap in the fresh Engine.
-    program.write_text('#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n'
-                       'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "sleep")) sleep(600);'
-                       ' puts("hello!"); return 0; }\n')
+    program.write_text(
+        "#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n"
+        'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "sleep")) sleep(600);'
+        ' puts("hello!"); return 0; }\n'
+    )
     subprocess.run(["gcc", "-static", "-O2", "-o", str(repo / "hello" / "lost"), str(program)], check=True)
     dockerfile = "FROM scratch\nCOPY lost /hello\n"
     add_stage(repo, "01-measured", dockerfile, stage_toml('["/hello"]'))
@@ -359,9 +382,12 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
     (results / "RESULTS.md").write_text("earlier md")
     with nested_engine("test-lost", "overlay2") as lost:
         process = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "all", "--no-wire"], cwd=repo,
+            [sys.executable, "-m", "invoke", "all", "--no-wire"],
+            cwd=repo,
             env={**os.environ, "DOCKER_HOST": lost.host, "HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert process.stdout is not None
@@ -376,8 +402,12 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
             deadline = time.monotonic() + 120
             while not docker.DockerClient(base_url=lost.host).containers.list() and time.monotonic() < deadline:
                 time.sleep(0.2)
-            subprocess.run(["bash", str(REPO_ROOT / "scripts" / "nested-engine"), "stop", "test-lost"],
-                           capture_output=True, timeout=300, check=True)
+            subprocess.run(
+                ["bash", str(REPO_ROOT / "scripts" / "nested-engine"), "stop", "test-lost"],
+                capture_output=True,
+                timeout=300,
+                check=True,
+            )
             rest, stderr = process.communicate(timeout=300)
         finally:
             process.kill()
@@ -389,5 +419,8 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
     assert (results / "RESULTS.md").read_text() == "earlier md"
     partial = json.loads((results / "results.partial.json").read_text())
     assert [(s["name"], s["outcome"]) for s in partial["stages"]] == [
-        ("01-measured", "pass"), ("02-running-when-lost", "error"), ("03-never-reached", "error")]
+        ("01-measured", "pass"),
+        ("02-running-when-lost", "error"),
+        ("03-never-reached", "error"),
+    ]
     assert partial["stages"][0]["size_bytes"] == (repo / "hello" / "lost").stat().st_size

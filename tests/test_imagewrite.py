@@ -88,8 +88,9 @@ def test_a_slim_image_is_loaded_not_built_and_twice_gives_the_same_id(tmp_path: 
     made = Made(Ledger.open(tmp_path, engine.identity()), "session", "ns")
 
     def build(epoch: int | None) -> str:
-        record, plan = build_slim_image(engine, "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",),
-                                        image_labels, made, epoch)
+        record, plan = build_slim_image(
+            engine, "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",), image_labels, made, epoch
+        )
         assert plan.copies and engine.images["ns/s:t"].image_id == record.image_id
         return record.image_id
 

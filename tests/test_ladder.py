@@ -21,7 +21,6 @@ from harness.pipeline import Made
 from harness.pkgmeta import DOC, STATUS_D
 from harness.units import human_size, parse_size
 
-
 pytestmark = pytest.mark.docker
 
 
@@ -114,8 +113,11 @@ def _file_digests(engine: DockerEngine, image: str) -> tuple[list[str], int]:
     metadata a [slim] image carries for SBOM scanners; and the bytes of that metadata."""
     with unpacked_image(engine, image) as root:
         files = [path for path in root.rglob("*") if path.is_file() and not path.is_symlink()]
-        metadata = [path for path in files if any(path.relative_to(root).is_relative_to(folder.lstrip("/"))
-                                                  for folder in (str(STATUS_D), str(DOC)))]
+        metadata = [
+            path
+            for path in files
+            if any(path.relative_to(root).is_relative_to(folder.lstrip("/")) for folder in (str(STATUS_D), str(DOC)))
+        ]
         digests = sorted(hashlib.sha256(path.read_bytes()).hexdigest() for path in files if path not in metadata)
         return digests, sum(path.stat().st_size for path in metadata)
 
@@ -126,8 +128,9 @@ def test_the_resolver_makes_the_tutorials_scratch_image_by_itself(ladder: RunRep
     assert automatic.outcome is Outcome.PASS and automatic.observed is not None
     assert automatic.observed.stdout == "hello!\n"
     assert by_hand.image and automatic.image
-    (automatic_files, metadata_bytes), (by_hand_files, none) = (_file_digests(engine, image)
-                                                                for image in (automatic.image, by_hand.image))
+    (automatic_files, metadata_bytes), (by_hand_files, none) = (
+        _file_digests(engine, image) for image in (automatic.image, by_hand.image)
+    )
     assert automatic_files == by_hand_files and none == 0  # the same three files; 07 has no package metadata
     assert metadata_bytes > 0  # libc6's status paragraph, md5sums and copyright
     by_hand_size, automatic_size = by_hand.size_bytes or 0, (automatic.size_bytes or 0) - metadata_bytes

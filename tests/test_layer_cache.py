@@ -45,17 +45,25 @@ class SavingEngine(FakeEngine):
 def oci_save_stream(layers: tuple[bytes, ...]) -> bytes:
     """A save stream in the OCI layout Engine 25 and later write: every blob named by its digest."""
     diff_ids = [hashlib.sha256(layer).hexdigest() for layer in layers]
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
-        "history": [{"created_by": f"step {i}"} for i in range(len(layers))],
-    }).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
+            "history": [{"created_by": f"step {i}"} for i in range(len(layers))],
+        }
+    ).encode()
     config_hex = hashlib.sha256(config).hexdigest()
-    manifest = json.dumps([{"Config": f"blobs/sha256/{config_hex}", "RepoTags": None,
-                            "Layers": [f"blobs/sha256/{d}" for d in diff_ids]}]).encode()
+    manifest = json.dumps(
+        [{"Config": f"blobs/sha256/{config_hex}", "RepoTags": None, "Layers": [f"blobs/sha256/{d}" for d in diff_ids]}]
+    ).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in [*((f"blobs/sha256/{d}", layer) for d, layer in zip(diff_ids, layers)),
-                           (f"blobs/sha256/{config_hex}", config), ("manifest.json", manifest)]:
+        for name, data in [
+            *((f"blobs/sha256/{d}", layer) for d, layer in zip(diff_ids, layers, strict=True)),
+            (f"blobs/sha256/{config_hex}", config),
+            ("manifest.json", manifest),
+        ]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -104,8 +112,9 @@ def test_without_the_wire_size_cached_a_wire_request_reads_the_image(tmp_path: P
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "other-version"])
-def test_a_corrupt_or_foreign_entry_is_recomputed_with_a_warning(tmp_path: Path, damage: str,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_a_corrupt_or_foreign_entry_is_recomputed_with_a_warning(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     engine, cache = SavingEngine(), LayerCache(tmp_path)
     image = engine.add(BASE, TOOL)
     truth = analyse_image(engine, image, cache=cache)

@@ -14,9 +14,8 @@ from harness import ownership
 from harness.engine import DockerEngine
 from harness.layers import analyse_save_stream
 from harness.measure import analyse_image
-from harness.unpack import ChunkStream
-
 from harness.pipeline import Made
+from harness.unpack import ChunkStream
 
 from .conftest import TEST_NAMESPACE, build_recorded
 
@@ -29,8 +28,14 @@ CASES = {
     "added-then-removed": ("RUN head -c 10000000 /dev/zero > /big\nRUN rm /big\n", 10 * MB),
     "replaced-smaller": ("RUN head -c 5000000 /dev/urandom > /f\nRUN head -c 1000000 /dev/urandom > /f\n", 5 * MB),
     "mode-only": ("RUN head -c 3000000 /dev/zero > /f\nRUN chmod 600 /f\n", 3 * MB),
-    "folder-removed": ("RUN mkdir -p /d/e && head -c 2000000 /dev/zero > /d/a && head -c 1000000 /dev/zero > /d/e/b\nRUN rm -rf /d\n", 3 * MB),
-    "opaque-folder": ("RUN mkdir /o && head -c 4000000 /dev/zero > /o/old\nRUN rm -rf /o && mkdir /o && echo new > /o/new\n", 4 * MB),
+    "folder-removed": (
+        "RUN mkdir -p /d/e && head -c 2000000 /dev/zero > /d/a && head -c 1000000 /dev/zero > /d/e/b\nRUN rm -rf /d\n",
+        3 * MB,
+    ),
+    "opaque-folder": (
+        "RUN mkdir /o && head -c 4000000 /dev/zero > /o/old\nRUN rm -rf /o && mkdir /o && echo new > /o/new\n",
+        4 * MB,
+    ),
 }
 
 

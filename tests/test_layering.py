@@ -35,11 +35,29 @@ ADAPTER = "harness.engine"
 PROTOCOL = "harness.engine_protocol"
 SDK = frozenset({"docker", "requests", "urllib3"})
 # Pure: the records every layer passes, with nothing but the standard library beneath them.
-RECORDS = ("harness.engine_protocol", "harness.model", "harness.errors", "harness.units", "harness.slimspec",
-           "harness.debian", "harness.service", "harness.labels", "harness.redact", "harness.layers.figures")
+RECORDS = (
+    "harness.engine_protocol",
+    "harness.model",
+    "harness.errors",
+    "harness.units",
+    "harness.slimspec",
+    "harness.debian",
+    "harness.service",
+    "harness.labels",
+    "harness.redact",
+    "harness.layers.figures",
+)
 # Read and write data only: never the Engine, nor a module that speaks to one.
-RENDERERS = ("harness.report", "harness.sweep", "harness.chart", "harness.claims", "harness.results",
-             "harness.matrix", "harness.layers.render", "harness.elf.render")
+RENDERERS = (
+    "harness.report",
+    "harness.sweep",
+    "harness.chart",
+    "harness.claims",
+    "harness.results",
+    "harness.matrix",
+    "harness.layers.render",
+    "harness.elf.render",
+)
 STAGES = "harness.stages"
 RESOLVER = ("harness.slim", "harness.elf", "elftools")
 
@@ -130,8 +148,11 @@ def closure(module: str) -> frozenset[str]:
 
 
 def _third_party(names: frozenset[str]) -> set[str]:
-    return {name for name in names if name.split(".")[0] not in ("harness", "tasks")
-            and name.split(".")[0] not in sys.stdlib_module_names}
+    return {
+        name
+        for name in names
+        if name.split(".")[0] not in ("harness", "tasks") and name.split(".")[0] not in sys.stdlib_module_names
+    }
 
 
 def _engine_users() -> set[str]:

@@ -23,13 +23,20 @@ def test_an_engine_is_named_name_equals_host() -> None:
 def test_engines_side_by_side_say_whether_every_engine_measured_the_same_bytes() -> None:
     first = dataclasses.replace(ladder(), engine=OVERLAY2)
     second = dataclasses.replace(ladder(s07=2_157_250), engine=CONTAINERD)
-    second = dataclasses.replace(second, stages=tuple(
-        dataclasses.replace(s, outcome=Outcome.FAIL) if s.name == "01-naive" else s for s in second.stages))
-    runs = [EngineRun(EngineTarget("d26", "unix:///a"), first), EngineRun(EngineTarget("d26-containerd", "unix:///b"), second),
-            EngineRun(EngineTarget("gone", "tcp://127.0.0.1:1"), None, "Docker Engine: not reachable")]
+    second = dataclasses.replace(
+        second, stages=tuple(dataclasses.replace(s, outcome=Outcome.FAIL) if s.name == "01-naive" else s for s in second.stages)
+    )
+    runs = [
+        EngineRun(EngineTarget("d26", "unix:///a"), first),
+        EngineRun(EngineTarget("d26-containerd", "unix:///b"), second),
+        EngineRun(EngineTarget("gone", "tcp://127.0.0.1:1"), None, "Docker Engine: not reachable"),
+    ]
     text = render_matrix_markdown(runs, "invoke matrix")
-    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
-            for line in text.split("## Headline sizes", 1)[1].split("## What", 1)[0].splitlines() if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in text.split("## Headline sizes", 1)[1].split("## What", 1)[0].splitlines()
+        if line.startswith("| `")
+    }
     assert rows["`01-naive`"] == ["622MB", "622MB (fail)", "–", "yes"]
     assert rows["`07-scratch-libs`"] == ["2.16MB", "2.16MB", "–", "no: 2,157,192 to 2,157,250 bytes"]
     assert "containerd (overlayfs snapshotter)" in text and "Docker Engine: not reachable" in text

@@ -12,10 +12,10 @@ import pytest
 from harness import labels, nested
 from harness.engine import DockerEngine
 from harness.errors import EngineUnavailable, NestedEngineError
-from harness.nested import NestedEngine, Store, bounding_set, capabilities, container_spec, daemon_config
-from harness.nested.plan import uplink_mtu
-from harness.nested.cli import parse_args
 from harness.model import EngineFacts
+from harness.nested import NestedEngine, Store, bounding_set, capabilities, container_spec, daemon_config
+from harness.nested.cli import parse_args
+from harness.nested.plan import uplink_mtu
 from harness.service import ServiceSpec, ServiceState
 
 from .conftest import REPO_ROOT
@@ -154,8 +154,13 @@ class FakeHost:
 
 class FakeProbe:
     def describe(self) -> EngineFacts:
-        return EngineFacts("Docker Engine", "26.1.5+dfsg1", "1.45", "containerd (overlayfs snapshotter)",
-                           "classic builder (API build, version 1)")
+        return EngineFacts(
+            "Docker Engine",
+            "26.1.5+dfsg1",
+            "1.45",
+            "containerd (overlayfs snapshotter)",
+            "classic builder (API build, version 1)",
+        )
 
 
 def _engine(tmp_path: Path, store: Store = Store.CONTAINERD) -> NestedEngine:
@@ -220,7 +225,9 @@ def test_status_lists_each_engine_with_what_it_answers(tmp_path: Path) -> None:
     host, engine = FakeHost(), _engine(tmp_path)
     _start(host, engine)
     rows = nested.status_rows(host, host.connect, run_root=engine.run_root)
-    assert rows == [("cd", "containerd", "running", engine.docker_host, "Engine 26.1.5+dfsg1, API 1.45, containerd (overlayfs snapshotter)")]
+    assert rows == [
+        ("cd", "containerd", "running", engine.docker_host, "Engine 26.1.5+dfsg1, API 1.45, containerd (overlayfs snapshotter)")
+    ]
 
 
 @pytest.mark.docker
@@ -245,9 +252,7 @@ def test_a_nested_engine_with_the_containerd_store(engine: DockerEngine) -> None
 
 def test_the_inner_engine_takes_the_uplinks_mtu() -> None:
     """Behind two NATs a packet larger than the uplink's MTU is lost without a word: apt-get update hangs."""
-    routes = ("Iface\tDestination\tGateway\tFlags\n"
-              "docker0\t000011AC\t00000000\t0001\n"
-              "eth0\t00000000\t0100000A\t0003\n")
+    routes = "Iface\tDestination\tGateway\tFlags\ndocker0\t000011AC\t00000000\t0001\neth0\t00000000\t0100000A\t0003\n"
     mtus = {"eth0": "1400\n", "docker0": "1500\n"}
     assert uplink_mtu(routes, mtus.__getitem__) == 1400
     assert uplink_mtu(routes.splitlines()[0], mtus.__getitem__) is None

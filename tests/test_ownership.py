@@ -150,8 +150,12 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
         made_by_project |= _recorded(repo, client)
         users = {
             "user-app:1": build_user_image(client, f"FROM {BASE}\nRUN echo my app > /app.txt\n", "user-app:1"),
-            "user-on-07:1": build_user_image(client, f"FROM {NAMESPACE}/07-scratch-libs:debian-bookworm\nLABEL mine=yes\n", "user-on-07:1"),
-            "user-on-08:1": build_user_image(client, f"FROM {NAMESPACE}/08-scratch-auto:debian-bookworm\nLABEL mine=yes\n", "user-on-08:1"),
+            "user-on-07:1": build_user_image(
+                client, f"FROM {NAMESPACE}/07-scratch-libs:debian-bookworm\nLABEL mine=yes\n", "user-on-07:1"
+            ),
+            "user-on-08:1": build_user_image(
+                client, f"FROM {NAMESPACE}/08-scratch-auto:debian-bookworm\nLABEL mine=yes\n", "user-on-08:1"
+            ),
         }
         # A user's container of a stage image: it carries every label the image does.
         user_container = client.containers.create("user-on-07:1", command=["/hello"], name="users-own-container")
@@ -172,7 +176,12 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
 
         # An interrupted run, stopped while a stage's container runs.
         add_stage(repo, "09-hangs", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/sleep", "600"]', extra="timeout = 300"))
-        session_containers = lambda: client.containers.list(all=True, sparse=True, filters={"label": labels.selector(namespace=NAMESPACE) + [labels.SESSION]})  # noqa: E731
+
+        def session_containers() -> list[object]:
+            return client.containers.list(
+                all=True, sparse=True, filters={"label": labels.selector(namespace=NAMESPACE) + [labels.SESSION]}
+            )
+
         returncode, stderr = _interrupt(repo, env, lambda: bool(session_containers()))
         assert returncode == 130, stderr
         made_by_project |= _recorded(repo, client)
@@ -211,8 +220,12 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
 def _interrupt(repo: Path, env: dict[str, str], ready: Callable[[], bool]) -> tuple[int, str]:
     """Start `invoke all` in `repo`, send SIGINT once `ready()` holds; its exit code and stderr."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "all", "--no-wire"], cwd=repo, env={**os.environ, **env},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "invoke", "all", "--no-wire"],
+        cwd=repo,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 900
     try:
@@ -226,7 +239,9 @@ def _interrupt(repo: Path, env: dict[str, str], ready: Callable[[], bool]) -> tu
     return process.returncode, stderr
 
 
-@pytest.mark.fault("two checkouts run `invoke all` at once on one Engine", "neither removes, re-tags or mis-measures the other's images")
+@pytest.mark.fault(
+    "two checkouts run `invoke all` at once on one Engine", "neither removes, re-tags or mis-measures the other's images"
+)
 @pytest.mark.docker
 def test_two_checkouts_at_once_on_one_engine(engine: object, tmp_path: Path) -> None:
     client = docker.from_env()
@@ -239,18 +254,24 @@ def test_two_checkouts_at_once_on_one_engine(engine: object, tmp_path: Path) -> 
     env = {**os.environ, "HELLO_LADDER_NAMESPACE": NAMESPACE + "-two"}
     try:
         runs = [
-            subprocess.Popen([sys.executable, "-m", "invoke", "all", "--no-wire"], cwd=repo, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-m", "invoke", "all", "--no-wire"],
+                cwd=repo,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for repo in repos
         ]
         outputs = [run.communicate(timeout=2400) for run in runs]
-        for run, (stdout, stderr) in zip(runs, outputs):
+        for run, (stdout, stderr) in zip(runs, outputs, strict=True):
             assert run.returncode == 0, stdout[-3000:] + stderr[-3000:]
         ledgers = [Ledger.open(repo, engine_id) for repo in repos]
         assert ledgers[0].checkout != ledgers[1].checkout
         recorded = [{entry.image_id for entry in ledger.read().images if entry.role != ROLE_BASE} for ledger in ledgers]
         assert not recorded[0] & recorded[1]  # nothing made by one is claimed by the other
-        for repo, own, other in zip(repos, recorded, reversed(recorded)):
+        for repo, own, other in zip(repos, recorded, reversed(recorded), strict=True):
             results = json.loads((repo / "results" / "results.json").read_text())
             for stage in results["stages"]:
                 image = client.images.get(stage["image_id"])  # still there, after both runs' sweeps

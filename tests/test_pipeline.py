@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.model import ImageInfo, LayerRecord, Outcome, RunResult
 from harness.ledger import ROLE_BUILDER, Ledger
+from harness.model import ImageInfo, LayerRecord, Outcome, RunResult
 from harness.pipeline import Settings, StageTops, run_stages
 
 from .conftest import REPO_ROOT
@@ -41,7 +41,9 @@ def test_every_stage_is_built_run_and_judged(repo: Path) -> None:
     assert report.ok
     # Builder images are kept on purpose, tagged and recorded with role builder: each slim stage's source
     # image and each compile stage of a multi-stage build (built on its own, `target=` its stage's name).
-    slim_stages = [folder.name for folder in sorted((repo / "stages").iterdir()) if "[slim]" in (folder / "stage.toml").read_text()]
+    slim_stages = [
+        folder.name for folder in sorted((repo / "stages").iterdir()) if "[slim]" in (folder / "stage.toml").read_text()
+    ]
     assert "08-scratch-auto" in slim_stages and "42-python-scratch" in slim_stages
     ledger = Ledger.open(repo, engine.identity())
     assert engine.removed == []
@@ -115,11 +117,24 @@ def test_a_public_tag_held_by_an_image_this_checkout_did_not_make_is_left_alone(
 def test_the_classic_builders_output_names_each_earlier_stages_last_image() -> None:
     tops = StageTops()
     for line in [
-        "Step 1/7 : ARG BASE", "Step 2/7 : FROM ${BASE} AS build", " ---> 1111aaaa2222",
-        "Step 3/7 : LABEL x=y", " ---> Running in 9999", "Removing intermediate container 9999", " ---> 3333bbbb4444",
-        "Step 4/7 : RUN make", " ---> Running in 7777", " ---> 5555cccc6666",
-        "Step 5/7 : FROM ${BASE} AS cached", " ---> 1111aaaa2222", "Step 6/7 : RUN make", " ---> Using cache", " ---> 6666eeee6666",
-        "Step 7/7 : FROM scratch", "Step 8/8 : COPY --from=build /hello /", " ---> Running in 8888",
+        "Step 1/7 : ARG BASE",
+        "Step 2/7 : FROM ${BASE} AS build",
+        " ---> 1111aaaa2222",
+        "Step 3/7 : LABEL x=y",
+        " ---> Running in 9999",
+        "Removing intermediate container 9999",
+        " ---> 3333bbbb4444",
+        "Step 4/7 : RUN make",
+        " ---> Running in 7777",
+        " ---> 5555cccc6666",
+        "Step 5/7 : FROM ${BASE} AS cached",
+        " ---> 1111aaaa2222",
+        "Step 6/7 : RUN make",
+        " ---> Using cache",
+        " ---> 6666eeee6666",
+        "Step 7/7 : FROM scratch",
+        "Step 8/8 : COPY --from=build /hello /",
+        " ---> Running in 8888",
     ]:
         tops.read(line)
     # The stage that ran is this build's; the cached one is an earlier build's, which recorded (or keeps) it.
@@ -129,7 +144,9 @@ def test_the_classic_builders_output_names_each_earlier_stages_last_image() -> N
     assert tops.made(finished=False) == ("5555cccc6666", "7777dddd8888")
 
 
-@pytest.mark.fault('An invalid stage.toml, a failing build', 'those stages are errors with file/field or instruction and log; the others run')
+@pytest.mark.fault(
+    "An invalid stage.toml, a failing build", "those stages are errors with file/field or instruction and log; the others run"
+)
 def test_a_broken_stage_is_an_error_and_the_others_still_run(repo: Path) -> None:
     (repo / "stages" / "03-single-layer" / "stage.toml").write_text("title = \n")
     engine = FakeEngine(images=dict(BASES), failing_builds={"02-purge-layers": "The command returned a non-zero code: 2"})
@@ -167,8 +184,12 @@ def test_an_unknown_stage_is_a_clear_error(repo: Path) -> None:
 
 
 def test_history_is_lined_up_with_layers_by_the_empty_layer_flags_alone() -> None:
-    history = (LayerRecord(100, "/bin/sh -c #(nop) ADD file:x in /"), LayerRecord(0, '/bin/sh -c #(nop)  CMD ["bash"]'),
-               LayerRecord(0, "/bin/sh -c mkdir /src"), LayerRecord(0, "/bin/sh -c #(nop) ENV A=b"))
+    history = (
+        LayerRecord(100, "/bin/sh -c #(nop) ADD file:x in /"),
+        LayerRecord(0, '/bin/sh -c #(nop)  CMD ["bash"]'),
+        LayerRecord(0, "/bin/sh -c mkdir /src"),
+        LayerRecord(0, "/bin/sh -c #(nop) ENV A=b"),
+    )
     info = ImageInfo("sha256:x", 100, 100, 2, layers=(), history=history)
     # An empty RUN layer (mkdir: zero bytes of files) is a layer; the flag says so, not its size or its text.
     aligned = info.aligned((False, True, False, True))
@@ -190,8 +211,11 @@ def test_a_slim_stage_with_the_same_source_and_spec_reuses_its_image(repo: Path,
     assert (tmp_path / "sbom" / "08-scratch-auto.spdx.json").read_text() == sbom
     # Another spec (another command) is another image.
     toml = repo / "stages" / "08-scratch-auto" / "stage.toml"
-    toml.write_text(toml.read_text().replace('with = [', 'with = ["tmp", ', 1) if "with = [" in toml.read_text()
-                    else toml.read_text().replace("[slim]\n", '[slim]\nwith = ["tmp"]\n'))
+    toml.write_text(
+        toml.read_text().replace("with = [", 'with = ["tmp", ', 1)
+        if "with = [" in toml.read_text()
+        else toml.read_text().replace("[slim]\n", '[slim]\nwith = ["tmp"]\n')
+    )
     run_stages(engine, settings, "08", progress=lambda line: None)
     assert len(engine.loaded) == 2
 
@@ -208,15 +232,18 @@ def test_two_jobs_give_the_results_of_one_in_name_order(repo: Path, tmp_path: Pa
         )
         said: list[str] = []
         report = run_stages(engine, Settings(repo, jobs=jobs), progress=said.append)
-        report = dataclasses.replace(report, stages=tuple(
-            dataclasses.replace(s, build=dataclasses.replace(s.build, seconds=0.0)) if s.build else s
-            for s in report.stages
-        ))
+        report = dataclasses.replace(
+            report,
+            stages=tuple(
+                dataclasses.replace(s, build=dataclasses.replace(s.build, seconds=0.0)) if s.build else s for s in report.stages
+            ),
+        )
         return render_json(report, "invoke all"), render_markdown(report), said
 
     json_one, markdown_one, said_one = run(1)
     json_two, markdown_two, said_two = run(2)
     assert json_two == json_one and markdown_two == markdown_one
+
     # Each stage's lines come together, with its result, in name order; only the `started` lines come as they happen.
     def lines(said: list[str]) -> list[str]:
         kept = [line for line in said if not line.endswith(": started") and "providing the base" not in line]

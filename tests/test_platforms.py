@@ -51,8 +51,11 @@ def test_a_platform_gets_tags_and_a_base_of_its_own(tmp_path: Path) -> None:
     assert plain.tag("07-scratch-libs") == "hello-ladder/07-scratch-libs:debian-bookworm"
     assert arm.tag("07-scratch-libs") == "hello-ladder/07-scratch-libs:debian-bookworm-arm64"
     assert plain.build_args == {"BASE": "debian:bookworm"}
-    assert arm.build_args == {"BASE": "arm64v8/debian:bookworm", "TRIPLET": "aarch64-linux-gnu",
-                              "LOADER": "/lib/ld-linux-aarch64.so.1"}
+    assert arm.build_args == {
+        "BASE": "arm64v8/debian:bookworm",
+        "TRIPLET": "aarch64-linux-gnu",
+        "LOADER": "/lib/ld-linux-aarch64.so.1",
+    }
 
 
 def _binfmt(tmp_path: Path, entry: str | None) -> Path:
@@ -76,8 +79,9 @@ QEMU = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: {
         ("ready", None),
     ],
 )
-def test_emulation_is_found_or_its_absence_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup: str,
-                                                     expected: str | None) -> None:
+def test_emulation_is_found_or_its_absence_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setup: str, expected: str | None
+) -> None:
     monkeypatch.setattr(platforms.host_platform, "machine", lambda: "x86_64")
     if setup == "unmounted":
         folder = tmp_path / "empty"
@@ -115,8 +119,11 @@ def test_a_platform_run_builds_for_it_on_its_own_base(repo: Path, monkeypatch: p
     assert len(engine.build_calls) == 2  # its compile stage (kept as a builder image), then the stage
     for call in engine.build_calls:
         assert call["platform"] == "linux/arm64"
-        assert call["build_args"] == {"BASE": "arm64v8/debian:bookworm", "TRIPLET": "aarch64-linux-gnu",
-                                      "LOADER": "/lib/ld-linux-aarch64.so.1"}
+        assert call["build_args"] == {
+            "BASE": "arm64v8/debian:bookworm",
+            "TRIPLET": "aarch64-linux-gnu",
+            "LOADER": "/lib/ld-linux-aarch64.so.1",
+        }
     assert report.platform == "linux/arm64"
     again = from_dict(json.loads(json.dumps(to_dict(report, "invoke all --platform linux/arm64"))))
     assert again.platform == "linux/arm64"
@@ -140,8 +147,7 @@ def test_another_architectures_base_is_bootstrapped_for_it(tmp_path: Path) -> No
     assert "--arch=arm64" not in " ".join(mmdebstrap_command(DebianBase("bookworm", False), tmp_path / "o.tar"))
 
 
-def test_another_architectures_base_is_loaded_with_its_architecture(monkeypatch: pytest.MonkeyPatch,
-                                                                     tmp_path: Path) -> None:
+def test_another_architectures_base_is_loaded_with_its_architecture(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Engine 20.10's import writes its own architecture whatever it is told: the config is written instead."""
     fake = tmp_path / "mmdebstrap"
     fake.write_text('#!/bin/sh\nfor last; do :; done\nhead -c 2048 /dev/zero > "$last"\n')
@@ -167,7 +173,8 @@ def test_a_rootfs_archive_is_the_tar_as_it_is() -> None:
     assert archive.layer_bytes == 1024
     assert rootfs_archive(layer, "arm64", "v8", "arm64v8/debian:bookworm", 1_700_000_000, "mmdebstrap") == archive
     assert _config(archive.data)["rootfs"]["diff_ids"] == [
-        "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"]
+        "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+    ]
 
 
 def _config(archive: bytes) -> dict:

@@ -42,9 +42,18 @@ Version: 1.0
 
 LISTS = {
     # libc6 names its files under /lib, which merged /usr makes a link to usr/lib.
-    "libc6:amd64": ["/.", "/lib", "/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu/libc.so.6",
-                    "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64", "/lib64/ld-linux-x86-64.so.2",
-                    "/usr", "/usr/share/doc/libc6", "/usr/share/doc/libc6/copyright"],
+    "libc6:amd64": [
+        "/.",
+        "/lib",
+        "/lib/x86_64-linux-gnu",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "/lib64",
+        "/lib64/ld-linux-x86-64.so.2",
+        "/usr",
+        "/usr/share/doc/libc6",
+        "/usr/share/doc/libc6/copyright",
+    ],
     # libgcc-s1 names its under /usr/lib, and its doc folder is a link to gcc-12-base's.
     "libgcc-s1:amd64": ["/usr/lib/x86_64-linux-gnu/libgcc_s.so.1", "/usr/share/doc/libgcc-s1"],
     "gcc-12-base:amd64": ["/usr/share/doc/gcc-12-base", "/usr/share/doc/gcc-12-base/copyright"],
@@ -84,10 +93,20 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-COPIED = tuple(map(PurePosixPath, [
-    "/hello", "/lib64", "/usr/lib64/ld-linux-x86-64.so.2", "/lib", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-    "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
-]))
+COPIED = tuple(
+    map(
+        PurePosixPath,
+        [
+            "/hello",
+            "/lib64",
+            "/usr/lib64/ld-linux-x86-64.so.2",
+            "/lib",
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",
+        ],
+    )
+)
 
 
 def test_each_copied_file_has_its_owner_whichever_way_dpkg_spells_the_path(root: Path) -> None:
@@ -103,15 +122,21 @@ def test_each_copied_file_has_its_owner_whichever_way_dpkg_spells_the_path(root:
         "/usr/lib/x86_64-linux-gnu/libgcc_s.so.1": "libgcc-s1",  # listed under /usr/lib
     }
     assert [(p.name, p.version, p.source_name) for p in provenance.packages] == [
-        ("libc6", "2.36-9+deb12u14", "glibc"), ("libgcc-s1", "12.2.0-14", "gcc-12")]
+        ("libc6", "2.36-9+deb12u14", "glibc"),
+        ("libgcc-s1", "12.2.0-14", "gcc-12"),
+    ]
 
 
 def test_metadata_is_the_status_paragraph_md5sums_of_the_copied_files_and_the_copyright(root: Path) -> None:
     provenance = DpkgDatabase(root).provenance(COPIED)
     metadata = package_metadata(root, provenance)
     files = {str(item.path): item.content for item in metadata.files}
-    assert sorted(files) == ["/var/lib/dpkg/status.d/libc6", "/var/lib/dpkg/status.d/libc6.md5sums",
-                             "/var/lib/dpkg/status.d/libgcc-s1", "/var/lib/dpkg/status.d/libgcc-s1.md5sums"]
+    assert sorted(files) == [
+        "/var/lib/dpkg/status.d/libc6",
+        "/var/lib/dpkg/status.d/libc6.md5sums",
+        "/var/lib/dpkg/status.d/libgcc-s1",
+        "/var/lib/dpkg/status.d/libgcc-s1.md5sums",
+    ]
     assert files["/var/lib/dpkg/status.d/libc6"].startswith(b"Package: libc6\nStatus: install ok installed\n")
     assert files["/var/lib/dpkg/status.d/libc6"].endswith(b" Contains the standard libraries.\n")
     md5 = lambda data: hashlib.md5(data).hexdigest()  # noqa: E731
@@ -121,8 +146,11 @@ def test_metadata_is_the_status_paragraph_md5sums_of_the_copied_files_and_the_co
         f"{md5(b'libc bytes')}  usr/lib/x86_64-linux-gnu/libc.so.6",
     ]
     # libgcc-s1's doc folder is a link to gcc-12-base's: the link is copied with the file.
-    assert set(map(str, metadata.copies)) == {"/usr/share/doc/libc6/copyright", "/usr/share/doc/libgcc-s1",
-                                              "/usr/share/doc/gcc-12-base/copyright"}
+    assert set(map(str, metadata.copies)) == {
+        "/usr/share/doc/libc6/copyright",
+        "/usr/share/doc/libgcc-s1",
+        "/usr/share/doc/gcc-12-base/copyright",
+    }
     assert metadata.copyright_bytes == len(b"glibc licence") + len(b"gcc licence")
     assert metadata.added_bytes == metadata.copyright_bytes + sum(len(content) for content in files.values())
 

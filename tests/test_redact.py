@@ -3,6 +3,9 @@ from harness.redact import redact
 
 def test_mirror_hosts_are_kept_out_of_results() -> None:
     mirror = "mirror" + ".example" + ".org"
-    assert redact(f"var/lib/apt/lists/{mirror}_debian_dists_bookworm_InRelease") == "var/lib/apt/lists/<mirror>_debian_dists_bookworm_InRelease"
+    assert (
+        redact(f"var/lib/apt/lists/{mirror}_debian_dists_bookworm_InRelease")
+        == "var/lib/apt/lists/<mirror>_debian_dists_bookworm_InRelease"
+    )
     assert redact(f"Err:1 http://{mirror}/debian bookworm InRelease") == "Err:1 http://<mirror>/debian bookworm InRelease"
     assert redact("/usr/lib/x86_64-linux-gnu/libc.so.6") == "/usr/lib/x86_64-linux-gnu/libc.so.6"

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.atomic import write_files
+from harness.chart import render_svg
 from harness.claims import evaluate
 from harness.errors import ResultsWriteError
 from harness.model import (
@@ -19,9 +21,7 @@ from harness.model import (
     RunResult,
     StageResult,
 )
-from harness.chart import render_svg
 from harness.report import readme_with_table, render_markdown, summary_table
-from harness.atomic import write_files
 from harness.results import from_dict, read_generated_by, read_report, render_json, to_dict
 from harness.sweep import render_sweep_markdown
 
@@ -41,8 +41,11 @@ def figures_of(size: int) -> LayerFigures:
 
 
 def stage(name: str, size: int | None, article: str | None = None, observed: RunResult = HELLO, **kw: object) -> StageResult:
-    info = None if size is None else ImageInfo("sha256:x", size, size + 1000, 2,
-                                               (LayerRecord(size - 10, ""), LayerRecord(10, "/bin/sh -c make")))
+    info = (
+        None
+        if size is None
+        else ImageInfo("sha256:x", size, size + 1000, 2, (LayerRecord(size - 10, ""), LayerRecord(10, "/bin/sh -c make")))
+    )
     kw.setdefault("layer_figures", None if size is None else figures_of(size))
     return StageResult(
         name=name,
@@ -62,10 +65,15 @@ def stage(name: str, size: int | None, article: str | None = None, observed: Run
 def ladder(**sizes: int | None) -> RunReport:
     defaults = {"01": 622_000_000, "02": 704_000_000, "03": 382_000_000, "06": 15_960, "07": 2_157_192}
     defaults.update({key.removeprefix("s"): value for key, value in sizes.items()})
-    names = {"01": "01-naive", "02": "02-purge-layers", "03": "03-single-layer", "06": "06-scratch-dynamic", "07": "07-scratch-libs"}
+    names = {
+        "01": "01-naive",
+        "02": "02-purge-layers",
+        "03": "03-single-layer",
+        "06": "06-scratch-dynamic",
+        "07": "07-scratch-libs",
+    }
     stages = [
-        stage(names[n], size, "235MB" if n == "01" else None, MISSING if n == "06" else HELLO)
-        for n, size in defaults.items()
+        stage(names[n], size, "235MB" if n == "01" else None, MISSING if n == "06" else HELLO) for n, size in defaults.items()
     ]
     return RunReport(base="debian:bookworm", engine=ENGINE, stages=tuple(stages))
 
@@ -144,7 +152,7 @@ def test_committed_results_are_what_the_renderer_makes_of_them() -> None:
     assert stored_claims == to_dict(report, "invoke all")["claims"]
 
 
-@pytest.mark.fault('The disk fills while results are written', 'a clear error; earlier results intact; no temporary file left')
+@pytest.mark.fault("The disk fills while results are written", "a clear error; earlier results intact; no temporary file left")
 def test_writing_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_files(tmp_path, {"a.json": "old a", "b.md": "old b"})
     real_fsync = os.fsync
@@ -164,7 +172,7 @@ def test_writing_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.json", "b.md"]  # no temporary file left
 
 
-@pytest.mark.fault('The results folder cannot be written', 'a clear error; nothing written')
+@pytest.mark.fault("The results folder cannot be written", "a clear error; nothing written")
 def test_a_results_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "results"
     blocker.write_text("not a folder")
@@ -203,22 +211,38 @@ def test_the_chart_is_svg_with_a_bar_per_measured_stage() -> None:
 def test_layer_figures_explain_what_a_layer_hides() -> None:
     import dataclasses
 
-
-    purge = LayerFigure("/bin/sh -c apt-get purge -y gcc", 41_141_456, 0, 16, 47, 41_141_456, 41_141_456, 12_000_000,
-                        (("var/cache/apt/pkgcache.bin", 39_978_436),))
-    figures = LayerFigures(704_000_000, 619_000_000, 85_222_169, 300_000_000, 0.8785, 127_000_000, 0.2, (purge,), (("gcc-12", 69_873_664),))
+    purge = LayerFigure(
+        "/bin/sh -c apt-get purge -y gcc",
+        41_141_456,
+        0,
+        16,
+        47,
+        41_141_456,
+        41_141_456,
+        12_000_000,
+        (("var/cache/apt/pkgcache.bin", 39_978_436),),
+    )
+    figures = LayerFigures(
+        704_000_000, 619_000_000, 85_222_169, 300_000_000, 0.8785, 127_000_000, 0.2, (purge,), (("gcc-12", 69_873_664),)
+    )
     report = ladder()
     stages = tuple(dataclasses.replace(s, layer_figures=figures) if s.name == "02-purge-layers" else s for s in report.stages)
     text = render_markdown(dataclasses.replace(report, stages=stages))
-    assert "Layer 1 (`RUN apt-get purge -y gcc`) stores 41.1MB, mostly `/var/cache/apt/pkgcache.bin` (40MB), and hides 41.1MB" in text
+    assert (
+        "Layer 1 (`RUN apt-get purge -y gcc`) stores 41.1MB, mostly `/var/cache/apt/pkgcache.bin` (40MB), and hides 41.1MB"
+        in text
+    )
     assert "| `02-purge-layers`    | 704MB  | 619MB  | 85.2MB | 87.8%" in text
     assert "1 packages, 69.9MB: gcc-12 (69.9MB)." in text
 
 
 def test_each_runtime_gets_a_table_of_its_own_against_its_naive_stage() -> None:
     go = [stage("20-go-naive", 1_230_000_000, runtime="go"), stage("21-go-scratch", 1_216_512, runtime="go")]
-    python = [stage("40-python-naive", 344_000_000, runtime="python"), stage("41-python-one-layer", 162_000_000, runtime="python"),
-              stage("42-python-broken", None, runtime="python", outcome=Outcome.ERROR)]
+    python = [
+        stage("40-python-naive", 344_000_000, runtime="python"),
+        stage("41-python-one-layer", 162_000_000, runtime="python"),
+        stage("42-python-broken", None, runtime="python", outcome=Outcome.ERROR),
+    ]
     run = RunReport("debian:bookworm", ENGINE, (*ladder().stages, *go, *python))
     text = render_markdown(run)
     assert "`21-go-scratch`" not in summary_table(run)  # the tutorial's table is the C program's
@@ -232,9 +256,17 @@ def test_each_runtime_gets_a_table_of_its_own_against_its_naive_stage() -> None:
 def test_a_scratch_image_says_what_its_size_is_made_of() -> None:
     import dataclasses
 
-
-    copy = LayerFigure("COPY dir:0552e0c9fefc in /", 10_192_702, 17, 0, 0, 0, 0, None,
-                       (("usr/bin/python3.11", 6_809_944), ("usr/lib/x86_64-linux-gnu/libc.so.6", 1_922_136)))
+    copy = LayerFigure(
+        "COPY dir:0552e0c9fefc in /",
+        10_192_702,
+        17,
+        0,
+        0,
+        0,
+        0,
+        None,
+        (("usr/bin/python3.11", 6_809_944), ("usr/lib/x86_64-linux-gnu/libc.so.6", 1_922_136)),
+    )
     figures = LayerFigures(2_157_192, 10_192_702, 0, None, 1.0, 0, 0.0, (copy,), ())
     report = ladder()
     stages = tuple(dataclasses.replace(s, layer_figures=figures) if s.name == "07-scratch-libs" else s for s in report.stages)

@@ -31,10 +31,16 @@ def test_every_file_is_listed_with_its_package_and_the_document_validates(root: 
     assert validate_full_spdx_document(document) == []
     assert document.creation_info.spdx_version == "SPDX-2.3"
     assert {(p.name, p.version) for p in document.packages} == {
-        ("ns/08:t", "sha256:ab12"), ("libc6", "2.36-9+deb12u14"), ("libgcc-s1", "12.2.0-14")}
+        ("ns/08:t", "sha256:ab12"),
+        ("libc6", "2.36-9+deb12u14"),
+        ("libgcc-s1", "12.2.0-14"),
+    }
     ids = {f.spdx_id: f.name for f in document.files}
-    contains = {ids[r.related_spdx_element_id]: r.spdx_element_id for r in document.relationships
-                if r.relationship_type.name == "CONTAINS"}
+    contains = {
+        ids[r.related_spdx_element_id]: r.spdx_element_id
+        for r in document.relationships
+        if r.relationship_type.name == "CONTAINS"
+    }
     assert contains == {
         "./hello": "SPDXRef-Image",
         "./usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2": "SPDXRef-Package-deb-libc6",
@@ -49,8 +55,9 @@ def test_build_slim_image_writes_the_document_it_is_given_a_path_for(tmp_path: P
     sbom = tmp_path / "sbom" / "s.spdx.json"
     engine = FakeEngine()
     made = Made(Ledger.open(tmp_path, engine.identity()), "session", "ns")
-    record, _ = build_slim_image(engine, "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",),
-                                 labels.image("checkout", "ns"), made, sbom=sbom)
+    record, _ = build_slim_image(
+        engine, "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",), labels.image("checkout", "ns"), made, sbom=sbom
+    )
     data = json.loads(sbom.read_text())
     assert data["spdxVersion"] == "SPDX-2.3" and data["name"] == "s"
     assert any(p["versionInfo"] == record.image_id for p in data["packages"])

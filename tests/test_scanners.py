@@ -30,9 +30,9 @@ from harness.context import DOCKERFILE_NAME, build_context
 from harness.elf import RootFS
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
+from harness.ledger import ROLE_BUILDER
 from harness.measure import analyse_image
 from harness.model import RunPolicy
-from harness.ledger import ROLE_BUILDER
 from harness.pipeline import Made, Settings, build_slim_image, build_stage
 from harness.pkgmeta import DOC, STATUS_D
 from harness.slim import SlimPlan
@@ -64,7 +64,10 @@ def syft_packages(engine: DockerEngine, image: str, folder: Path) -> list[dict]:
     assert syft, "syft is in the test extra: pip install -e '.[test]'"
     done = subprocess.run(
         [syft, "-q", f"docker-archive:{archive}", "-o", "syft-json"],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
     )
     assert done.returncode == 0, done.stderr
@@ -79,13 +82,24 @@ def slim_builds(engine: DockerEngine, made: Made, cleanup_namespace: str) -> dic
         assert stage.slim is not None
         source, tag = f"{cleanup_namespace}/{name}:scan-source", f"{cleanup_namespace}/{name}:scan"
         ensure_base(engine, "debian:bookworm", made.ledger)
-        built = engine.build(stage=name, context=build_context(REPO_ROOT / "hello", stage.dockerfile.read_text()),
-                             dockerfile=DOCKERFILE_NAME, tag=source, build_args={"BASE": "debian:bookworm"},
-                             labels=labels.image(made.ledger.checkout, cleanup_namespace, stage=f"{name}-scan"))
+        built = engine.build(
+            stage=name,
+            context=build_context(REPO_ROOT / "hello", stage.dockerfile.read_text()),
+            dockerfile=DOCKERFILE_NAME,
+            tag=source,
+            build_args={"BASE": "debian:bookworm"},
+            labels=labels.image(made.ledger.checkout, cleanup_namespace, stage=f"{name}-scan"),
+        )
         made.ledger.record_image(built.image_id, ROLE_BUILDER, (source,), cleanup_namespace)
-        record, plan = build_slim_image(engine, source, stage.slim, tag, stage.command,
-                                        labels.image(made.ledger.checkout, cleanup_namespace, stage=f"{name}-scan"),
-                                        made)
+        record, plan = build_slim_image(
+            engine,
+            source,
+            stage.slim,
+            tag,
+            stage.command,
+            labels.image(made.ledger.checkout, cleanup_namespace, stage=f"{name}-scan"),
+            made,
+        )
         builds[name] = SlimBuild(stage, source, tag, record.image_id, plan)
     return builds
 
@@ -112,8 +126,7 @@ def test_syft_lists_exactly_the_packages_the_files_came_from_at_the_source_versi
     # syft reads a package's licences from its copyright file (where, as libc6's, it is machine-readable).
     assert next(p for p in found if p["name"] == "libc6")["licenses"]
     # The image still runs its program.
-    result = engine.run(build.tag, build.stage.command, RunPolicy(timeout_s=60, user="65534:65534"),
-                        made.container_labels())
+    result = engine.run(build.tag, build.stage.command, RunPolicy(timeout_s=60, user="65534:65534"), made.container_labels())
     assert result.exit_code == 0 and result.stdout == "hello!\n", result
 
 
@@ -135,8 +148,11 @@ def test_every_copied_file_matches_its_md5sums_line_and_every_package_has_its_co
             copyright_file = fs.resolve(DOC / package.name / "copyright")
             assert copyright_file is not None and copyright_file.is_file, package.name
             assert fs.host_path(copyright_file.real).stat().st_size > 0, package.name
-        owned_files = {str(path): owner for path, owner in build.plan.provenance.owners
-                       if owner is not None and fs.host_path(path).is_file() and not fs.host_path(path).is_symlink()}
+        owned_files = {
+            str(path): owner
+            for path, owner in build.plan.provenance.owners
+            if owner is not None and fs.host_path(path).is_file() and not fs.host_path(path).is_symlink()
+        }
         assert listed == owned_files
 
 
@@ -160,8 +176,7 @@ def test_the_same_source_gives_the_same_image_id_and_another_epoch_another(
     image_labels = labels.image(made.ledger.checkout, cleanup_namespace, stage=stage_label)
 
     def image_id(epoch: int | None) -> str:
-        record, _ = build_slim_image(engine, build.source, build.stage.slim, tag, build.stage.command, image_labels,
-                                     made, epoch)
+        record, _ = build_slim_image(engine, build.source, build.stage.slim, tag, build.stage.command, image_labels, made, epoch)
         assert engine.image_info(tag).image_id == record.image_id
         ownership.remove_made(engine, made.ledger, frozenset({record.image_id}))
         assert not engine.has_image(record.image_id)
@@ -179,16 +194,25 @@ def test_the_spdx_document_validates_and_lists_every_file_with_its_package(
     assert build.stage.slim is not None
     sbom = tmp_path / "42-python-scratch.spdx.json"
     tag = f"{cleanup_namespace}/42-python-scratch:sbom"
-    record, plan = build_slim_image(engine, build.source, build.stage.slim, tag, build.stage.command,
-                                    labels.image(made.ledger.checkout, cleanup_namespace, stage="42-sbom"),
-                                    made, sbom=sbom)
+    record, plan = build_slim_image(
+        engine,
+        build.source,
+        build.stage.slim,
+        tag,
+        build.stage.command,
+        labels.image(made.ledger.checkout, cleanup_namespace, stage="42-sbom"),
+        made,
+        sbom=sbom,
+    )
     document = parse_file(str(sbom))
     assert validate_full_spdx_document(document) == []
     packages = {p.spdx_id: p for p in document.packages}
     assert {(p.name, p.version) for p in packages.values() if p.spdx_id.startswith("SPDXRef-Package-deb-")} == {
-        (p.name, p.version) for p in plan.provenance.packages}
-    contained = {r.related_spdx_element_id: r.spdx_element_id for r in document.relationships
-                 if r.relationship_type.name == "CONTAINS"}
+        (p.name, p.version) for p in plan.provenance.packages
+    }
+    contained = {
+        r.related_spdx_element_id: r.spdx_element_id for r in document.relationships if r.relationship_type.name == "CONTAINS"
+    }
     with unpacked_image(engine, tag, made.container_labels()) as root:
         fs = RootFS(root)
         for file in document.files:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from harness.model import ScannerView
 from harness.report import render_markdown
 from harness.results import from_dict, to_dict
-from harness.model import ScannerView
 from harness.scanview import is_metadata, packages_in
 
 from .test_report import ladder
@@ -32,8 +32,9 @@ def test_each_stage_says_which_packages_a_scanner_sees_and_the_json_keeps_them()
     report = ladder(**{"01": 622_000_000, "07": 2_160_000})
     seen = {"01-naive": ScannerView(tuple(f"p{i}" for i in range(88)), 6_220_000), "07-scratch-libs": ScannerView(())}
     stages = tuple(dataclasses.replace(s, scanner=seen.get(s.name)) for s in report.stages)
-    report = dataclasses.replace(report, stages=(*stages, dataclasses.replace(stages[-1], name="08-scratch-auto",
-                                                                               scanner=ScannerView(("libc6",), 27_213))))
+    report = dataclasses.replace(
+        report, stages=(*stages, dataclasses.replace(stages[-1], name="08-scratch-auto", scanner=ScannerView(("libc6",), 27_213)))
+    )
     assert from_dict(to_dict(report, "invoke all")) == report
     text = render_markdown(report)
     section = text.split("## What an SBOM scanner sees", 1)[1].split("\n## ", 1)[0]
@@ -51,9 +52,19 @@ def test_results_written_before_the_metadata_was_measured_still_read() -> None:
 
 
 def test_metadata_is_dpkgs_database_and_each_packages_copyright_file() -> None:
-    for name in ("var/lib/dpkg/status", "var/lib/dpkg/status.d/libc6", "var/lib/dpkg/status.d/libc6.md5sums",
-                 "var/lib/dpkg/info/libc6.list", "usr/share/doc/libc6/copyright"):
+    for name in (
+        "var/lib/dpkg/status",
+        "var/lib/dpkg/status.d/libc6",
+        "var/lib/dpkg/status.d/libc6.md5sums",
+        "var/lib/dpkg/info/libc6.list",
+        "usr/share/doc/libc6/copyright",
+    ):
         assert is_metadata(name), name
-    for name in ("usr/share/doc/libc6/changelog.Debian.gz", "usr/share/doc/copyright", "usr/share/doc/libc6/x/copyright",
-                 "usr/lib/x86_64-linux-gnu/libc.so.6", "hello"):
+    for name in (
+        "usr/share/doc/libc6/changelog.Debian.gz",
+        "usr/share/doc/copyright",
+        "usr/share/doc/libc6/x/copyright",
+        "usr/lib/x86_64-linux-gnu/libc.so.6",
+        "hello",
+    ):
         assert not is_metadata(name), name

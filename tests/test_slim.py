@@ -63,10 +63,16 @@ def test_the_scratch_auto_stage_asks_for_the_resolver() -> None:
 
 @pytest.mark.parametrize(
     ("table", "field"),
-    [('binary = "hello"', "slim.binary"), ('binary = "/h"\nwith = ["certz"]', "slim.with"),
-     ('binary = "/h"\nextra = "x"', "slim.extra"), ('binary = "/h"\nsize = 1', "slim.size"),
-     ('binary = "/h"\nextras_from = "imports.txt"', "slim.extras_from"), ('binary = "/h"\nenv = {A = 1}', "slim.env"),
-     ('binary = "/h"\nenv = {"A-B" = "x"}', "slim.env"), ('binary = "/h"\nmetadata = "no"', "slim.metadata")],
+    [
+        ('binary = "hello"', "slim.binary"),
+        ('binary = "/h"\nwith = ["certz"]', "slim.with"),
+        ('binary = "/h"\nextra = "x"', "slim.extra"),
+        ('binary = "/h"\nsize = 1', "slim.size"),
+        ('binary = "/h"\nextras_from = "imports.txt"', "slim.extras_from"),
+        ('binary = "/h"\nenv = {A = 1}', "slim.env"),
+        ('binary = "/h"\nenv = {"A-B" = "x"}', "slim.env"),
+        ('binary = "/h"\nmetadata = "no"', "slim.metadata"),
+    ],
 )
 def test_a_malformed_slim_table_names_the_field(tmp_path: Path, table: str, field: str) -> None:
     folder = make_stage(tmp_path, toml=VALID.replace("[expect]", f"[slim]\n{table}\n\n[expect]"))
@@ -97,8 +103,11 @@ def test_an_elf_extra_brings_its_own_closure() -> None:
 
 @pytest.mark.parametrize(
     ("listing", "message"),
-    [(None, "not in the source image (extras_from"), ("relative/path\n", "line 1: 'relative/path' is not an absolute path"),
-     ("/no/such/module.pyc\n", "/no/such/module.pyc: not in the source image (listed in")],
+    [
+        (None, "not in the source image (extras_from"),
+        ("relative/path\n", "line 1: 'relative/path' is not an absolute path"),
+        ("/no/such/module.pyc\n", "/no/such/module.pyc: not in the source image (listed in"),
+    ],
 )
 def test_a_bad_extras_from_listing_is_a_clear_error(tmp_path: Path, listing: str | None, message: str) -> None:
     path = tmp_path / "imports.txt"

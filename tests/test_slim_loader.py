@@ -10,8 +10,8 @@ from harness import labels
 from harness.bases import ensure_base
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.engine import DockerEngine
-from harness.model import RunPolicy
 from harness.ledger import ROLE_BUILDER
+from harness.model import RunPolicy
 from harness.pipeline import Made, build_slim_image
 from harness.slim import SlimSpec
 
@@ -42,12 +42,25 @@ def test_a_library_found_through_ld_so_conf_d_or_ld_library_path_loads_in_the_sl
     dockerfile = DOCKERFILES[how].format(folder=folder)
     source, tag = f"{cleanup_namespace}/{how}:source", f"{cleanup_namespace}/{how}:slim"
     ensure_base(engine, "debian:bookworm", made.ledger)
-    built = engine.build(stage=how, context=build_context(REPO_ROOT / "hello", dockerfile), dockerfile=DOCKERFILE_NAME,
-                         tag=source, build_args={}, labels=labels.image(made.ledger.checkout, cleanup_namespace))
+    built = engine.build(
+        stage=how,
+        context=build_context(REPO_ROOT / "hello", dockerfile),
+        dockerfile=DOCKERFILE_NAME,
+        tag=source,
+        build_args={},
+        labels=labels.image(made.ledger.checkout, cleanup_namespace),
+    )
     made.ledger.record_image(built.image_id, ROLE_BUILDER, (source,), cleanup_namespace)
     command = ("/bin/ls", folder)
-    _, plan = build_slim_image(engine, source, SlimSpec(PurePosixPath("/bin/ls")), tag, command,
-                               labels.image(made.ledger.checkout, cleanup_namespace, stage=how), made)
+    _, plan = build_slim_image(
+        engine,
+        source,
+        SlimSpec(PurePosixPath("/bin/ls")),
+        tag,
+        command,
+        labels.image(made.ledger.checkout, cleanup_namespace, stage=how),
+        made,
+    )
     assert dict(plan.env)["LD_LIBRARY_PATH"] == folder
     result = engine.run(tag, command, RunPolicy(timeout_s=60, user="65534:65534"), made.container_labels())
     assert (result.exit_code, result.stdout, result.error) == (0, "libselinux.so.1\n", None), result

@@ -72,11 +72,11 @@ def test_a_valid_stage_parses_with_defaults(tmp_path: Path) -> None:
         (VALID.replace('"8.64kB"', '"8.64 KiB"'), "article_size", "not a size"),
         (VALID + 'stdout = "hello!\\n"\n', "expect", "exactly one of stdout or failure"),
         (VALID.replace("failure", "failur"), "expect.failur", "unknown field"),
-        (VALID + 'timeout = -1\n', "expect.timeout", "unknown field"),  # after [expect], the key is inside it
-        ('timeout = -1\n' + VALID, "timeout", "between 0 and 3600"),
-        ('timeout = 0\n' + VALID, "timeout", "between 0 and 3600"),
-        ('timeout = 3601\n' + VALID, "timeout", "between 0 and 3600"),
-        ('timeout = true\n' + VALID, "timeout", "number of seconds"),
+        (VALID + "timeout = -1\n", "expect.timeout", "unknown field"),  # after [expect], the key is inside it
+        ("timeout = -1\n" + VALID, "timeout", "between 0 and 3600"),
+        ("timeout = 0\n" + VALID, "timeout", "between 0 and 3600"),
+        ("timeout = 3601\n" + VALID, "timeout", "between 0 and 3600"),
+        ("timeout = true\n" + VALID, "timeout", "number of seconds"),
         ('timeout = "soon"\n' + VALID, "timeout", "number of seconds"),
         ('when_base_missing = "ignore"\n' + VALID, "when_base_missing", '"error" or "skip"'),
         ('titel = "typo"\n' + VALID, "titel", "unknown field"),
@@ -128,8 +128,10 @@ def test_slim_trace_and_probes(tmp_path: Path) -> None:
     assert stage.slim.probes == (("file", "/usr/bin/file"), ("file", "-v"))
 
 
-@pytest.mark.parametrize(("extra", "field"), [('trace = "yes"\n', "slim.trace"), ('probes = ["file"]\n', "slim.probes"),
-                                               ("trace = true\nprobes = [1]\n", "slim.probes")])
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [('trace = "yes"\n', "slim.trace"), ('probes = ["file"]\n', "slim.probes"), ("trace = true\nprobes = [1]\n", "slim.probes")],
+)
 def test_slim_trace_and_probes_are_checked(tmp_path: Path, extra: str, field: str) -> None:
     with pytest.raises(StageConfigError) as caught:
         load_stage(make_stage(tmp_path, toml=SLIM + extra))

@@ -49,8 +49,12 @@ def test_calls_on_an_fd_alone_and_other_lines_are_no_events() -> None:
 
 
 def test_the_working_folder_is_followed_for_calls_that_name_none() -> None:
-    log = parse({"trace.7": 'openat(AT_FDCWD</tmp>, "x", O_RDONLY) = 3</tmp/x>\nmkdir("repo", 0777) = 0\n'
-                            'chdir("repo") = 0\nstat("HEAD", 0x1) = -1 ENOENT (No such file or directory)\n'})
+    log = parse(
+        {
+            "trace.7": 'openat(AT_FDCWD</tmp>, "x", O_RDONLY) = 3</tmp/x>\nmkdir("repo", 0777) = 0\n'
+            'chdir("repo") = 0\nstat("HEAD", 0x1) = -1 ENOENT (No such file or directory)\n'
+        }
+    )
     assert [event.path for event in log.events] == [P("/tmp/x"), P("/tmp/repo"), P("/tmp/repo"), P("/tmp/repo/HEAD")]
 
 
@@ -60,9 +64,12 @@ def test_escaped_paths_are_decoded() -> None:
 
 def _root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
-    for name, text in {"usr/share/misc/magic.mgc": "m", "usr/share/git-core/templates/description": "d",
-                       "usr/share/git-core/templates/info/exclude": "e", "usr/bin/tool": "#!/usr/bin/interp\n",
-                       }.items():
+    for name, text in {
+        "usr/share/misc/magic.mgc": "m",
+        "usr/share/git-core/templates/description": "d",
+        "usr/share/git-core/templates/info/exclude": "e",
+        "usr/bin/tool": "#!/usr/bin/interp\n",
+    }.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     (root / "usr/bin/interp").write_bytes(Path("/usr/bin/true").read_bytes())  # a real ELF file
@@ -92,13 +99,22 @@ def test_a_trace_read_against_the_source_root(tmp_path: Path) -> None:
     findings = trace_findings(fs, Resolver(root), (run,))
     paths = findings.paths()
     # The program, the link on its way, its #! interpreter; the data file; the folder but not what it holds.
-    for wanted in ("/bin", "/usr/bin/tool", "/usr/bin/interp", "/usr/share/misc/magic.mgc",
-                   "/usr/share/git-core/templates", "/usr/share/git-core/templates/description"):
+    for wanted in (
+        "/bin",
+        "/usr/bin/tool",
+        "/usr/bin/interp",
+        "/usr/share/misc/magic.mgc",
+        "/usr/share/git-core/templates",
+        "/usr/share/git-core/templates/description",
+    ):
         assert P(wanted) in paths
     assert P("/usr/share/git-core/templates/info") not in paths
     assert dict((path, kind) for kind, path in findings.noise) == {
-        P("/etc/ld.so.preload"): Noise.ABSENT, P("/proc/self/maps"): Noise.KERNEL,
-        P("/etc/resolv.conf"): Noise.ENGINE, P("/tmp/made"): Noise.RUNTIME}
+        P("/etc/ld.so.preload"): Noise.ABSENT,
+        P("/proc/self/maps"): Noise.KERNEL,
+        P("/etc/resolv.conf"): Noise.ENGINE,
+        P("/tmp/made"): Noise.RUNTIME,
+    }
     assert unexercised(fs, findings, paths) == (P("/usr/share/git-core/templates/info"),)
     report = "\n".join(render_findings(findings, [P("/usr/share/misc/magic.mgc")], unexercised(fs, findings, paths)))
     assert report.startswith("traced `tool`: exit code 0\n")
@@ -108,19 +124,26 @@ def test_a_trace_read_against_the_source_root(tmp_path: Path) -> None:
 
 def test_a_path_keeps_its_strongest_access(tmp_path: Path) -> None:
     root = _root(tmp_path)
-    run = _run('newfstatat(AT_FDCWD</>, "/usr/share/misc/magic.mgc", {}, 0) = 0\n'
-               'openat(AT_FDCWD</>, "/usr/share/misc/magic.mgc", O_RDONLY) = 3</x>\n')
+    run = _run(
+        'newfstatat(AT_FDCWD</>, "/usr/share/misc/magic.mgc", {}, 0) = 0\n'
+        'openat(AT_FDCWD</>, "/usr/share/misc/magic.mgc", O_RDONLY) = 3</x>\n'
+    )
     findings = trace_findings(RootFS(root), Resolver(root), (run,))
     assert [(item.path, item.access) for item in findings.files] == [(P("/usr/share/misc/magic.mgc"), Access.OPENED)]
 
 
 def test_reasons_total_files_and_bytes() -> None:
-    reasons = (FileReason(P("/a"), Reason.ELF), FileReason(P("/b"), Reason.TRACE, "opened by `x`"),
-               FileReason(P("/c"), Reason.TRACE, "opened by `x`"))
+    reasons = (
+        FileReason(P("/a"), Reason.ELF),
+        FileReason(P("/b"), Reason.TRACE, "opened by `x`"),
+        FileReason(P("/c"), Reason.TRACE, "opened by `x`"),
+    )
     sizes = {P("/a"): 10, P("/b"): 5, P("/c"): 7}
     assert [(t.reason, t.files, t.bytes) for t in totals(reasons, sizes)] == [(Reason.ELF, 1, 10), (Reason.TRACE, 2, 12)]
-    assert render_reasons(reasons, sizes)[1:] == ["  elf           1 files           10 bytes",
-                                                  "  trace         2 files           12 bytes"]
+    assert render_reasons(reasons, sizes)[1:] == [
+        "  elf           1 files           10 bytes",
+        "  trace         2 files           12 bytes",
+    ]
 
 
 def test_the_tracer_runs_through_its_own_loader(tmp_path: Path) -> None:

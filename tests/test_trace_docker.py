@@ -52,9 +52,14 @@ def host_strace() -> None:
 def source(engine: DockerEngine, made: Made, cleanup_namespace: str) -> Iterator[str]:
     tag = f"{cleanup_namespace}/trace-source:bookworm"
     ensure_base(engine, "debian:bookworm", made.ledger)
-    built = engine.build(stage="trace-source", context=build_context(REPO_ROOT / "hello", SOURCE),
-                         dockerfile=DOCKERFILE_NAME, tag=tag, build_args={},
-                         labels=labels.image(made.ledger.checkout, cleanup_namespace))
+    built = engine.build(
+        stage="trace-source",
+        context=build_context(REPO_ROOT / "hello", SOURCE),
+        dockerfile=DOCKERFILE_NAME,
+        tag=tag,
+        build_args={},
+        labels=labels.image(made.ledger.checkout, cleanup_namespace),
+    )
     made.ledger.record_image(built.image_id, ROLE_BUILDER, (tag,), cleanup_namespace)
     yield tag
 
@@ -67,8 +72,15 @@ def test_a_traced_image_does_what_the_source_does(
     expected = engine.run(source, command, POLICY, made.container_labels())
     assert expected.exit_code == 0, expected
     tag = f"{cleanup_namespace}/trace-{name}:slim"
-    record, plan = build_slim_image(engine, source, SlimSpec(PurePosixPath(binary), trace=True), tag, command,
-                                    labels.image(made.ledger.checkout, cleanup_namespace, stage=name), made)
+    record, plan = build_slim_image(
+        engine,
+        source,
+        SlimSpec(PurePosixPath(binary), trace=True),
+        tag,
+        command,
+        labels.image(made.ledger.checkout, cleanup_namespace, stage=name),
+        made,
+    )
     result = engine.run(record.image_id, command, POLICY, made.container_labels())
     assert (result.exit_code, result.stdout, result.error) == (0, expected.stdout, None), result
     # Each file carries its reason, and the trace brought what the resolver could not see.
@@ -80,15 +92,20 @@ def test_a_traced_image_does_what_the_source_does(
 
 def test_without_the_trace_file_finds_no_magic(engine: DockerEngine, made: Made, cleanup_namespace: str, source: str) -> None:
     tag = f"{cleanup_namespace}/trace-file:untraced"
-    record, _ = build_slim_image(engine, source, SlimSpec(PurePosixPath("/usr/bin/file")), tag, CASES["file"][1],
-                                 labels.image(made.ledger.checkout, cleanup_namespace, stage="file"), made)
+    record, _ = build_slim_image(
+        engine,
+        source,
+        SlimSpec(PurePosixPath("/usr/bin/file")),
+        tag,
+        CASES["file"][1],
+        labels.image(made.ledger.checkout, cleanup_namespace, stage="file"),
+        made,
+    )
     result = engine.run(record.image_id, CASES["file"][1], POLICY, made.container_labels())
     assert result.exit_code != 0 and "could not find any valid magic files" in result.stderr
 
 
-def test_a_probe_that_never_exits_is_stopped_and_what_it_opened_is_kept(
-    engine: DockerEngine, made: Made, source: str
-) -> None:
+def test_a_probe_that_never_exits_is_stopped_and_what_it_opened_is_kept(engine: DockerEngine, made: Made, source: str) -> None:
     command = ("/bin/sh", "-c", "cat /etc/magic > /dev/null; exec sleep 1000")
     (run,) = trace_commands(engine, source, (command,), "65534:65534", made.container_labels(), timeout_s=5)
     assert run.result.timed_out
@@ -106,15 +123,26 @@ def test_python_traced_needs_no_recorder(engine: DockerEngine, made: Made, clean
     tag = f"{cleanup_namespace}/trace-python:source"
     dockerfile = (REPO_ROOT / "stages/42-python-scratch/Dockerfile").read_text()
     ensure_base(engine, "debian:bookworm", made.ledger)
-    built = engine.build(stage="trace-python", context=build_context(REPO_ROOT / "hello", dockerfile),
-                         dockerfile=DOCKERFILE_NAME, tag=tag, build_args={},
-                         labels=labels.image(made.ledger.checkout, cleanup_namespace))
+    built = engine.build(
+        stage="trace-python",
+        context=build_context(REPO_ROOT / "hello", dockerfile),
+        dockerfile=DOCKERFILE_NAME,
+        tag=tag,
+        build_args={},
+        labels=labels.image(made.ledger.checkout, cleanup_namespace),
+    )
     made.ledger.record_image(built.image_id, ROLE_BUILDER, (tag,), cleanup_namespace)
     command = ("/usr/bin/python3", "/hello.py")
-    spec = SlimSpec(PurePosixPath("/usr/bin/python3"), (PurePosixPath("/hello.py"),), env=(("PYTHONHOME", "/usr"),),
-                    trace=True)
-    record, plan = build_slim_image(engine, tag, spec, f"{cleanup_namespace}/trace-python:slim", command,
-                                    labels.image(made.ledger.checkout, cleanup_namespace, stage="python"), made)
+    spec = SlimSpec(PurePosixPath("/usr/bin/python3"), (PurePosixPath("/hello.py"),), env=(("PYTHONHOME", "/usr"),), trace=True)
+    record, plan = build_slim_image(
+        engine,
+        tag,
+        spec,
+        f"{cleanup_namespace}/trace-python:slim",
+        command,
+        labels.image(made.ledger.checkout, cleanup_namespace, stage="python"),
+        made,
+    )
     result = engine.run(record.image_id, command, POLICY, made.container_labels())
     assert (result.exit_code, result.stdout, result.error) == (0, "hello!\n", None), result
     recorded = {PurePosixPath(line) for line in engine_file(engine, made, tag, "/imports.txt").split()}

@@ -9,7 +9,9 @@ import pytest
 from harness.unpack import ChunkStream, UnpackLimits, UnsafeArchive, safe_name, unpack
 
 
-def member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", linkname: str = "", size: int | None = None) -> tuple[tarfile.TarInfo, bytes]:
+def member(
+    name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", linkname: str = "", size: int | None = None
+) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = linkname
@@ -35,14 +37,23 @@ def dest(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("name", "safe"),
-    [("etc/passwd", "etc/passwd"), ("./usr/bin", "usr/bin"), ("/etc/shadow", "etc/shadow"), ("../x", None),
-     ("a/../../x", None), ("a/./b/../c", "a/c"), (".", None)],
+    [
+        ("etc/passwd", "etc/passwd"),
+        ("./usr/bin", "usr/bin"),
+        ("/etc/shadow", "etc/shadow"),
+        ("../x", None),
+        ("a/../../x", None),
+        ("a/./b/../c", "a/c"),
+        (".", None),
+    ],
 )
 def test_names_are_made_relative_and_climbing_is_refused(name: str, safe: str | None) -> None:
     assert safe_name(name) == safe
 
 
-@pytest.mark.fault("A hostile image tar (.., absolute names, links out, devices)", "refused or neutralised; nothing written outside the folder")
+@pytest.mark.fault(
+    "A hostile image tar (.., absolute names, links out, devices)", "refused or neutralised; nothing written outside the folder"
+)
 def test_hostile_members_are_refused_or_neutralised(dest: Path) -> None:
     outside = dest.parent
     report = unpack(
@@ -67,7 +78,12 @@ def test_hostile_members_are_refused_or_neutralised(dest: Path) -> None:
     assert not (dest / "dev" / "sda").exists() and not (dest / "fifo").exists() and not (dest / "hard").exists()
     assert (dest / "usr" / "bin" / "tool").stat().st_mode & 0o7777 == 0o755  # setuid dropped
     assert {name for name, _ in report.skipped} == {
-        "../escaped", "lib64/through-the-link", "out/escaped-too", "hard", "dev/sda", "fifo",
+        "../escaped",
+        "lib64/through-the-link",
+        "out/escaped-too",
+        "hard",
+        "dev/sda",
+        "fifo",
     }
 
 

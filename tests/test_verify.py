@@ -8,7 +8,9 @@ PRINTS = Expectation(stdout="hello!\n")
 FAILS = Expectation(failure="no such file or directory")
 
 
-def ran(stdout: str = "", stderr: str = "", exit_code: int | None = 0, error: str | None = None, timed_out: bool = False) -> RunResult:
+def ran(
+    stdout: str = "", stderr: str = "", exit_code: int | None = 0, error: str | None = None, timed_out: bool = False
+) -> RunResult:
     return RunResult(stdout=stdout, stderr=stderr, exit_code=exit_code, error=error, timed_out=timed_out)
 
 
@@ -49,6 +51,7 @@ def test_an_expected_failure_must_happen_and_say_the_right_thing() -> None:
 
 def test_under_emulation_the_same_missing_loader_passes_in_qemus_words() -> None:
     """qemu-user starts, then cannot open the loader: its own exit code and its capitalised strerror."""
-    observed = ran(stderr="aarch64-binfmt-P: Could not open '/lib/ld-linux-aarch64.so.1': No such file or directory\n",
-                   exit_code=255)
+    observed = ran(
+        stderr="aarch64-binfmt-P: Could not open '/lib/ld-linux-aarch64.so.1': No such file or directory\n", exit_code=255
+    )
     assert judge(FAILS, observed) == (Outcome.PASS, None)

@@ -30,8 +30,7 @@ def test_a_warm_run_keeps_builders_reuses_slim_images_and_reads_no_layer_again(
         return save(image)
 
     monkeypatch.setattr(engine, "save_image", counted)
-    settings = Settings(REPO_ROOT, namespace=NAMESPACE, wire_size=True, cache_dir=tmp_path / "cache",
-                        sbom_dir=tmp_path / "sbom")
+    settings = Settings(REPO_ROOT, namespace=NAMESPACE, wire_size=True, cache_dir=tmp_path / "cache", sbom_dir=tmp_path / "sbom")
     wanted = {"09-scratch-static", "08-scratch-auto"}
     keep = lambda folder: folder.name in wanted  # noqa: E731
     ledger = Ledger.open(REPO_ROOT, engine.identity())

@@ -67,8 +67,9 @@ class _Run:
 class Resolver:
     """Resolves ELF closures inside `root`; every file is parsed at most once per Resolver."""
 
-    def __init__(self, root: Path, ld_library_path: Sequence[str] = (), *,
-                 default_dirs: Sequence[str] | None = None, ld_cache: bool = True) -> None:
+    def __init__(
+        self, root: Path, ld_library_path: Sequence[str] = (), *, default_dirs: Sequence[str] | None = None, ld_cache: bool = True
+    ) -> None:
         """`ld_cache=False`: search as ld.so does where /etc/ld.so.cache and /etc/ld.so.conf are absent (a slim image)."""
         self.root = Path(root)
         self.fs = RootFS(self.root)
@@ -87,8 +88,9 @@ class Resolver:
         """Where a path inside the root is on this machine."""
         return self.fs.host_path(path)
 
-    def resolve_many(self, paths: Iterable[PurePosixPath | str], *, with_dlopen: bool = False,
-                     strict: bool = True) -> tuple[Closure, ...]:
+    def resolve_many(
+        self, paths: Iterable[PurePosixPath | str], *, with_dlopen: bool = False, strict: bool = True
+    ) -> tuple[Closure, ...]:
         return tuple(self.resolve(path, with_dlopen=with_dlopen, strict=strict) for path in paths)
 
     def resolve(self, path: PurePosixPath | str, *, with_dlopen: bool = False, strict: bool = True) -> Closure:
@@ -115,16 +117,23 @@ class Resolver:
             else:
                 interpreter, interpreter_real = PurePosixPath(info.interpreter), interp.real
                 run.add_files(interp)
-                rtld = _Loaded(info.interpreter, interp, self.elf(interp.real), None,
-                               os.path.dirname(info.interpreter))
+                rtld = _Loaded(info.interpreter, interp, self.elf(interp.real), None, os.path.dirname(info.interpreter))
                 run.register(rtld)
         self._drain(run, main, 0, optional=False)
         dlopen = self._dlopen(run, main) if with_dlopen else ()
         if run.missing and strict:
             raise MissingLibraries(path, tuple(run.missing))
-        return Closure(path=path, real=resolved.real, interpreter=interpreter, interpreter_real=interpreter_real,
-                       is_static=info.interpreter is None and not info.needed, needed=tuple(run.needed),
-                       dlopen=dlopen, files=tuple(run.files), missing=tuple(run.missing))
+        return Closure(
+            path=path,
+            real=resolved.real,
+            interpreter=interpreter,
+            interpreter_real=interpreter_real,
+            is_static=info.interpreter is None and not info.needed,
+            needed=tuple(run.needed),
+            dlopen=dlopen,
+            files=tuple(run.files),
+            missing=tuple(run.missing),
+        )
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -143,8 +152,7 @@ class Resolver:
                         run.missing.append((name, PurePosixPath(obj.path)))
                 elif target is not main and id(target) not in run.listed:
                     run.listed.add(id(target))
-                    run.needed.append(Dependency(name, PurePosixPath(target.path), PurePosixPath(obj.path),
-                                                 target.resolved.real))
+                    run.needed.append(Dependency(name, PurePosixPath(target.path), PurePosixPath(obj.path), target.resolved.real))
 
     def _load(self, run: _Run, main: _Loaded, obj: _Loaded, name: str) -> _Loaded | None:
         if "$" in name:  # ld.so expands tokens before matching loaded names (expand_dst in dl-deps.c)
@@ -183,12 +191,18 @@ class Resolver:
                     if chosen is not None:
                         self._drain(run, main, before, optional=True)
                         break
-                results.append(DlopenDependency(
-                    sonames=note.sonames, feature=note.feature, priority=note.priority,
-                    description=note.description, via=PurePosixPath(obj.path),
-                    soname=soname if chosen else None,
-                    path=PurePosixPath(chosen.path) if chosen else None,
-                    real=chosen.resolved.real if chosen else None))
+                results.append(
+                    DlopenDependency(
+                        sonames=note.sonames,
+                        feature=note.feature,
+                        priority=note.priority,
+                        description=note.description,
+                        via=PurePosixPath(obj.path),
+                        soname=soname if chosen else None,
+                        path=PurePosixPath(chosen.path) if chosen else None,
+                        real=chosen.resolved.real if chosen else None,
+                    )
+                )
         return tuple(results)
 
     def _notes(self, info: ElfInfo) -> tuple:
@@ -236,8 +250,9 @@ class Resolver:
             self._found[key] = self._search(key[1], name, abi, layout, obj.info.nodeflib)
         return self._found[key]
 
-    def _search(self, dirs: tuple[str, ...], name: str, abi: tuple[int, bool, int], layout: Layout,
-                nodeflib: bool) -> tuple[str, Resolved] | None:
+    def _search(
+        self, dirs: tuple[str, ...], name: str, abi: tuple[int, bool, int], layout: Layout, nodeflib: bool
+    ) -> tuple[str, Resolved] | None:
         for directory in dirs:
             found = self._try(f"{directory.rstrip('/')}/{name}", abi)
             if found:

@@ -74,8 +74,7 @@ def _sorted_entries(host_dir: str) -> list[os.DirEntry[str]]:
 
 def _regular_files(host_top: Path, inside_top: PurePosixPath) -> Iterator[tuple[str, PurePosixPath]]:
     """(host path, in-root path) of the regular files below host_top, in PurePosixPath order."""
-    stack: list[tuple[Iterator[os.DirEntry[str]], PurePosixPath]] = [
-        (iter(_sorted_entries(str(host_top))), inside_top)]
+    stack: list[tuple[Iterator[os.DirEntry[str]], PurePosixPath]] = [(iter(_sorted_entries(str(host_top))), inside_top)]
     while stack:
         entries, inside = stack[-1]
         entry = next(entries, None)
@@ -135,7 +134,7 @@ def parse_ldd_output(text: str, paths: Iterable[str], realpath: Callable[[str], 
 def _header(line: str) -> str | None:
     """The path a block header line names, or None when the line is no header."""
     if line.startswith(_LOOP_HEAD):
-        return line[len(_LOOP_HEAD):]
+        return line[len(_LOOP_HEAD) :]
     if line and not line.startswith("\t") and line.endswith(":"):
         return line[:-1]
     return None

@@ -29,7 +29,17 @@ FLAG_TYPE_MASK = 0x00FF
 FLAG_REQUIRED_MASK = 0xFF00
 
 EM_386, EM_ARM, EM_X86_64, EM_AARCH64, EM_RISCV, EM_S390, EM_PPC64, EM_SPARCV9, EM_IA64, EM_LOONGARCH = (
-    3, 40, 62, 183, 243, 22, 21, 43, 50, 258)
+    3,
+    40,
+    62,
+    183,
+    243,
+    22,
+    21,
+    43,
+    50,
+    258,
+)
 
 # (e_machine, class) -> the architecture byte ldconfig writes (0 means "no requirement").
 _REQUIRED = {
@@ -56,7 +66,9 @@ def cache_flags(machine: int, elf_class: int) -> int:
 
 def flags_match(flags: int, wanted: int) -> bool:
     return (flags & FLAG_REQUIRED_MASK) == (wanted & FLAG_REQUIRED_MASK) and (flags & FLAG_TYPE_MASK) in (
-        FLAG_ELF, FLAG_ELF_LIBC6)
+        FLAG_ELF,
+        FLAG_ELF_LIBC6,
+    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,7 @@ def parse_cache(data: bytes, where: PurePosixPath | str = "ld.so.cache") -> tupl
             (nlibs,) = struct.unpack_from("<I", data, 12)
             old_end = 16 + nlibs * 12
             new_at = (old_end + 7) & ~7
-            if data[new_at:new_at + len(NEW_MAGIC)] == NEW_MAGIC:
+            if data[new_at : new_at + len(NEW_MAGIC)] == NEW_MAGIC:
                 return _parse_new(data[new_at:])
             return _parse_old(data, nlibs, old_end)
         if data.startswith(NEW_MAGIC):

@@ -125,8 +125,9 @@ class _Parser:
         ehdr_fmt, phdr_fmt, phdr_fields, dyn_fmt, sh_info_at = _LAYOUT[elf_class]
         ehdr = struct.Struct(end + ehdr_fmt)
         self._need(16, ehdr.size, "ELF header")
-        (e_type, machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum, shentsize, shnum,
-         _shstrndx) = ehdr.unpack_from(data, 16)
+        (e_type, machine, _version, _entry, phoff, shoff, _flags, _ehsize, phentsize, phnum, shentsize, shnum, _shstrndx) = (
+            ehdr.unpack_from(data, 16)
+        )
         if e_type not in (ET_EXEC, ET_DYN):
             raise UnsupportedELF(path, f"e_type {e_type} is neither ET_EXEC nor ET_DYN")
         phdr = struct.Struct(end + phdr_fmt)
@@ -136,7 +137,7 @@ class _Parser:
         if phnum and phentsize != phdr.size:
             raise MalformedELF(path, f"e_phentsize {phentsize} is not {phdr.size}")
         self._need(phoff, phnum * phdr.size, f"{phnum} program headers")
-        segments = [dict(zip(phdr_fields, phdr.unpack_from(data, phoff + i * phdr.size))) for i in range(phnum)]
+        segments = [dict(zip(phdr_fields, phdr.unpack_from(data, phoff + i * phdr.size), strict=True)) for i in range(phnum)]
         self.loads = [s for s in segments if s["type"] == PT_LOAD]
         interpreter = None
         dynamic = None
@@ -151,13 +152,25 @@ class _Parser:
             elif kind == PT_NOTE:
                 self._need(segment["offset"], segment["filesz"], "PT_NOTE")
                 notes.extend(self._dlopen_notes(segment["offset"], segment["filesz"], segment["align"]))
-        needed, soname, rpath, runpath, flags_1 = ((), None, None, None, 0) if dynamic is None else \
-            self._dynamic_names(dynamic, struct.Struct(end + dyn_fmt))
+        needed, soname, rpath, runpath, flags_1 = (
+            ((), None, None, None, 0) if dynamic is None else self._dynamic_names(dynamic, struct.Struct(end + dyn_fmt))
+        )
         return ElfInfo(
-            path=path, elf_class=32 if elf_class == 1 else 64, little_endian=encoding == 1, machine=machine,
-            osabi=osabi, e_type=e_type, interpreter=interpreter, has_dynamic=dynamic is not None,
-            needed=tuple(needed), soname=soname, rpath=rpath, runpath=runpath, flags_1=flags_1,
-            dlopen=tuple(notes), has_sections=bool(shoff and shnum and shentsize),
+            path=path,
+            elf_class=32 if elf_class == 1 else 64,
+            little_endian=encoding == 1,
+            machine=machine,
+            osabi=osabi,
+            e_type=e_type,
+            interpreter=interpreter,
+            has_dynamic=dynamic is not None,
+            needed=tuple(needed),
+            soname=soname,
+            rpath=rpath,
+            runpath=runpath,
+            flags_1=flags_1,
+            dlopen=tuple(notes),
+            has_sections=bool(shoff and shnum and shentsize),
         )
 
     def _dynamic_names(
@@ -241,7 +254,7 @@ class _Parser:
         return self._cstring(strtab + index, strtab + strsz)
 
     def _dlopen_notes(self, offset: int, size: int, align: int) -> list[DlopenNote]:
-        return parse_notes(self.data[offset:offset + size], self.end, 8 if align == 8 else 4, self.path)
+        return parse_notes(self.data[offset : offset + size], self.end, 8 if align == 8 else 4, self.path)
 
 
 def parse_notes(blob: bytes, end: str, align: int, path: PurePosixPath) -> list[DlopenNote]:
@@ -256,9 +269,9 @@ def parse_notes(blob: bytes, end: str, align: int, path: PurePosixPath) -> list[
         at = desc_at + _round(descsz, align)
         if desc_at + descsz > len(blob):
             break
-        if kind != NT_FDO_DLOPEN_METADATA or blob[name_at:name_at + namesz].rstrip(b"\0") != b"FDO":
+        if kind != NT_FDO_DLOPEN_METADATA or blob[name_at : name_at + namesz].rstrip(b"\0") != b"FDO":
             continue
-        found.extend(_decode_dlopen(blob[desc_at:desc_at + descsz], path))
+        found.extend(_decode_dlopen(blob[desc_at : desc_at + descsz], path))
     return found
 
 

@@ -48,8 +48,13 @@ def closure_dict(closure: Closure) -> dict[str, Any]:
         "files": [str(f) for f in closure.files],
         "is_static": closure.is_static,
         "dlopen": [
-            {"sonames": list(o.sonames), "feature": o.feature, "priority": o.priority,
-             "path": str(o.path) if o.path else None, "via": str(o.via)}
+            {
+                "sonames": list(o.sonames),
+                "feature": o.feature,
+                "priority": o.priority,
+                "path": str(o.path) if o.path else None,
+                "via": str(o.via),
+            }
             for o in closure.dlopen
         ],
         "missing": [{"soname": soname, "via": str(via)} for soname, via in closure.missing],

@@ -28,8 +28,16 @@ MULTIARCH = {
     (EM_LOONGARCH, 64, True): "loongarch64-linux-gnu",
 }
 
-PLATFORM = {EM_X86_64: "x86_64", EM_386: "i686", EM_AARCH64: "aarch64", EM_ARM: "v7l", EM_RISCV: "riscv64",
-            EM_PPC64: "powerpc64", EM_S390: "s390x", EM_LOONGARCH: "loongarch64"}
+PLATFORM = {
+    EM_X86_64: "x86_64",
+    EM_386: "i686",
+    EM_AARCH64: "aarch64",
+    EM_ARM: "v7l",
+    EM_RISCV: "riscv64",
+    EM_PPC64: "powerpc64",
+    EM_S390: "s390x",
+    EM_LOONGARCH: "loongarch64",
+}
 
 # Architectures whose 64-bit libraries live in lib64 outside Debian (glibc's slibdir there).
 _LIB64 = {EM_X86_64, EM_PPC64, EM_S390, EM_AARCH64, EM_RISCV, EM_LOONGARCH}

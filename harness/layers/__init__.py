@@ -31,16 +31,40 @@ from harness.layers.tarstream import CorruptTar, HostileMember, SaveStreamError
 from harness.layers.wire import WIRE_LEVEL
 
 
-def analyse_save_stream(stream: BinaryIO, *, image: str | None = None, wire: bool = True, top_n: int = 10,
-                        workers: int | None = None) -> ImageAnalysis:
+def analyse_save_stream(
+    stream: BinaryIO, *, image: str | None = None, wire: bool = True, top_n: int = 10, workers: int | None = None
+) -> ImageAnalysis:
     """Read a docker-save stream (file-like, binary) and analyse the image in it."""
     return analyse_saved(read_save(stream, image=image, wire=wire, workers=workers), top_n=top_n)
 
 
 __all__ = [
-    "DPKG_STATUS", "TABLE_HEADERS", "WIRE_LEVEL", "CorruptTar", "DiveFigures", "DivePath", "EntryKind",
-    "HistoryEntry", "HostileMember", "ImageAnalysis", "Layer", "LayerEntry", "LayerTar", "Package", "PathSize",
-    "SaveStreamError", "SavedImage", "analyse_layers", "analyse_save_stream", "analyse_saved", "dive_figures",
-    "installed_packages", "layer_table", "parse_status", "read_layer_tar", "read_save", "short_instruction",
+    "DPKG_STATUS",
+    "TABLE_HEADERS",
+    "WIRE_LEVEL",
+    "CorruptTar",
+    "DiveFigures",
+    "DivePath",
+    "EntryKind",
+    "HistoryEntry",
+    "HostileMember",
+    "ImageAnalysis",
+    "Layer",
+    "LayerEntry",
+    "LayerTar",
+    "Package",
+    "PathSize",
+    "SaveStreamError",
+    "SavedImage",
+    "analyse_layers",
+    "analyse_save_stream",
+    "analyse_saved",
+    "dive_figures",
+    "installed_packages",
+    "layer_table",
+    "parse_status",
+    "read_layer_tar",
+    "read_save",
+    "short_instruction",
     "to_json",
 ]

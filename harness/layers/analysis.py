@@ -125,8 +125,7 @@ class ImageAnalysis:
 class _View:
     """path -> [is_dir, layer, content, size]; children index for subtree removal."""
 
-    __slots__ = ("items", "children", "refs", "content_size", "content_layer", "layer",
-                 "killed", "dead_in", "gone")
+    __slots__ = ("items", "children", "refs", "content_size", "content_layer", "layer", "killed", "dead_in", "gone")
 
     def __init__(self, layer_count: int) -> None:
         self.items: dict[str, tuple[bool, int, int, int]] = {}
@@ -269,10 +268,16 @@ def _apply(view: _View, index: int, entries: Sequence[LayerEntry]) -> _Counts:
 # --------------------------------------------------------------------------- the image
 
 
-def analyse_layers(layers: Sequence[LayerTar], *, diff_ids: Sequence[str] | None = None,
-                   instructions: Sequence[str | None] | None = None, repo_tags: Sequence[str] = (),
-                   image_id: str | None = None, top_n: int = 10,
-                   history_empty_layer: Sequence[bool] = ()) -> ImageAnalysis:
+def analyse_layers(
+    layers: Sequence[LayerTar],
+    *,
+    diff_ids: Sequence[str] | None = None,
+    instructions: Sequence[str | None] | None = None,
+    repo_tags: Sequence[str] = (),
+    image_id: str | None = None,
+    top_n: int = 10,
+    history_empty_layer: Sequence[bool] = (),
+) -> ImageAnalysis:
     """Analyse layer tars given bottom-up; `diff_ids` / `instructions` aligned with them.
 
     `history_empty_layer` is the config history's `empty_layer` flags, carried for the Engine's
@@ -281,24 +286,39 @@ def analyse_layers(layers: Sequence[LayerTar], *, diff_ids: Sequence[str] | None
     """
     view = _View(len(layers))
     counts = [_apply(view, i, layer.entries) for i, layer in enumerate(layers)]
-    live = sum(size for size, refs in zip(view.content_size, view.refs) if refs > 0)
+    live = sum(size for size, refs in zip(view.content_size, view.refs, strict=True) if refs > 0)
     stored = sum(view.content_size)
     built = []
-    for i, (layer, c) in enumerate(zip(layers, counts)):
+    for i, (layer, c) in enumerate(zip(layers, counts, strict=True)):
         diff_id = diff_ids[i] if diff_ids is not None and i < len(diff_ids) else None
         files = [e for e in layer.entries if e.kind is EntryKind.FILE]
         largest = heapq.nlargest(top_n, files, key=lambda e: (e.size, e.path))
-        built.append(Layer(
-            index=i, name=layer.name, diff_id=diff_id,
-            digest_matches=None if diff_id is None else diff_id == layer.sha256,
-            instruction=instructions[i] if instructions is not None and i < len(instructions) else None,
-            tar_bytes=layer.tar_bytes, wire_bytes=layer.wire_bytes, stored_as=layer.stored_as,
-            file_bytes=sum(e.size for e in files), content_bytes=layer.content_bytes, entries=len(layer.entries),
-            added=c.added, changed=c.changed, deleted=c.deleted, added_bytes=c.added_bytes,
-            changed_bytes=c.changed_bytes, deleted_bytes=c.deleted_bytes, whiteouts=c.whiteouts,
-            opaque_dirs=c.opaque_dirs, dead_bytes=view.dead_in[i], killed_bytes=view.killed[i],
-            largest=tuple(PathSize(e.path, e.size) for e in largest),
-        ))
+        built.append(
+            Layer(
+                index=i,
+                name=layer.name,
+                diff_id=diff_id,
+                digest_matches=None if diff_id is None else diff_id == layer.sha256,
+                instruction=instructions[i] if instructions is not None and i < len(instructions) else None,
+                tar_bytes=layer.tar_bytes,
+                wire_bytes=layer.wire_bytes,
+                stored_as=layer.stored_as,
+                file_bytes=sum(e.size for e in files),
+                content_bytes=layer.content_bytes,
+                entries=len(layer.entries),
+                added=c.added,
+                changed=c.changed,
+                deleted=c.deleted,
+                added_bytes=c.added_bytes,
+                changed_bytes=c.changed_bytes,
+                deleted_bytes=c.deleted_bytes,
+                whiteouts=c.whiteouts,
+                opaque_dirs=c.opaque_dirs,
+                dead_bytes=view.dead_in[i],
+                killed_bytes=view.killed[i],
+                largest=tuple(PathSize(e.path, e.size) for e in largest),
+            )
+        )
     packages = None
     status = view.items.get(DPKG_STATUS)
     if status is not None and status[2] >= 0:
@@ -311,14 +331,22 @@ def analyse_layers(layers: Sequence[LayerTar], *, diff_ids: Sequence[str] | None
     dive = dive_figures([layer.entries for layer in layers])
     wires = [layer.wire_bytes for layer in layers]
     return ImageAnalysis(
-        repo_tags=tuple(repo_tags), image_id=image_id, layers=tuple(built),
-        size_bytes=stored, content_bytes=sum(layer.content_bytes for layer in layers),
-        live_bytes=live, dead_bytes=stored - live,
+        repo_tags=tuple(repo_tags),
+        image_id=image_id,
+        layers=tuple(built),
+        size_bytes=stored,
+        content_bytes=sum(layer.content_bytes for layer in layers),
+        live_bytes=live,
+        dead_bytes=stored - live,
         tar_bytes=sum(layer.tar_bytes for layer in layers),
         wire_bytes=None if any(w is None for w in wires) else sum(wires),
-        efficiency=dive.efficiency, wasted_bytes=dive.wasted_bytes,
-        user_wasted_percent=dive.user_wasted_percent, dive=dive,
-        final_paths=final_paths, packages=packages, history_empty_layer=tuple(history_empty_layer),
+        efficiency=dive.efficiency,
+        wasted_bytes=dive.wasted_bytes,
+        user_wasted_percent=dive.user_wasted_percent,
+        dive=dive,
+        final_paths=final_paths,
+        packages=packages,
+        history_empty_layer=tuple(history_empty_layer),
     )
 
 
@@ -332,6 +360,12 @@ def _content_of(layer: LayerTar, item: tuple[bool, int, int, int], view: _View, 
 
 def analyse_saved(saved: SavedImage, *, top_n: int = 10) -> ImageAnalysis:
     """Analyse an image read by `read_save`."""
-    return analyse_layers(saved.layers, diff_ids=saved.diff_ids, instructions=saved.instructions(),
-                          repo_tags=saved.repo_tags, image_id=saved.image_id, top_n=top_n,
-                          history_empty_layer=[entry.empty_layer for entry in saved.history])
+    return analyse_layers(
+        saved.layers,
+        diff_ids=saved.diff_ids,
+        instructions=saved.instructions(),
+        repo_tags=saved.repo_tags,
+        image_id=saved.image_id,
+        top_n=top_n,
+        history_empty_layer=[entry.empty_layer for entry in saved.history],
+    )

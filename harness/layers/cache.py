@@ -136,11 +136,16 @@ class LayerCache:
     def store_outline(self, image_id: str, outline: ImageOutline) -> None:
         if _DIGEST.fullmatch(image_id) is None:
             return
-        self._write(self._path("image", image_id), {
-            "image_id": outline.image_id, "diff_ids": list(outline.diff_ids),
-            "instructions": list(outline.instructions), "repo_tags": list(outline.repo_tags),
-            "history_empty_layer": list(outline.history_empty_layer),
-        })
+        self._write(
+            self._path("image", image_id),
+            {
+                "image_id": outline.image_id,
+                "diff_ids": list(outline.diff_ids),
+                "instructions": list(outline.instructions),
+                "repo_tags": list(outline.repo_tags),
+                "history_empty_layer": list(outline.history_empty_layer),
+            },
+        )
 
     def known(self, image_id: str, wire: bool) -> tuple[ImageOutline, tuple[LayerTar, ...]] | None:
         """The image's outline and every layer's read, if all are cached; else None (the image must be saved)."""
@@ -194,8 +199,7 @@ def read_entry(path: Path, key: str) -> dict[str, Any] | None:
     except (OSError, EOFError, ValueError) as error:
         log.warning("%s: cache entry %s is corrupt, computed again: %s", key, path, error)
         return None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION \
-            or data.get("key") != key:
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION or data.get("key") != key:
         log.warning("%s: cache entry %s is not this version's entry for it, computed again", key, path)
         return None
     return data
@@ -245,4 +249,3 @@ def _layer_from(data: dict[str, Any]) -> LayerTar:
         captured=tuple((str(path), base64.b64decode(text, validate=True)) for path, text in data["captured"]),
         stored_as=Compression(data["stored_as"]),
     )
-

@@ -57,8 +57,9 @@ class _Prefixed:
         return data
 
 
-def decompressing_reader(compression: Compression, head: bytes, read: Callable[[int], bytes],
-                         subject: str) -> Callable[[int], bytes]:
+def decompressing_reader(
+    compression: Compression, head: bytes, read: Callable[[int], bytes], subject: str
+) -> Callable[[int], bytes]:
     """`read(n)` over the uncompressed bytes of a blob whose first bytes `head` were already read.
 
     Errors in the compressed data (a bad header, a truncated stream, trailing
@@ -73,8 +74,9 @@ def decompressing_reader(compression: Compression, head: bytes, read: Callable[[
         try:
             import zstandard
         except ImportError:  # pragma: no cover - a dependency of the project
-            raise CorruptTar(subject, "unsupported layer",
-                             "a zstd-compressed blob, and the `zstandard` package is not installed") from None
+            raise CorruptTar(
+                subject, "unsupported layer", "a zstd-compressed blob, and the `zstandard` package is not installed"
+            ) from None
         stream = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
         errors = (zstandard.ZstdError, OSError, EOFError)
     else:
@@ -84,7 +86,8 @@ def decompressing_reader(compression: Compression, head: bytes, read: Callable[[
         try:
             return stream.read(n)
         except errors as error:
-            raise CorruptTar(subject, f"corrupt {compression.value} layer",
-                             f"{error} (after {source.consumed} compressed bytes)") from None
+            raise CorruptTar(
+                subject, f"corrupt {compression.value} layer", f"{error} (after {source.consumed} compressed bytes)"
+            ) from None
 
     return read_uncompressed

@@ -53,8 +53,7 @@ def parse_status(status_text: str) -> tuple[Package, ...]:
             continue
         size_text = fields.get("installed-size", "").strip()
         size = int(size_text) * 1024 if size_text.isdigit() else None
-        packages.append(Package(name, fields.get("version", ""), size, fields.get("status", ""),
-                                fields.get("architecture", "")))
+        packages.append(Package(name, fields.get("version", ""), size, fields.get("status", ""), fields.get("architecture", "")))
     return tuple(packages)
 
 

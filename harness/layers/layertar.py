@@ -51,9 +51,16 @@ class EntryKind(str, Enum):
 
 
 _TYPE_KIND = {
-    b"0": EntryKind.FILE, b"\0": EntryKind.FILE, b"7": EntryKind.FILE,
-    b"1": EntryKind.HARDLINK, b"2": EntryKind.SYMLINK, b"3": EntryKind.CHAR,
-    b"4": EntryKind.BLOCK, b"5": EntryKind.DIR, b"6": EntryKind.FIFO, b"D": EntryKind.DIR,
+    b"0": EntryKind.FILE,
+    b"\0": EntryKind.FILE,
+    b"7": EntryKind.FILE,
+    b"1": EntryKind.HARDLINK,
+    b"2": EntryKind.SYMLINK,
+    b"3": EntryKind.CHAR,
+    b"4": EntryKind.BLOCK,
+    b"5": EntryKind.DIR,
+    b"6": EntryKind.FIFO,
+    b"D": EntryKind.DIR,
 }
 
 
@@ -112,8 +119,7 @@ class LayerTar:
         `Size` on overlay2, to the byte, and it is computed from the layer tar
         alone, so every image store gives the same figure.
         """
-        links = sum(len(e.link.encode("utf-8", "surrogateescape")) for e in self.entries
-                    if e.kind is EntryKind.SYMLINK)
+        links = sum(len(e.link.encode("utf-8", "surrogateescape")) for e in self.entries if e.kind is EntryKind.SYMLINK)
         return self.file_bytes + links
 
     def captured_content(self, path: str) -> bytes | None:
@@ -126,8 +132,7 @@ class LayerTar:
 # --------------------------------------------------------------------------- layer tars
 
 
-def _layer_entries(src: _Source, subject: str, capture: frozenset[str],
-                   captured: dict[str, bytes]) -> list[LayerEntry]:
+def _layer_entries(src: _Source, subject: str, capture: frozenset[str], captured: dict[str, bytes]) -> list[LayerEntry]:
     entries: list[LayerEntry] = []
     append = entries.append
     for header in _iter_headers(src, subject):
@@ -145,10 +150,9 @@ def _layer_entries(src: _Source, subject: str, capture: frozenset[str],
                 append(LayerEntry(path, EntryKind.AUFS, header.size, header.mode, header.uid, header.gid))
             continue
         if base.startswith(WHITEOUT_PREFIX):
-            target = base[len(WHITEOUT_PREFIX):]
+            target = base[len(WHITEOUT_PREFIX) :]
             if target in ("", ".", ".."):
-                raise HostileMember(subject, "hostile whiteout",
-                                    f"{header.name!r} deletes {target or 'its directory'!r}")
+                raise HostileMember(subject, "hostile whiteout", f"{header.name!r} deletes {target or 'its directory'!r}")
             whiteout = posixpath.join(parent, target)
             append(LayerEntry(whiteout, EntryKind.WHITEOUT, header.size, header.mode, header.uid, header.gid))
             continue
@@ -164,9 +168,17 @@ def _layer_entries(src: _Source, subject: str, capture: frozenset[str],
     return entries
 
 
-def _read_layer(read: Callable[[int], bytes], name: str, subject: str, *, wire: bool, level: int,
-                capture: frozenset[str], pool: _CompressPool | None,
-                first: bytes = b"") -> tuple[list[LayerEntry], dict[str, bytes], _Digest]:
+def _read_layer(
+    read: Callable[[int], bytes],
+    name: str,
+    subject: str,
+    *,
+    wire: bool,
+    level: int,
+    capture: frozenset[str],
+    pool: _CompressPool | None,
+    first: bytes = b"",
+) -> tuple[list[LayerEntry], dict[str, bytes], _Digest]:
     digest = _Digest(wire, level, pool)
     if first:
         digest.update(first)
@@ -182,11 +194,17 @@ def _read_layer(read: Callable[[int], bytes], name: str, subject: str, *, wire: 
     return entries, captured, digest
 
 
-def read_layer_tar(stream: BinaryIO, name: str = "layer.tar", *, wire: bool = True, level: int = WIRE_LEVEL,
-                   capture: Iterable[str] = DEFAULT_CAPTURE) -> LayerTar:
+def read_layer_tar(
+    stream: BinaryIO,
+    name: str = "layer.tar",
+    *,
+    wire: bool = True,
+    level: int = WIRE_LEVEL,
+    capture: Iterable[str] = DEFAULT_CAPTURE,
+) -> LayerTar:
     """Analyse one (uncompressed) layer tar stream; see the module docstring."""
-    entries, captured, digest = _read_layer(stream.read, name, f"layer {name}", wire=wire, level=level,
-                                            capture=frozenset(capture), pool=None)
+    entries, captured, digest = _read_layer(
+        stream.read, name, f"layer {name}", wire=wire, level=level, capture=frozenset(capture), pool=None
+    )
     sha, job = digest.finish()
-    return LayerTar(name, digest.count, sha, job.length if job else None, tuple(entries),
-                    tuple(sorted(captured.items())))
+    return LayerTar(name, digest.count, sha, job.length if job else None, tuple(entries), tuple(sorted(captured.items())))

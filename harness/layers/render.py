@@ -15,18 +15,18 @@ def short_instruction(created_by: str | None, width: int = 48) -> str:
     text = " ".join(created_by.split())
     for prefix, replacement in (("/bin/sh -c #(nop) ", ""), ("/bin/sh -c ", "RUN "), ("RUN /bin/sh -c ", "RUN ")):
         if text.startswith(prefix):
-            text = replacement + text[len(prefix):]
+            text = replacement + text[len(prefix) :]
             break
     text = text.removesuffix(" # buildkit")
-    return text if len(text) <= width else text[:max(1, width - 1)] + "…"
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-TABLE_HEADERS = ("layer", "instruction", "bytes", "added", "changed", "deleted", "dead bytes", "killed bytes",
-                 "wire bytes")
+TABLE_HEADERS = ("layer", "instruction", "bytes", "added", "changed", "deleted", "dead bytes", "killed bytes", "wire bytes")
 
 
-def layer_table(analysis: ImageAnalysis, *, width: int = 48, human: bool = False
-                ) -> tuple[tuple[str, ...], tuple[tuple[object, ...], ...]]:
+def layer_table(
+    analysis: ImageAnalysis, *, width: int = 48, human: bool = False
+) -> tuple[tuple[str, ...], tuple[tuple[object, ...], ...]]:
     """(headers, rows) for `tabulate(rows, headers)`: one row per layer.
 
     bytes = regular-file bytes of the layer tar; dead bytes = of those, the ones
@@ -39,13 +39,24 @@ def layer_table(analysis: ImageAnalysis, *, width: int = 48, human: bool = False
         def fmt(value: int | None) -> object:
             return "-" if value is None else human_size(value)
     else:
+
         def fmt(value: int | None) -> object:
             return value
 
     rows = tuple(
-        (layer.index, short_instruction(layer.instruction, width), fmt(layer.file_bytes), layer.added,
-         layer.changed, layer.deleted, fmt(layer.dead_bytes), fmt(layer.killed_bytes), fmt(layer.wire_bytes))
-        for layer in analysis.layers)
+        (
+            layer.index,
+            short_instruction(layer.instruction, width),
+            fmt(layer.file_bytes),
+            layer.added,
+            layer.changed,
+            layer.deleted,
+            fmt(layer.dead_bytes),
+            fmt(layer.killed_bytes),
+            fmt(layer.wire_bytes),
+        )
+        for layer in analysis.layers
+    )
     return TABLE_HEADERS, rows
 
 
@@ -70,15 +81,27 @@ def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict[str, A
         "final_paths": analysis.final_paths,
         "layers": [
             {
-                "index": layer.index, "name": layer.name, "diff_id": layer.diff_id,
-                "digest_matches": layer.digest_matches, "instruction": layer.instruction,
-                "tar_bytes": layer.tar_bytes, "wire_bytes": layer.wire_bytes, "stored_as": layer.stored_as.value,
-                "file_bytes": layer.file_bytes, "content_bytes": layer.content_bytes,
-                "entries": layer.entries, "added": layer.added, "changed": layer.changed,
-                "deleted": layer.deleted, "added_bytes": layer.added_bytes,
-                "changed_bytes": layer.changed_bytes, "deleted_bytes": layer.deleted_bytes,
-                "whiteouts": layer.whiteouts, "opaque_dirs": layer.opaque_dirs,
-                "dead_bytes": layer.dead_bytes, "killed_bytes": layer.killed_bytes,
+                "index": layer.index,
+                "name": layer.name,
+                "diff_id": layer.diff_id,
+                "digest_matches": layer.digest_matches,
+                "instruction": layer.instruction,
+                "tar_bytes": layer.tar_bytes,
+                "wire_bytes": layer.wire_bytes,
+                "stored_as": layer.stored_as.value,
+                "file_bytes": layer.file_bytes,
+                "content_bytes": layer.content_bytes,
+                "entries": layer.entries,
+                "added": layer.added,
+                "changed": layer.changed,
+                "deleted": layer.deleted,
+                "added_bytes": layer.added_bytes,
+                "changed_bytes": layer.changed_bytes,
+                "deleted_bytes": layer.deleted_bytes,
+                "whiteouts": layer.whiteouts,
+                "opaque_dirs": layer.opaque_dirs,
+                "dead_bytes": layer.dead_bytes,
+                "killed_bytes": layer.killed_bytes,
                 "largest": [{"path": p.path, "size": p.size} for p in layer.largest],
             }
             for layer in analysis.layers
@@ -91,14 +114,14 @@ def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict[str, A
             "user_size_bytes": analysis.dive.user_size_bytes,
             "inefficient_paths": analysis.dive.inefficient_paths,
             "inefficiencies": [
-                {"path": d.path, "cumulative_bytes": d.cumulative_bytes, "min_bytes": d.min_bytes,
-                 "occurrences": d.occurrences}
+                {"path": d.path, "cumulative_bytes": d.cumulative_bytes, "min_bytes": d.min_bytes, "occurrences": d.occurrences}
                 for d in analysis.dive.inefficiencies[:inefficiencies]
             ],
         },
-        "packages": None if analysis.packages is None else [
-            {"name": p.name, "version": p.version, "installed_size_bytes": p.installed_size_bytes,
-             "status": p.status}
+        "packages": None
+        if analysis.packages is None
+        else [
+            {"name": p.name, "version": p.version, "installed_size_bytes": p.installed_size_bytes, "status": p.status}
             for p in analysis.packages
         ],
     }

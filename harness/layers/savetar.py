@@ -64,6 +64,7 @@ from harness.layers.wire import (
 SMALL_LIMIT = 16 << 20  # non-layer members (json) larger than this are refused
 SMALL_TOTAL_LIMIT = 64 << 20
 
+
 @dataclass(frozen=True)
 class HistoryEntry:
     """One entry of the config's `history`."""
@@ -100,7 +101,7 @@ class SavedImage:
 
 
 def _metadata_name(name: str) -> str | None:
-    """"keep" for json the image needs (manifest, config, index), "skip" for other metadata, else None."""
+    """ "keep" for json the image needs (manifest, config, index), "skip" for other metadata, else None."""
     base = name.rpartition("/")[2]
     if base in ("json", "VERSION", "repositories", "oci-layout"):
         return "skip"  # per-layer v1 json, format versions: not needed
@@ -128,10 +129,17 @@ class _Pending:
         return self.job.length if self.job else None
 
 
-def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, level: int = WIRE_LEVEL,
-              capture: Iterable[str] = DEFAULT_CAPTURE, workers: int | None = None,
-              subject: str = "docker save stream",
-              known: Callable[[str], LayerTar | None] | None = None) -> SavedImage:
+def read_save(
+    stream: BinaryIO,
+    *,
+    image: str | None = None,
+    wire: bool = True,
+    level: int = WIRE_LEVEL,
+    capture: Iterable[str] = DEFAULT_CAPTURE,
+    workers: int | None = None,
+    subject: str = "docker save stream",
+    known: Callable[[str], LayerTar | None] | None = None,
+) -> SavedImage:
     """Read a docker-save tar stream in one pass and return the image's layers in manifest order.
 
     `image` picks one image of a multi-image save by a RepoTag or an image-id
@@ -161,8 +169,9 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
             for header in headers:
                 name = normalise(header.name, subject).lstrip("/")
                 if header.typeflag == b"2" and name.endswith(".tar"):
-                    links[name] = normalise(posixpath.join(posixpath.dirname(name), header.linkname),
-                                            subject, "layer link").lstrip("/")
+                    links[name] = normalise(
+                        posixpath.join(posixpath.dirname(name), header.linkname), subject, "layer link"
+                    ).lstrip("/")
                     continue
                 if _TYPE_KIND.get(header.typeflag) is not EntryKind.FILE:
                     continue
@@ -173,15 +182,24 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
                     continue
                 if metadata == "keep":
                     if header.data_size > SMALL_LIMIT or small_total + header.data_size > SMALL_TOTAL_LIMIT:
-                        raise SaveStreamError(subject, "unexpectedly large metadata member",
-                                              f"{name} has {header.data_size} bytes")
+                        raise SaveStreamError(
+                            subject, "unexpectedly large metadata member", f"{name} has {header.data_size} bytes"
+                        )
                     small[name] = outer.read_exact(header.data_size)
                     small_total += header.data_size
                     continue
                 cached = _known_blob(name, known)
                 if cached is not None:
-                    pending[name] = _Pending(name, list(cached.entries), dict(cached.captured), cached.tar_bytes,
-                                             cached.sha256, None, cached.stored_as, cached.wire_bytes)
+                    pending[name] = _Pending(
+                        name,
+                        list(cached.entries),
+                        dict(cached.captured),
+                        cached.tar_bytes,
+                        cached.sha256,
+                        None,
+                        cached.stored_as,
+                        cached.wire_bytes,
+                    )
                     continue  # the rest of the member is skipped by the header iterator
                 first = b""
                 if not name.endswith(".tar"):
@@ -190,8 +208,7 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
                         first += member.read(BLOCK - len(first))
                     compression = Compression.sniff(first)
                     if compression is not Compression.NONE:
-                        layer = _read_compressed_layer(member, first, compression, name, header.data_size,
-                                                       layer_subject, capture)
+                        layer = _read_compressed_layer(member, first, compression, name, header.data_size, layer_subject, capture)
                         if layer is None:
                             not_tar[name] = first[:4]
                         else:
@@ -205,16 +222,19 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
                         else:
                             not_tar[name] = first[:4]
                         continue
-                entries, captured, digest = _read_layer(member.read, name, layer_subject, wire=wire,
-                                                        level=level, capture=capture, pool=pool, first=first)
+                entries, captured, digest = _read_layer(
+                    member.read, name, layer_subject, wire=wire, level=level, capture=capture, pool=pool, first=first
+                )
                 if digest.count != header.data_size:
-                    raise CorruptTar(layer_subject, "corrupt tar",
-                                     f"layer tar has {digest.count} bytes, its header says {header.data_size}")
+                    raise CorruptTar(
+                        layer_subject, "corrupt tar", f"layer tar has {digest.count} bytes, its header says {header.data_size}"
+                    )
                 sha, job = digest.finish()
                 pending[name] = _Pending(name, entries, captured, digest.count, sha, job)
         except (_Short, _OuterShort) as short:
-            raise CorruptTar(subject, "truncated stream",
-                             f"the stream ends {short.args[0]} bytes before the end of a member") from None
+            raise CorruptTar(
+                subject, "truncated stream", f"the stream ends {short.args[0]} bytes before the end of a member"
+            ) from None
         if outer.offset == 0:
             raise CorruptTar(subject, "not a docker save stream", "the stream is empty")
     finally:
@@ -223,8 +243,9 @@ def read_save(stream: BinaryIO, *, image: str | None = None, wire: bool = True, 
     return _assemble(subject, image, pending, links, small, not_tar, capture, wire, level)
 
 
-def _read_compressed_layer(member: _Member, head: bytes, compression: Compression, name: str, blob_bytes: int,
-                           subject: str, capture: frozenset[str]) -> _Pending | None:
+def _read_compressed_layer(
+    member: _Member, head: bytes, compression: Compression, name: str, blob_bytes: int, subject: str, capture: frozenset[str]
+) -> _Pending | None:
     """Decompress a gzip or zstd blob as it streams and read its layer tar; None if it holds no tar."""
     read = decompressing_reader(compression, head, member.read, subject)
     first = b""
@@ -236,8 +257,9 @@ def _read_compressed_layer(member: _Member, head: bytes, compression: Compressio
     if not _is_tar_start(first):
         return None  # compressed, but not a layer: reported only if the manifest names it as one
     # The blob's own length is the wire size: no need to compress it again.
-    entries, captured, digest = _read_layer(read, name, subject, wire=False, level=WIRE_LEVEL,
-                                            capture=capture, pool=None, first=first)
+    entries, captured, digest = _read_layer(
+        read, name, subject, wire=False, level=WIRE_LEVEL, capture=capture, pool=None, first=first
+    )
     if read(1):
         raise CorruptTar(subject, f"corrupt {compression.value} layer", "data after the end of the layer tar")
     sha, _ = digest.finish()
@@ -252,9 +274,17 @@ def _known_blob(name: str, known: Callable[[str], LayerTar | None] | None) -> La
 _BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
 
-def _assemble(subject: str, image: str | None, pending: dict[str, _Pending], links: dict[str, str],
-              small: dict[str, bytes], not_tar: dict[str, bytes], capture: frozenset[str], wire: bool,
-              level: int) -> SavedImage:
+def _assemble(
+    subject: str,
+    image: str | None,
+    pending: dict[str, _Pending],
+    links: dict[str, str],
+    small: dict[str, bytes],
+    not_tar: dict[str, bytes],
+    capture: frozenset[str],
+    wire: bool,
+    level: int,
+) -> SavedImage:
     if "manifest.json" not in small:
         found = ", ".join(sorted(small)[:5]) or "no metadata members"
         raise SaveStreamError(subject, "no manifest.json", f"found {found}; is this a `docker save` stream?")
@@ -264,8 +294,7 @@ def _assemble(subject: str, image: str | None, pending: dict[str, _Pending], lin
     entry = _pick(subject, manifest, image, small)
     config_name = str(entry.get("Config", ""))
     if config_name not in small:
-        raise SaveStreamError(subject, "image config missing",
-                              f"manifest.json names {config_name!r}, not in the stream")
+        raise SaveStreamError(subject, "image config missing", f"manifest.json names {config_name!r}, not in the stream")
     config_bytes = small[config_name]
     config = _json(subject, config_name, config_bytes)
     if not isinstance(config, dict):
@@ -273,13 +302,19 @@ def _assemble(subject: str, image: str | None, pending: dict[str, _Pending], lin
     rootfs = config.get("rootfs") or {}
     diff_ids = tuple(str(d) for d in rootfs.get("diff_ids") or ())
     history = tuple(
-        HistoryEntry(str(h.get("created_by", "")), bool(h.get("empty_layer", False)), str(h.get("created", "")),
-                     str(h.get("comment", "")))
-        for h in config.get("history") or () if isinstance(h, dict))
+        HistoryEntry(
+            str(h.get("created_by", "")), bool(h.get("empty_layer", False)), str(h.get("created", "")), str(h.get("comment", ""))
+        )
+        for h in config.get("history") or ()
+        if isinstance(h, dict)
+    )
     layer_names = [str(n) for n in entry.get("Layers") or ()]
     if len(diff_ids) != len(layer_names):
-        raise SaveStreamError(subject, "config and manifest disagree",
-                              f"{config_name} lists {len(diff_ids)} diff_ids, manifest.json {len(layer_names)} layers")
+        raise SaveStreamError(
+            subject,
+            "config and manifest disagree",
+            f"{config_name} lists {len(diff_ids)} diff_ids, manifest.json {len(layer_names)} layers",
+        )
     layers = []
     built: dict[str, LayerTar] = {}
     for name in layer_names:
@@ -291,20 +326,24 @@ def _assemble(subject: str, image: str | None, pending: dict[str, _Pending], lin
         small_not_tar = key in small and not _is_tar_start(small[key].ljust(BLOCK, b"\0"))
         if key not in pending and (key in not_tar or small_not_tar):
             head = not_tar.get(key, small.get(key, b""))[:4]
-            raise SaveStreamError(subject, "unsupported layer",
-                                  f"{name} is neither a tar nor a gzip- or zstd-compressed tar "
-                                  f"(it starts with {head!r})")
+            raise SaveStreamError(
+                subject,
+                "unsupported layer",
+                f"{name} is neither a tar nor a gzip- or zstd-compressed tar (it starts with {head!r})",
+            )
         if key not in pending and key in small:  # a small layer blob kept before we knew it was a layer
-            entries, captured, digest = _read_layer(io.BytesIO(small[key]).read, key, f"{subject}: layer {key}",
-                                                    wire=wire, level=level, capture=capture, pool=None)
+            entries, captured, digest = _read_layer(
+                io.BytesIO(small[key]).read, key, f"{subject}: layer {key}", wire=wire, level=level, capture=capture, pool=None
+            )
             sha, job = digest.finish()
             pending[key] = _Pending(key, entries, captured, digest.count, sha, job)
         if key not in pending:
             raise SaveStreamError(subject, "layer missing", f"manifest.json lists {name}, the stream has no such tar")
         p = pending[key]
         if key not in built:
-            built[key] = LayerTar(name, p.tar_bytes, p.sha256, p.wire_bytes, tuple(p.entries),
-                                  tuple(sorted(p.captured.items())), p.stored_as)
+            built[key] = LayerTar(
+                name, p.tar_bytes, p.sha256, p.wire_bytes, tuple(p.entries), tuple(sorted(p.captured.items())), p.stored_as
+            )
         layers.append(built[key] if built[key].name == name else dataclasses.replace(built[key], name=name))
     return SavedImage(
         repo_tags=tuple(str(t) for t in entry.get("RepoTags") or ()),

@@ -56,8 +56,7 @@ class _Source:
 
     __slots__ = ("_read", "_buf", "_pos", "_chunk", "_hook", "offset")
 
-    def __init__(self, read: Callable[[int], bytes], hook: Callable[[bytes], None] | None = None,
-                 chunk: int = CHUNK) -> None:
+    def __init__(self, read: Callable[[int], bytes], hook: Callable[[bytes], None] | None = None, chunk: int = CHUNK) -> None:
         self._read = read
         self._buf = b""
         self._pos = 0
@@ -72,7 +71,7 @@ class _Source:
         if self._hook is not None:
             self._hook(data)
         if self._pos < len(self._buf):
-            self._buf = self._buf[self._pos:] + data
+            self._buf = self._buf[self._pos :] + data
         else:
             self._buf = data
         self._pos = 0
@@ -82,14 +81,14 @@ class _Source:
         while len(self._buf) - self._pos < n:
             if not self._fill():
                 break
-        return self._buf[self._pos:self._pos + n]
+        return self._buf[self._pos : self._pos + n]
 
     def read_exact(self, n: int) -> bytes:
         pos = self._pos
         if len(self._buf) - pos >= n:
             self._pos = pos + n
             self.offset += n
-            return self._buf[pos:pos + n]
+            return self._buf[pos : pos + n]
         parts = []
         need = n
         while need:
@@ -99,7 +98,7 @@ class _Source:
                     raise _Short(need)
                 continue
             take = min(avail, need)
-            parts.append(self._buf[self._pos:self._pos + take])
+            parts.append(self._buf[self._pos : self._pos + take])
             self._pos += take
             need -= take
         self.offset += n
@@ -110,7 +109,7 @@ class _Source:
         if self._pos >= len(self._buf) and not self._fill():
             return b""
         pos = self._pos
-        data = self._buf[pos:pos + n]
+        data = self._buf[pos : pos + n]
         self._pos = pos + len(data)
         self.offset += len(data)
         return data
@@ -137,7 +136,7 @@ class _Source:
                     return found
                 continue
             if found is None:
-                rest = self._buf[self._pos:] if self._pos else self._buf
+                rest = self._buf[self._pos :] if self._pos else self._buf
                 if rest.count(0) != len(rest):
                     found = self.offset + next(i for i, b in enumerate(rest) if b)
             self.offset += avail
@@ -194,8 +193,9 @@ def _number(field: bytes, subject: str, what: str, offset: int) -> int:
     except ValueError:
         if not text.strip(b" "):
             return 0
-        raise CorruptTar(subject, "corrupt tar",
-                         f"{what} field {field!r} of the header at offset {offset} is not octal") from None
+        raise CorruptTar(
+            subject, "corrupt tar", f"{what} field {field!r} of the header at offset {offset} is not octal"
+        ) from None
 
 
 def _text(raw: bytes) -> str:
@@ -213,9 +213,9 @@ def _pax_records(data: bytes, subject: str, offset: int) -> dict[str, str]:
             length = int(data[pos:space])
         except ValueError:
             length = -1
-        if space < 0 or length <= 0 or pos + length > len(data) or data[pos + length - 1:pos + length] != b"\n":
+        if space < 0 or length <= 0 or pos + length > len(data) or data[pos + length - 1 : pos + length] != b"\n":
             raise CorruptTar(subject, "corrupt tar", f"malformed PAX record in the header at offset {offset}")
-        key, sep, value = data[space + 1:pos + length - 1].partition(b"=")
+        key, sep, value = data[space + 1 : pos + length - 1].partition(b"=")
         if not sep:
             raise CorruptTar(subject, "corrupt tar", f"PAX record without '=' in the header at offset {offset}")
         records[_text(key)] = _text(value)
@@ -230,8 +230,9 @@ def _check_sum(block: bytes, subject: str, offset: int) -> None:
     if stored != unsigned:
         signed = unsigned - 256 * sum(1 for i, b in enumerate(block) if b >= 128 and not 148 <= i < 156)
         if stored != signed:
-            raise CorruptTar(subject, "corrupt tar",
-                             f"bad header checksum at offset {offset}: stored {stored}, computed {unsigned}")
+            raise CorruptTar(
+                subject, "corrupt tar", f"bad header checksum at offset {offset}: stored {stored}, computed {unsigned}"
+            )
 
 
 def _extended_data(src: _Source, data_size: int, subject: str, offset: int) -> bytes:
@@ -240,8 +241,7 @@ def _extended_data(src: _Source, data_size: int, subject: str, offset: int) -> b
         data = src.read_exact(data_size)
         src.skip(-data_size % BLOCK)
     except _Short:
-        raise CorruptTar(subject, "truncated tar",
-                         f"stream ends inside the extended header at offset {offset}") from None
+        raise CorruptTar(subject, "truncated tar", f"stream ends inside the extended header at offset {offset}") from None
     return data
 
 
@@ -258,8 +258,9 @@ def _names(block: bytes, pax: dict[str, str], long_name: str | None, long_link: 
     return name, linkname
 
 
-def _pax_numbers(block: bytes, pax: dict[str, str], typeflag: bytes, size: int, data_size: int, subject: str,
-                 offset: int) -> tuple[int, int, int, int]:
+def _pax_numbers(
+    block: bytes, pax: dict[str, str], typeflag: bytes, size: int, data_size: int, subject: str, offset: int
+) -> tuple[int, int, int, int]:
     """(size, data size, uid, gid): PAX's where it gives them, else the header's."""
     try:
         if "size" in pax:
@@ -269,8 +270,7 @@ def _pax_numbers(block: bytes, pax: dict[str, str], typeflag: bytes, size: int, 
         uid = int(pax["uid"]) if "uid" in pax else _number(block[108:116], subject, "uid", offset)
         gid = int(pax["gid"]) if "gid" in pax else _number(block[116:124], subject, "gid", offset)
     except ValueError:
-        raise CorruptTar(subject, "corrupt tar",
-                         f"non-numeric PAX field in the header at offset {offset}") from None
+        raise CorruptTar(subject, "corrupt tar", f"non-numeric PAX field in the header at offset {offset}") from None
     return size, data_size, uid, gid
 
 
@@ -292,15 +292,17 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
             got = BLOCK - short.args[0]
             if got == 0:
                 if pax or long_name is not None or long_link is not None:
-                    raise CorruptTar(subject, "truncated tar",
-                                     f"stream ends after an extended header, at offset {offset}") from None
+                    raise CorruptTar(
+                        subject, "truncated tar", f"stream ends after an extended header, at offset {offset}"
+                    ) from None
                 return  # no end-of-archive marker: accepted at a header boundary, as Go's reader does
             raise CorruptTar(subject, "truncated tar", f"stream ends inside the header at offset {offset}") from None
         if block == _ZERO_BLOCK:
             nonzero = src.scan_rest()
             if nonzero is not None:
-                raise CorruptTar(subject, "corrupt tar",
-                                 f"non-zero byte at offset {nonzero}, after the end-of-archive marker at {offset}")
+                raise CorruptTar(
+                    subject, "corrupt tar", f"non-zero byte at offset {nonzero}, after the end-of-archive marker at {offset}"
+                )
             return
         _check_sum(block, subject, offset)
         typeflag = block[156:157]
@@ -308,8 +310,7 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
         data_size = 0 if typeflag in _HEADER_ONLY else size
         if typeflag in (b"x", b"g", b"L", b"K"):
             if data_size > _META_LIMIT:
-                raise CorruptTar(subject, "corrupt tar",
-                                 f"extended header of {data_size} bytes at offset {offset}")
+                raise CorruptTar(subject, "corrupt tar", f"extended header of {data_size} bytes at offset {offset}")
             data = _extended_data(src, data_size, subject, offset)
             if typeflag == b"x":
                 pax.update(_pax_records(data, subject, offset))
@@ -320,8 +321,7 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
             # b"g" (global PAX header): no field it may carry matters here
             continue
         if typeflag in (b"S", b"M") or any(key.startswith("GNU.sparse.") for key in pax):
-            raise SaveStreamError(subject, "unsupported tar member",
-                                  f"sparse or multi-volume member at offset {offset}")
+            raise SaveStreamError(subject, "unsupported tar member", f"sparse or multi-volume member at offset {offset}")
         name, linkname = _names(block, pax, long_name, long_link)
         size, data_size, uid, gid = _pax_numbers(block, pax, typeflag, size, data_size, subject, offset)
         if size < 0 or data_size < 0:
@@ -336,9 +336,11 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
         try:
             src.skip(data_size - (src.offset - start) + (-data_size % BLOCK))
         except _Short:
-            raise CorruptTar(subject, "truncated tar",
-                             f"stream ends inside the data of {name!r} (header at offset {offset}, "
-                             f"{data_size} bytes of data)") from None
+            raise CorruptTar(
+                subject,
+                "truncated tar",
+                f"stream ends inside the data of {name!r} (header at offset {offset}, {data_size} bytes of data)",
+            ) from None
 
 
 def _is_tar_start(block: bytes) -> bool:

@@ -84,8 +84,10 @@ class _CompressPool:
 
     def __init__(self, workers: int, depth: int = 8) -> None:
         self._queues: list[queue.Queue] = [queue.Queue(depth) for _ in range(workers)]
-        self._threads = [threading.Thread(target=self._run, args=(q,), daemon=True, name=f"layers-gzip-{i}")
-                         for i, q in enumerate(self._queues)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(q,), daemon=True, name=f"layers-gzip-{i}")
+            for i, q in enumerate(self._queues)
+        ]
         self._assigned: dict[int, queue.Queue] = {}
         self._next = 0
         self._error: BaseException | None = None

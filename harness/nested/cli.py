@@ -13,6 +13,7 @@ from harness.errors import HarnessError, NestedEngineError
 from harness.nested.lifecycle import Probe, start, status_rows, stop
 from harness.nested.plan import NestedEngine, Store
 
+
 @dataclass(frozen=True)
 class Command:
     action: str  # start, stop, status
@@ -22,7 +23,10 @@ class Command:
 
 
 def parse_args(argv: Sequence[str]) -> Command:
-    parser = argparse.ArgumentParser(prog="nested-engine", description="A second Docker Engine (Debian trixie's docker.io) inside a container of the host's Engine.")
+    parser = argparse.ArgumentParser(
+        prog="nested-engine",
+        description="A second Docker Engine (Debian trixie's docker.io) inside a container of the host's Engine.",
+    )
     actions = parser.add_subparsers(dest="action", required=True)
     start_parser = actions.add_parser("start", help="start NAME (idempotent); prints DOCKER_HOST=... once it answers")
     start_parser.add_argument("name")
@@ -83,4 +87,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
-

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from harness import labels
 from harness.errors import EngineError, EngineUnavailable, HarnessError, NestedEngineError
+from harness.model import EngineFacts
 from harness.nested.plan import (
     ENGINE_LABEL,
     IMAGE,
@@ -28,15 +29,15 @@ from harness.nested.plan import (
     NestedEngine,
     bounding_set,
     capabilities,
-    uplink_mtu,
     container_spec,
     daemon_config,
     mmdebstrap_command,
+    uplink_mtu,
 )
-from harness.model import EngineFacts
 from harness.service import ServiceHost, ServiceState
 
 log = logging.getLogger(__name__)
+
 
 class Probe(Protocol):
     def describe(self) -> EngineFacts: ...
@@ -184,4 +185,3 @@ def _empty(folder: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
-

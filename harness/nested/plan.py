@@ -181,4 +181,3 @@ def container_spec(engine: NestedEngine, caps: tuple[str, ...], image: str = IMA
 
 def mmdebstrap_command(output: Path) -> list[str]:
     return ["mmdebstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(output)]
-

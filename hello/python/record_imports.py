@@ -30,7 +30,11 @@ def imported_names(program):
     env = {"PATH": os.environ.get("PATH", os.defpath)}
     done = subprocess.run(
         [sys.executable, "-X", "importtime", program],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         sys.exit(f"{program} failed (exit code {done.returncode}):\n{done.stderr[-2000:]}")

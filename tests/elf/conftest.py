@@ -14,7 +14,6 @@ import pytest
 from hostneeds import needs
 
 
-
 @dataclass(frozen=True)
 class HostAbi:
     """The host's own ABI, which gcc builds the synthetic objects for, as Debian's merged /usr lays it out."""
@@ -29,15 +28,28 @@ class HostAbi:
 
 
 HOSTS = {
-    "x86_64": HostAbi("x86_64-linux-gnu", "x86_64", "/lib64/ld-linux-x86-64.so.2",
-                      "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                      (("/lib64", "usr/lib64"),
-                       ("/usr/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
-                       ("/lib", "usr/lib")), 62, "x86-64"),
-    "aarch64": HostAbi("aarch64-linux-gnu", "aarch64", "/lib/ld-linux-aarch64.so.1",
-                       "/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
-                       (("/lib", "usr/lib"),
-                        ("/usr/lib/ld-linux-aarch64.so.1", "aarch64-linux-gnu/ld-linux-aarch64.so.1")), 183, "AArch64"),
+    "x86_64": HostAbi(
+        "x86_64-linux-gnu",
+        "x86_64",
+        "/lib64/ld-linux-x86-64.so.2",
+        "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        (
+            ("/lib64", "usr/lib64"),
+            ("/usr/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+            ("/lib", "usr/lib"),
+        ),
+        62,
+        "x86-64",
+    ),
+    "aarch64": HostAbi(
+        "aarch64-linux-gnu",
+        "aarch64",
+        "/lib/ld-linux-aarch64.so.1",
+        "/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+        (("/lib", "usr/lib"), ("/usr/lib/ld-linux-aarch64.so.1", "aarch64-linux-gnu/ld-linux-aarch64.so.1")),
+        183,
+        "AArch64",
+    ),
 }
 HOST = HOSTS.get(platform.machine())
 HOST_RTLD = Path(HOST.interpreter) if HOST is not None else None
@@ -53,8 +65,7 @@ def _gcc(cwd: Path, *args: str) -> None:
 def _exe(cwd: Path, out: str, needs: list[str], *flags: str) -> None:
     """A -nostdlib executable needing `needs` (names, linked from cwd), with the host's interpreter."""
     (cwd / "main.c").write_text("void _start(void) { for (;;); }\n")
-    _gcc(cwd, "-nostdlib", "-fPIE", "-pie", "-o", out, "main.c", f"-Wl,-rpath-link,{cwd}",
-         "-Wl,--no-as-needed", *flags, *needs)
+    _gcc(cwd, "-nostdlib", "-fPIE", "-pie", "-o", out, "main.c", f"-Wl,-rpath-link,{cwd}", "-Wl,--no-as-needed", *flags, *needs)
 
 
 @dataclass(frozen=True)
@@ -86,8 +97,12 @@ def elf32_library(soname: str, machine: int = 3) -> bytes:
     str_at = dyn_at + len(dynamic)
     dynamic = struct.pack("<6i", 14, 1, 5, str_at, 10, len(strtab)) + struct.pack("<2i", 0, 0)
     size = str_at + len(strtab)
-    header = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8) + struct.pack(
-        "<HHIIIIIHHHHHH", 3, machine, 1, 0, ehsize, 0, 0, ehsize, phsize, 2, 40, 0, 0)
+    header = (
+        b"\x7fELF"
+        + bytes([1, 1, 1, 0])
+        + bytes(8)
+        + struct.pack("<HHIIIIIHHHHHH", 3, machine, 1, 0, ehsize, 0, 0, ehsize, phsize, 2, 40, 0, 0)
+    )
     load = struct.pack("<8I", 1, 0, 0, 0, size, size, 5, 0x1000)
     dyn = struct.pack("<8I", 2, dyn_at, dyn_at, dyn_at, len(dynamic), len(dynamic), 6, 4)
     return header + load + dyn + dynamic + strtab
@@ -106,7 +121,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         "struct note { unsigned namesz, descsz, type; char name[4]; char desc[(sizeof(J) + 3) & ~3]; };\n"
         '__attribute__((section(".note.dlopen"), used, aligned(4)))\n'
         'static const struct note n = {4, sizeof(J), 0x407c0c0a, "FDO", J};\n'
-        "int nn(void) { return 1; }\n")
+        "int nn(void) { return 1; }\n"
+    )
     so = ["-nostdlib", "-shared", "-fPIC"]
     _gcc(d, *so, "-Wl,-soname,libC.so.1", "-o", "libC.so.1", "c.c")
     _gcc(d, *so, "-Wl,-soname,libB.so.1", "-o", "libB.so.1", "b.c", "-Wl,--no-as-needed", "./libC.so.1")
@@ -124,9 +140,22 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     (d / "static.c").write_text("void _start(void) { for (;;); }\n")
     _gcc(d, "-nostdlib", "-static", "-o", "static", "static.c")
     (d / "libC32.so.1").write_bytes(elf32_library("libC.so.1"))
-    return Built(d, d / "libC.so.1", d / "libB.so.1", d / "libN.so.1", d / "lib/libX.so", d / "libC32.so.1",
-                 d / "app_rpath", d / "app_runpath", d / "app_origin", d / "app_plain", d / "app_dollar",
-                 d / "app_first", d / "app_dlopen", d / "static")
+    return Built(
+        d,
+        d / "libC.so.1",
+        d / "libB.so.1",
+        d / "libN.so.1",
+        d / "lib/libX.so",
+        d / "libC32.so.1",
+        d / "app_rpath",
+        d / "app_runpath",
+        d / "app_origin",
+        d / "app_plain",
+        d / "app_dollar",
+        d / "app_first",
+        d / "app_dlopen",
+        d / "static",
+    )
 
 
 class Root:

@@ -9,7 +9,6 @@ import pytest
 from harness.elf import MissingLibraries, Resolver, closure_dict, render_tree
 
 
-
 def test_interpreter_reached_through_merged_usr_links(root, built, abi):
     root.put("/opt/c/libC.so.1", built.libC)
     app = root.put("/usr/bin/app", built.app_first)
@@ -17,9 +16,12 @@ def test_interpreter_reached_through_merged_usr_links(root, built, abi):
     closure = Resolver(root.path).resolve(app)
     assert closure.interpreter == P(abi.interpreter)
     assert closure.interpreter_real == P(abi.real)
-    rtld_files = (P("/lib64"), P("/usr/lib64/ld-linux-x86-64.so.2"), P("/lib"), P(abi.real)) \
-        if abi.triplet == "x86_64-linux-gnu" else (P("/lib"), P("/usr/lib/ld-linux-aarch64.so.1"), P(abi.real))
-    assert closure.files[:len(rtld_files) + 1] == (P("/usr/bin/app"), *rtld_files)
+    rtld_files = (
+        (P("/lib64"), P("/usr/lib64/ld-linux-x86-64.so.2"), P("/lib"), P(abi.real))
+        if abi.triplet == "x86_64-linux-gnu"
+        else (P("/lib"), P("/usr/lib/ld-linux-aarch64.so.1"), P(abi.real))
+    )
+    assert closure.files[: len(rtld_files) + 1] == (P("/usr/bin/app"), *rtld_files)
     assert not closure.is_static
 
 
@@ -29,7 +31,11 @@ def test_origin_runpath(root, built):
     closure = Resolver(root.path).resolve(app)
     [dep] = closure.needed
     assert (dep.soname, dep.path, dep.via, dep.real) == (
-        "libC.so.1", P("/opt/app/bin/../lib/libC.so.1"), P("/opt/app/bin/app"), P("/opt/app/lib/libC.so.1"))
+        "libC.so.1",
+        P("/opt/app/bin/../lib/libC.so.1"),
+        P("/opt/app/bin/app"),
+        P("/opt/app/lib/libC.so.1"),
+    )
     assert closure.files[-1] == P("/opt/app/lib/libC.so.1")
 
 
@@ -51,8 +57,7 @@ def test_runpath_is_not_inherited(root, built):
     with pytest.raises(MissingLibraries) as caught:
         Resolver(root.path).resolve(app)
     assert caught.value.missing == (("libC.so.1", P("/opt/a/lib/libB.so.1")),)
-    assert str(caught.value) == (
-        "/usr/bin/app: 1 missing library: libC.so.1 (needed by /opt/a/lib/libB.so.1)")
+    assert str(caught.value) == ("/usr/bin/app: 1 missing library: libC.so.1 (needed by /opt/a/lib/libB.so.1)")
 
 
 def test_missing_library_listed_with_requester_and_non_strict_mode(root, built):
@@ -157,7 +162,11 @@ def test_dlopen_notes_optional(root, built, abi):
     assert resolver.resolve(app).dlopen == ()
     [missing] = resolver.resolve(app, with_dlopen=True).dlopen
     assert (missing.sonames, missing.feature, missing.priority, missing.path) == (
-        ("libZ.so.9", "libC.so.1"), "cee", "recommended", None)
+        ("libZ.so.9", "libC.so.1"),
+        "cee",
+        "recommended",
+        None,
+    )
     root.put(f"/usr/lib/{abi.triplet}/libC.so.1", built.libC)
     [found] = Resolver(root.path).resolve(app, with_dlopen=True).dlopen
     assert found.soname == "libC.so.1" and found.path == P(f"/lib/{abi.triplet}/libC.so.1")
@@ -172,7 +181,8 @@ def test_render_tree_and_dict(root, built, abi):
     assert render_tree(closure) == (
         f"/usr/bin/app (interpreter => {abi.interpreter})\n"
         "    libB.so.1 => /opt/a/lib/libB.so.1\n"
-        "        libC.so.1 => /opt/c/libC.so.1\n")
+        "        libC.so.1 => /opt/c/libC.so.1\n"
+    )
     as_dict = closure_dict(closure)
     assert as_dict["path"] == "/usr/bin/app" and as_dict["interpreter"] == abi.interpreter
     assert as_dict["needed"][1] == {"soname": "libC.so.1", "path": "/opt/c/libC.so.1", "via": "/opt/a/lib/libB.so.1"}

@@ -45,8 +45,9 @@ def fake_realpath(path: str) -> str:
 
 
 EXPECTED = {
-    "/usr/bin/app": LddResult(frozenset({"/export/usr/lib/libB.so.1", "/export/usr/lib/ld-linux-x86-64.so.2"}),
-                              frozenset({"libgone.so.3"})),
+    "/usr/bin/app": LddResult(
+        frozenset({"/export/usr/lib/libB.so.1", "/export/usr/lib/ld-linux-x86-64.so.2"}), frozenset({"libgone.so.3"})
+    ),
     "/usr/lib/libB.so.1": LddResult(frozenset({"/export/usr/lib/libC.so.1"}), frozenset()),
     "/usr/bin/static-pie": LddResult(frozenset(), frozenset()),
 }
@@ -72,14 +73,12 @@ def test_vdso_lines_are_ignored():
 
 def test_not_found_only():
     text = "/a:\n\tlibx.so.1 => not found\n\tliby.so.2 => not found\n"
-    assert parse_ldd_output(text, ["/a"], fake_realpath) == {
-        "/a": LddResult(frozenset(), frozenset({"libx.so.1", "liby.so.2"}))}
+    assert parse_ldd_output(text, ["/a"], fake_realpath) == {"/a": LddResult(frozenset(), frozenset({"libx.so.1", "liby.so.2"}))}
 
 
 def test_headers_of_other_paths_are_not_blocks():
     text = "== /other\n\tlibx.so.1 => /lib/libx.so.1 (0x1)\n== /a\n\tliby.so.1 => /lib/liby.so.1 (0x2)\n"
-    assert parse_ldd_output(text, ["/a"], fake_realpath) == {
-        "/a": LddResult(frozenset({"/export/lib/liby.so.1"}), frozenset())}
+    assert parse_ldd_output(text, ["/a"], fake_realpath) == {"/a": LddResult(frozenset({"/export/lib/liby.so.1"}), frozenset())}
 
 
 def test_realpath_is_applied(tmp_path):
@@ -95,9 +94,14 @@ def test_dynamic_elf_files(tmp_path, built):
     (root / "usr/bin/sub").mkdir(parents=True)
     (root / "usr/lib").mkdir(parents=True)
     (root / "opt").mkdir()
-    for inside, source in [("usr/bin/app", built.app_plain), ("usr/bin/sub/deep", built.app_rpath),
-                           ("usr/lib/libB.so.1", built.libB), ("usr/lib/libC.so.1", built.libC),
-                           ("usr/bin/static", built.static), ("opt/app", built.app_plain)]:
+    for inside, source in [
+        ("usr/bin/app", built.app_plain),
+        ("usr/bin/sub/deep", built.app_rpath),
+        ("usr/lib/libB.so.1", built.libB),
+        ("usr/lib/libC.so.1", built.libC),
+        ("usr/bin/static", built.static),
+        ("opt/app", built.app_plain),
+    ]:
         (root / inside).write_bytes(source.read_bytes())
     (root / "usr/bin/script").write_bytes(b"#!/bin/sh\n")
     (root / "usr/bin/broken").write_bytes(built.app_plain.read_bytes()[:100])

@@ -38,15 +38,25 @@ def fuzz_root(root, built):
         root.put(f"{LIBDIR}/{lib.name}", lib)
     root.put("/usr/bin/uses", built.app_plain)  # needs libC.so.1: the mutant goes there in "lib" mode
     root.link(f"{LIBDIR}/libloop.so.1", "libloop.so.1")
-    seeds = {"app_rpath": built.app_rpath.read_bytes(), "app_origin": built.app_origin.read_bytes(),
-             "app_dlopen": built.app_dlopen.read_bytes(), "libB": built.libB.read_bytes(),
-             "libN": built.libN.read_bytes(), "static": built.static.read_bytes(),
-             "libC32": built.libC32.read_bytes(), "true": Path("/bin/true").read_bytes()}
+    seeds = {
+        "app_rpath": built.app_rpath.read_bytes(),
+        "app_origin": built.app_origin.read_bytes(),
+        "app_dlopen": built.app_dlopen.read_bytes(),
+        "libB": built.libB.read_bytes(),
+        "libN": built.libN.read_bytes(),
+        "static": built.static.read_bytes(),
+        "libC32": built.libC32.read_bytes(),
+        "true": Path("/bin/true").read_bytes(),
+    }
     return root, seeds
 
 
-@settings(max_examples=200, deadline=PER_INPUT_SECONDS * 1000, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=200,
+    deadline=PER_INPUT_SECONDS * 1000,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(seed=st.integers(0, 2**32 - 1), as_library=st.booleans(), with_dlopen=st.booleans())
 def test_mutants_give_closure_or_elf_error(fuzz_root, seed, as_library, with_dlopen):
     root, seeds = fuzz_root

@@ -18,7 +18,7 @@ LIBDIR = f"/usr/lib/{platform.machine()}-linux-gnu"
 
 def _hide_pt_notes(blob: bytearray) -> None:
     """Turn every PT_NOTE of a 64-bit little-endian file into an unknown segment type."""
-    phoff, = struct.unpack_from("<Q", blob, 32)
+    (phoff,) = struct.unpack_from("<Q", blob, 32)
     phentsize, phnum = struct.unpack_from("<HH", blob, 54)
     for index in range(phnum):
         at = phoff + index * phentsize
@@ -34,10 +34,9 @@ def test_deeply_nested_dlopen_note_is_ignored(root, built):
     blob.extend(b"\0" * (-len(blob) % 4))
     start = len(blob)
     blob.extend(note)
-    phoff, = struct.unpack_from("<Q", blob, 32)
+    (phoff,) = struct.unpack_from("<Q", blob, 32)
     phentsize, phnum = struct.unpack_from("<HH", blob, 54)
-    at = next(phoff + i * phentsize for i in range(phnum)
-              if struct.unpack_from("<I", blob, phoff + i * phentsize)[0] == PT_NOTE)
+    at = next(phoff + i * phentsize for i in range(phnum) if struct.unpack_from("<I", blob, phoff + i * phentsize)[0] == PT_NOTE)
     struct.pack_into("<QQQQQQ", blob, at + 8, start, 0, 0, len(note), len(note), 4)
     root.put(f"{LIBDIR}/libC.so.1", built.libC)
     path = root.put("/usr/bin/app", bytes(blob))
@@ -83,10 +82,15 @@ def _many_needed(n_needed: int, runpath: bytes) -> bytes:
     entries = [(29, 1), *((1, offset) for offset in offsets), (5, str_at), (10, len(strtab)), (0, 0)]
     dynamic = b"".join(struct.pack("<iI", tag, value) for tag, value in entries)
     size = str_at + len(strtab)
-    header = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8) + struct.pack(
-        "<HHIIIIIHHHHHH", 3, 3, 1, 0, ehsize, 0, 0, ehsize, phsize, phnum, 40, 0, 0)
-    phdrs = (struct.pack("<8I", 1, 0, 0, 0, size, size, 5, 0x1000)
-             + struct.pack("<8I", 2, dyn_at, dyn_at, dyn_at, len(dynamic), len(dynamic), 6, 4))
+    header = (
+        b"\x7fELF"
+        + bytes([1, 1, 1, 0])
+        + bytes(8)
+        + struct.pack("<HHIIIIIHHHHHH", 3, 3, 1, 0, ehsize, 0, 0, ehsize, phsize, phnum, 40, 0, 0)
+    )
+    phdrs = struct.pack("<8I", 1, 0, 0, 0, size, size, 5, 0x1000) + struct.pack(
+        "<8I", 2, dyn_at, dyn_at, dyn_at, len(dynamic), len(dynamic), 6, 4
+    )
     return header + phdrs + dynamic + strtab
 
 

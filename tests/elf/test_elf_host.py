@@ -21,8 +21,10 @@ TRIPLET = f"{platform.machine()}-linux-gnu"
 
 @pytest.fixture(autouse=True)
 def _multiarch_glibc_host() -> None:
-    needs(shutil.which("ldd") is not None and Path(f"/usr/lib/{TRIPLET}").is_dir(),
-          "needs a Debian-style multiarch glibc host with ldd")
+    needs(
+        shutil.which("ldd") is not None and Path(f"/usr/lib/{TRIPLET}").is_dir(),
+        "needs a Debian-style multiarch glibc host with ldd",
+    )
 
 
 SAMPLE = 50
@@ -78,8 +80,7 @@ def test_closures_agree_with_ldd_on_host_sample():
         if expected is None:
             continue
         closure = resolver.resolve(path, strict=False)
-        ours = (frozenset(os.path.realpath(p) for p in closure.real_paths()),
-                frozenset(soname for soname, _ in closure.missing))
+        ours = (frozenset(os.path.realpath(p) for p in closure.real_paths()), frozenset(soname for soname, _ in closure.missing))
         compared += 1
         if ours != expected:
             differing.append((path, sorted(ours[0] ^ expected[0]), sorted(ours[1] ^ expected[1])))
@@ -92,8 +93,11 @@ def test_lib_and_platform_expand_like_the_real_loader(tmp_path):
     (tmp_path / "f.c").write_text("int f(void) { return 1; }\n")
     (tmp_path / "m.c").write_text("int f(void); int main(void) { return f(); }\n")
     subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libf.so", "-o", "libf.so", "f.c"], cwd=tmp_path, check=True)
-    subprocess.run(["gcc", "-o", "m", "m.c", "-L.", "-lf", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/${LIB}/$PLATFORM"],
-                   cwd=tmp_path, check=True)
+    subprocess.run(
+        ["gcc", "-o", "m", "m.c", "-L.", "-lf", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/${LIB}/$PLATFORM"],
+        cwd=tmp_path,
+        check=True,
+    )
     closure = Resolver(Path("/")).resolve(str(tmp_path / "m"), strict=False)
     [(soname, _)] = closure.missing
     assert soname == "libf.so"

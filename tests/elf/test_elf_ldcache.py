@@ -20,8 +20,10 @@ HOST_CACHE = Path("/etc/ld.so.cache")
 
 
 def test_host_cache_matches_ldconfig_p():
-    needs(HOST_CACHE.exists() and shutil.which("ldconfig") is not None
-          and platform.machine() in ("x86_64", "aarch64"), "needs an x86-64 or aarch64 glibc host")
+    needs(
+        HOST_CACHE.exists() and shutil.which("ldconfig") is not None and platform.machine() in ("x86_64", "aarch64"),
+        "needs an x86-64 or aarch64 glibc host",
+    )
     entries = parse_cache(HOST_CACHE.read_bytes())
     listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
     pairs = re.findall(r"^\s+(\S+) \(([^)]*)\) => (\S+)$", listed, re.MULTILINE)
@@ -52,7 +54,7 @@ def _new_format(entries: list[tuple[int, str, str]]) -> bytes:
         offsets.append((header_size + len(strings), header_size + len(strings) + len(key) + 1))
         strings += key.encode() + b"\0" + value.encode() + b"\0"
     head = b"glibc-ld.so.cache" + b"1.1" + struct.pack("<IIB3xI12x", len(entries), len(strings), 2, 0)
-    body = b"".join(struct.pack("<iIIIQ", flags, k, v, 0, 0) for (flags, _, _), (k, v) in zip(entries, offsets))
+    body = b"".join(struct.pack("<iIIIQ", flags, k, v, 0, 0) for (flags, _, _), (k, v) in zip(entries, offsets, strict=True))
     return head + body + strings
 
 
@@ -61,7 +63,9 @@ def test_old_format_followed_by_new_format():
     old = b"ld.so-1.7.0\0" + struct.pack("<I", 1) + struct.pack("<iII", 0x0303, 0, 10) + b"\0" * 4
     entries = parse_cache(old + new)
     assert [(e.flags, e.soname, e.path) for e in entries] == [
-        (0x0003, "libC.so.1", "/lib32/libC.so.1"), (0x0303, "libC.so.1", "/lib64/libC.so.1")]
+        (0x0003, "libC.so.1", "/lib32/libC.so.1"),
+        (0x0303, "libC.so.1", "/lib64/libC.so.1"),
+    ]
     assert cache_table(entries, 0x0303) == {"libC.so.1": "/lib64/libC.so.1"}
     assert cache_table(entries, 0x0003) == {"libC.so.1": "/lib32/libC.so.1"}
 

@@ -65,7 +65,7 @@ def test_corrupted_elf_gives_only_elf_errors(tmp_path, built, data):
     for _ in range(data.draw(st.integers(1, 8))):
         at = data.draw(st.integers(0, 700))
         blob[at] = data.draw(st.integers(0, 255))
-    blob = blob[:data.draw(st.integers(0, len(blob)))]
+    blob = blob[: data.draw(st.integers(0, len(blob)))]
     target = tmp_path / "fuzz.so"
     target.write_bytes(bytes(blob))
     try:

@@ -18,8 +18,7 @@ def test_absolute_symlink_chain_is_resolved_inside_the_root(root, built):
     closure = Resolver(root.path).resolve(app)
     [dep] = closure.needed
     assert dep.path == P("/opt/second/libC.so.1") and dep.real == P("/srv/store/libC.so.1.0")
-    assert closure.files[-4:] == (P("/opt/second"), P("/opt/lib/libC.so.1"), P("/opt/real"),
-                                  P("/srv/store/libC.so.1.0"))
+    assert closure.files[-4:] == (P("/opt/second"), P("/opt/lib/libC.so.1"), P("/opt/real"), P("/srv/store/libC.so.1.0"))
 
 
 def test_dotdot_never_climbs_above_the_root(root):

@@ -125,7 +125,7 @@ def test_layer_without_directory_entries_and_implicit_parent_whiteout():
 def test_instructions_follow_non_empty_history_entries():
     history = [
         {"created_by": "/bin/sh -c #(nop) ADD file:abc in / "},
-        {"created_by": "/bin/sh -c #(nop)  CMD [\"bash\"]", "empty_layer": True},
+        {"created_by": '/bin/sh -c #(nop)  CMD ["bash"]', "empty_layer": True},
         {"created_by": "RUN /bin/sh -c apt-get update && apt-get install -y curl # buildkit"},
         {"created_by": "ENV X=1", "empty_layer": True},
     ]
@@ -139,8 +139,7 @@ def test_instructions_follow_non_empty_history_entries():
 def test_table_and_json():
     a = analyse(layer_tar(F("big", 2 * MB)), layer_tar(W("big")))
     headers, rows = layer_table(a)
-    assert headers == ("layer", "instruction", "bytes", "added", "changed", "deleted", "dead bytes",
-                       "killed bytes", "wire bytes")
+    assert headers == ("layer", "instruction", "bytes", "added", "changed", "deleted", "dead bytes", "killed bytes", "wire bytes")
     assert rows[0][:7] == (0, "RUN step 0", 2 * MB, 1, 0, 0, 2 * MB)
     assert rows[1][5:8] == (1, 0, 2 * MB)
     assert isinstance(rows, tuple) and all(isinstance(r, tuple) for r in rows)
@@ -171,8 +170,7 @@ def test_dive_own_unit_test_example():
     d = dive_figures(trees)
     assert d.efficiency == 0.75
     assert d.wasted_bytes == 7000
-    assert [(p.path, p.cumulative_bytes, p.occurrences) for p in d.inefficiencies] == [
-        ("/etc/nginx/nginx.conf", 7000, 2)]
+    assert [(p.path, p.cumulative_bytes, p.occurrences) for p in d.inefficiencies] == [("/etc/nginx/nginx.conf", 7000, 2)]
     assert d.user_size_bytes == 15000 and d.user_wasted_percent == 7000 / 15000
 
 
@@ -209,8 +207,7 @@ def test_dive_file_whiteout_counts_zero_and_empty_dirs_count():
 
 
 def test_dive_through_the_stream_matches_direct_computation():
-    layers = [layer_tar(D("a"), F("a/x", 100), F("a/y", 50)), layer_tar(D("a"), F("a/x", 70), F("b", 5)),
-              layer_tar(W("a"))]
+    layers = [layer_tar(D("a"), F("a/x", 100), F("a/y", 50)), layer_tar(D("a"), F("a/x", 70), F("b", 5)), layer_tar(W("a"))]
     a = analyse(*layers)
     entries = [read_layer_tar(io.BytesIO(t)).entries for t in layers]
     d = dive_figures(entries)
@@ -247,14 +244,19 @@ Installed-Size: 415
 def test_installed_packages_parses_dpkg_status():
     packages = installed_packages(STATUS)
     assert [(p.name, p.version, p.installed_size_bytes) for p in packages] == [
-        ("libc6", "2.31-13", 12000 * 1024), ("curl", "7.74.0-1.3", 415 * 1024)]
+        ("libc6", "2.31-13", 12000 * 1024),
+        ("curl", "7.74.0-1.3", 415 * 1024),
+    ]
     assert packages[0].status == "install ok installed"
 
 
 def test_dpkg_status_of_the_topmost_layer_is_used():
     old = "Package: a\nStatus: install ok installed\nVersion: 1\nInstalled-Size: 1\n"
-    a = analyse(layer_tar(D("var"), D("var/lib"), D("var/lib/dpkg"), F("var/lib/dpkg/status", old.encode())),
-                layer_tar(F("var/lib/dpkg/status", STATUS.encode())), layer_tar(F("unrelated", 3)))
+    a = analyse(
+        layer_tar(D("var"), D("var/lib"), D("var/lib/dpkg"), F("var/lib/dpkg/status", old.encode())),
+        layer_tar(F("var/lib/dpkg/status", STATUS.encode())),
+        layer_tar(F("unrelated", 3)),
+    )
     assert [p.name for p in a.packages] == ["libc6", "curl"]
     assert to_json(a)["packages"][1]["name"] == "curl"
     gone = analyse(layer_tar(F("var/lib/dpkg/status", old.encode())), layer_tar(W("var/lib/dpkg")))

@@ -128,9 +128,14 @@ def _outer_add(tar: tarfile.TarFile, name: str, data: bytes | None, *, kind: str
         tar.addfile(info, io.BytesIO(data))
 
 
-def save_stream(layers: Iterable[bytes], *, history: list[dict] | None = None,
-                repo_tags: tuple[str, ...] = ("synthetic:latest",), order: str = "engine",
-                link_duplicates: bool = True) -> Saved:
+def save_stream(
+    layers: Iterable[bytes],
+    *,
+    history: list[dict] | None = None,
+    repo_tags: tuple[str, ...] = ("synthetic:latest",),
+    order: str = "engine",
+    link_duplicates: bool = True,
+) -> Saved:
     """The docker-save stream of an image made of `layers` (bottom-up).
 
     order: "engine" (lexical, as 20.10 writes: manifest.json after the layers),
@@ -140,11 +145,13 @@ def save_stream(layers: Iterable[bytes], *, history: list[dict] | None = None,
     layers = list(layers)
     diff_ids = [sha256(t) for t in layers]
     if history is None:
-        history = [{"created": "2020-09-13T12:26:40Z", "created_by": f"/bin/sh -c step {i}"}
-                   for i in range(len(layers))]
+        history = [{"created": "2020-09-13T12:26:40Z", "created_by": f"/bin/sh -c step {i}"} for i in range(len(layers))]
     config = {
-        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": history,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": history,
     }
     config_bytes = json.dumps(config).encode()
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
@@ -157,7 +164,7 @@ def save_stream(layers: Iterable[bytes], *, history: list[dict] | None = None,
     manifest = [{"Config": config_name, "RepoTags": list(repo_tags), "Layers": names}]
     files: list[tuple[str, bytes | None, str, str]] = []
     first_of: dict[str, str] = {}
-    for layer_id, data, diff_id in zip(ids, layers, diff_ids):
+    for layer_id, data, diff_id in zip(ids, layers, diff_ids, strict=True):
         files.append((f"{layer_id}/", None, "dir", ""))
         files.append((f"{layer_id}/VERSION", b"1.0", "file", ""))
         files.append((f"{layer_id}/json", json.dumps({"id": layer_id}).encode(), "file", ""))
@@ -166,15 +173,17 @@ def save_stream(layers: Iterable[bytes], *, history: list[dict] | None = None,
         else:
             first_of.setdefault(diff_id, layer_id)
             files.append((f"{layer_id}/layer.tar", data, "file", ""))
-    meta = [(config_name, config_bytes, "file", ""),
-            ("manifest.json", json.dumps(manifest).encode(), "file", ""),
-            ("repositories", json.dumps({}).encode(), "file", "")]
+    meta = [
+        (config_name, config_bytes, "file", ""),
+        ("manifest.json", json.dumps(manifest).encode(), "file", ""),
+        ("repositories", json.dumps({}).encode(), "file", ""),
+    ]
     if order == "engine":
         files = sorted(files + meta, key=lambda f: f[0])
     elif order == "manifest-first":
         files = meta + files
     elif order == "reversed":
-        groups = [files[i:i + 4] for i in range(0, len(files), 4)]
+        groups = [files[i : i + 4] for i in range(0, len(files), 4)]
         files = [f for g in reversed(groups) for f in g] + meta
     else:
         raise ValueError(order)
@@ -208,8 +217,10 @@ def big_zero_save_chunks(file_size: int, chunk: int = 1 << 20) -> Iterator[bytes
             yield zeros[:take]
             n -= take
 
-    config = {"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]},
-              "history": [{"created_by": "/bin/sh -c dd if=/dev/zero of=/big"}]}
+    config = {
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]},
+        "history": [{"created_by": "/bin/sh -c dd if=/dev/zero of=/big"}],
+    }
     config_bytes = json.dumps(config).encode()
     manifest = json.dumps([{"Config": "c.json", "RepoTags": ["big:1"], "Layers": ["l1/layer.tar"]}]).encode()
     yield tar_header("l1/layer.tar", layer_len)

@@ -29,8 +29,8 @@ def naive(layers: list[list[LayerEntry]]):
                     del view[p]
             elif e.kind is EntryKind.OPAQUE:
                 for p in [p for p in view if p != e.path and under(p, e.path)]:
-                    rel = p[len(e.path.rstrip("/")) + 1:].split("/")
-                    prefixes = [e.path.rstrip("/") + "/" + "/".join(rel[:i + 1]) for i in range(len(rel))]
+                    rel = p[len(e.path.rstrip("/")) + 1 :].split("/")
+                    prefixes = [e.path.rstrip("/") + "/" + "/".join(rel[: i + 1]) for i in range(len(rel))]
                     if not all(q in written for q in prefixes):
                         del view[p]
             else:

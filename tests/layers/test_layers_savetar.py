@@ -73,10 +73,9 @@ def test_manifest_after_layers_as_the_engine_writes_it():
 @pytest.mark.parametrize("workers", [0, 1, 3])
 def test_wire_size_is_gzip_level_6_length(workers):
     rnd = os.urandom(300_000)
-    tars = [layer_tar(F("r", rnd), F("t", b"hello layers " * 50_000)), layer_tar(F("z", 2_000_000)),
-            bytes(1024)]
+    tars = [layer_tar(F("r", rnd), F("t", b"hello layers " * 50_000)), layer_tar(F("z", 2_000_000)), bytes(1024)]
     image = read(save_stream(tars).stream, workers=workers)
-    for layer, tar_bytes in zip(image.layers, tars):
+    for layer, tar_bytes in zip(image.layers, tars, strict=True):
         assert layer.wire_bytes == len(gzip.compress(tar_bytes, compresslevel=6, mtime=0))
     assert read(save_stream(tars).stream, wire=False).layers[0].wire_bytes is None
 
@@ -115,14 +114,27 @@ def test_several_images_need_a_choice():
 
 
 def test_entries_carry_metadata_only():
-    tar_bytes = layer_tar(D("./etc/"), F("./etc/shadow", b"x" * 9, mode=0o640, uid=42), S("./etc/l", "../x"),
-                          H("./etc/h", "./etc/shadow"), M("./dev/null", "char"), M("./run/p", "fifo"),
-                          W("./etc/old"), O("./etc"))
+    tar_bytes = layer_tar(
+        D("./etc/"),
+        F("./etc/shadow", b"x" * 9, mode=0o640, uid=42),
+        S("./etc/l", "../x"),
+        H("./etc/h", "./etc/shadow"),
+        M("./dev/null", "char"),
+        M("./run/p", "fifo"),
+        W("./etc/old"),
+        O("./etc"),
+    )
     layer = read_layer_tar(io.BytesIO(tar_bytes))
     assert [(e.path, e.kind) for e in layer.entries] == [
-        ("/etc", EntryKind.DIR), ("/etc/shadow", EntryKind.FILE), ("/etc/l", EntryKind.SYMLINK),
-        ("/etc/h", EntryKind.HARDLINK), ("/dev/null", EntryKind.CHAR), ("/run/p", EntryKind.FIFO),
-        ("/etc/old", EntryKind.WHITEOUT), ("/etc", EntryKind.OPAQUE)]
+        ("/etc", EntryKind.DIR),
+        ("/etc/shadow", EntryKind.FILE),
+        ("/etc/l", EntryKind.SYMLINK),
+        ("/etc/h", EntryKind.HARDLINK),
+        ("/dev/null", EntryKind.CHAR),
+        ("/run/p", EntryKind.FIFO),
+        ("/etc/old", EntryKind.WHITEOUT),
+        ("/etc", EntryKind.OPAQUE),
+    ]
     shadow = layer.entries[1]
     assert (shadow.size, shadow.mode, shadow.uid) == (9, 0o640, 42)
     assert layer.entries[2].link == "../x" and layer.entries[3].link == "/etc/shadow"
@@ -140,8 +152,16 @@ def test_long_names_in_every_format(fmt):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c/d", "é/ü", "x" * 120]), st.integers(0, 3000),
-                          st.sampled_from([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])), max_size=8))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c/d", "é/ü", "x" * 120]),
+            st.integers(0, 3000),
+            st.sampled_from([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT]),
+        ),
+        max_size=8,
+    )
+)
 def test_agrees_with_tarfile(members):
     for name, size, fmt in members:
         tar_bytes = layer_tar(F(name, os.urandom(size)), D(name + "dir"), fmt=fmt)
@@ -174,10 +194,17 @@ def test_small_reads_from_a_pipe_like_stream():
 # --------------------------------------------------------------------------- hostile members
 
 
-@pytest.mark.parametrize("member", [
-    F("../escape", b"x"), F("a/../../escape", b"x"), F("./../x", b"x"), H("link", "../../etc/shadow"),
-    F("dir/.wh..", b""), F(".wh.", b""),
-])
+@pytest.mark.parametrize(
+    "member",
+    [
+        F("../escape", b"x"),
+        F("a/../../escape", b"x"),
+        F("./../x", b"x"),
+        H("link", "../../etc/shadow"),
+        F("dir/.wh..", b""),
+        F(".wh.", b""),
+    ],
+)
 def test_hostile_members_are_refused(member):
     with pytest.raises(HostileMember, match="climbs out of the root|deletes") as info:
         read(one_layer_save(layer_tar(member)))
@@ -263,10 +290,16 @@ def test_oci_layout_blobs_are_sniffed():
     big = layer_tar(F("big", 3_000_000))
     small = layer_tar(F("s", b"tiny"))
     config = json.dumps({"rootfs": {"diff_ids": ["sha256:a", "sha256:b"]}, "history": []}).encode()
-    manifest = json.dumps([{"Config": "blobs/sha256/cfg", "RepoTags": ["oci:1"],
-                            "Layers": ["blobs/sha256/big", "blobs/sha256/small"]}]).encode()
-    stream = outer_tar(("blobs/sha256/big", big), ("blobs/sha256/cfg", config), ("blobs/sha256/small", small),
-                       ("index.json", b"{}"), ("manifest.json", manifest))
+    manifest = json.dumps(
+        [{"Config": "blobs/sha256/cfg", "RepoTags": ["oci:1"], "Layers": ["blobs/sha256/big", "blobs/sha256/small"]}]
+    ).encode()
+    stream = outer_tar(
+        ("blobs/sha256/big", big),
+        ("blobs/sha256/cfg", config),
+        ("blobs/sha256/small", small),
+        ("index.json", b"{}"),
+        ("manifest.json", manifest),
+    )
     image = read(stream)
     assert [layer.file_bytes for layer in image.layers] == [3_000_000, 4]
     assert image.layers[1].wire_bytes == len(gzip.compress(small, 6, mtime=0))
@@ -276,14 +309,24 @@ def test_header_helper_round_trip():
     assert len(tar_header("x", 5)) == 512
 
 
-def oci_save(*layers: bytes, names: tuple[str, ...] | None = None, diff_ids: tuple[str, ...] | None = None,
-             extra: tuple[tuple[str, bytes], ...] = ()) -> bytes:
+def oci_save(
+    *layers: bytes,
+    names: tuple[str, ...] | None = None,
+    diff_ids: tuple[str, ...] | None = None,
+    extra: tuple[tuple[str, bytes], ...] = (),
+) -> bytes:
     """A save stream in the OCI layout the containerd image store writes: blobs without extension."""
     names = names or tuple(f"blobs/sha256/layer{i}" for i in range(len(layers)))
     config = json.dumps({"rootfs": {"diff_ids": list(diff_ids or ["sha256:x"] * len(layers))}, "history": []}).encode()
     manifest = json.dumps([{"Config": "blobs/sha256/cfg", "RepoTags": ["oci:1"], "Layers": list(names)}]).encode()
-    return outer_tar(("blobs/sha256/cfg", config), *extra, *zip(names, layers), ("index.json", b"{}"),
-                     ("manifest.json", manifest), ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'))
+    return outer_tar(
+        ("blobs/sha256/cfg", config),
+        *extra,
+        *zip(names, layers, strict=True),
+        ("index.json", b"{}"),
+        ("manifest.json", manifest),
+        ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+    )
 
 
 def zstd_compress(data: bytes) -> bytes:
@@ -292,13 +335,24 @@ def zstd_compress(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=3).compress(data)
 
 
-LAYER_MEMBERS = (F("usr/bin/big", os.urandom(300_000)), F("etc/text", b"hello\n" * 1000),
-                 S("usr/bin/link", "big"), H("usr/bin/again", "usr/bin/big"), W("etc/gone"))
+LAYER_MEMBERS = (
+    F("usr/bin/big", os.urandom(300_000)),
+    F("etc/text", b"hello\n" * 1000),
+    S("usr/bin/link", "big"),
+    H("usr/bin/again", "usr/bin/big"),
+    W("etc/gone"),
+)
 
 
-@pytest.mark.parametrize("compress", [lambda b: gzip.compress(b, 6, mtime=0), zstd_compress,
-                                      lambda b: gzip.compress(b[:700], mtime=0) + gzip.compress(b[700:], mtime=0)],
-                         ids=["gzip", "zstd", "gzip-two-members"])
+@pytest.mark.parametrize(
+    "compress",
+    [
+        lambda b: gzip.compress(b, 6, mtime=0),
+        zstd_compress,
+        lambda b: gzip.compress(b[:700], mtime=0) + gzip.compress(b[700:], mtime=0),
+    ],
+    ids=["gzip", "zstd", "gzip-two-members"],
+)
 def test_compressed_blobs_give_the_same_layer_as_the_uncompressed_tar(compress):
     """The containerd store's gzip/zstd blobs: every figure equals the uncompressed layer's; wire = blob length."""
     tar = layer_tar(*LAYER_MEMBERS)
@@ -306,8 +360,7 @@ def test_compressed_blobs_give_the_same_layer_as_the_uncompressed_tar(compress):
     plain = read(oci_save(tar)).layers[0]
     packed = read(oci_save(blob)).layers[0]
     assert packed.entries == plain.entries
-    assert (packed.tar_bytes, packed.sha256, packed.content_bytes) == (plain.tar_bytes, plain.sha256,
-                                                                       plain.content_bytes)
+    assert (packed.tar_bytes, packed.sha256, packed.content_bytes) == (plain.tar_bytes, plain.sha256, plain.content_bytes)
     assert packed.wire_bytes == len(blob)
     assert packed.stored_as.value in ("gzip", "zstd") and plain.stored_as.value == "none"
     assert packed.content_bytes == 300_000 + 6000 + len("big")
@@ -321,11 +374,14 @@ def test_a_tiny_compressed_blob_shorter_than_a_tar_block():
     assert (layer.entries, layer.tar_bytes, layer.wire_bytes) == ((), len(tar), len(blob))
 
 
-@pytest.mark.parametrize("damage, what", [
-    (lambda blob: blob[: len(blob) // 2], "corrupt gzip layer: Compressed file ended before"),
-    (lambda blob: blob[:200] + bytes(200) + blob[400:], "corrupt gzip layer"),
-    (lambda blob: blob + b"trailing garbage", "corrupt gzip layer"),
-])
+@pytest.mark.parametrize(
+    "damage, what",
+    [
+        (lambda blob: blob[: len(blob) // 2], "corrupt gzip layer: Compressed file ended before"),
+        (lambda blob: blob[:200] + bytes(200) + blob[400:], "corrupt gzip layer"),
+        (lambda blob: blob + b"trailing garbage", "corrupt gzip layer"),
+    ],
+)
 def test_damaged_compressed_blobs_are_one_clear_error(damage, what):
     blob = damage(gzip.compress(layer_tar(F("big", os.urandom(100_000))), mtime=0))
     with pytest.raises(SaveStreamError, match=what) as caught:
