@@ -23,11 +23,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,24 +51,55 @@ class EngineLocks:
         return _flocked(self.cache_lock, fcntl.LOCK_SH)
 
     def removing(self) -> contextlib.AbstractContextManager[None]:
-        """Held while removing images: waits for every build in progress, and holds off new ones."""
-        return _flocked(self.cache_lock, fcntl.LOCK_EX)
+        """Held while removing images: waits for every build in progress (saying so), and holds off new ones."""
+        return _flocked(self.cache_lock, fcntl.LOCK_EX, waiting=WAITING_FOR_BUILDS)
+
+    def removing_now(self) -> contextlib.AbstractContextManager[bool]:
+        """`removing` if no build is in progress: yields True holding it, or False at once, holding nothing.
+
+        A build can take many minutes, and flock lets new builds in while a
+        removal waits, so a run's own end-of-run sweep does not wait: what it
+        leaves is still in the ledger, for the next sweep or `invoke clean`.
+        """
+        return _flocked_if_free(self.cache_lock, fcntl.LOCK_EX)
 
     def tagging(self) -> contextlib.AbstractContextManager[None]:
         """Held while a public tag is checked, moved, and the private tag dropped."""
         return _flocked(self.tags_lock, fcntl.LOCK_EX)
 
 
+WAITING_FOR_BUILDS = "waiting for the builds in progress on this Engine to finish before removing images"
+
+
 @contextlib.contextmanager
-def _flocked(path: Path, mode: int) -> Iterator[None]:
+def _flocked(path: Path, mode: int, waiting: str | None = None) -> Iterator[None]:
     # One open file description per holder: flock then orders holders in one
     # process (threads) as it does holders in different processes.
     descriptor = _open_shared(path)
     try:
+        if waiting is not None and not _try(descriptor, mode):
+            log.warning("%s", waiting)
         fcntl.flock(descriptor, mode)
         yield
     finally:
         os.close(descriptor)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def _flocked_if_free(path: Path, mode: int) -> Iterator[bool]:
+    descriptor = _open_shared(path)
+    try:
+        yield _try(descriptor, mode)
+    finally:
+        os.close(descriptor)
+
+
+def _try(descriptor: int, mode: int) -> bool:
+    try:
+        fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _open_shared(path: Path) -> int:

@@ -92,8 +92,13 @@ def plan(
     return tuple(removals)
 
 
-def apply(engine: Engine, ledger: Ledger, removals: tuple[Removal, ...]) -> tuple[Removal, ...]:
-    """Carry out `removals` (containers first); return those done.  Never forced."""
+def apply(engine: Engine, ledger: Ledger, removals: tuple[Removal, ...], wait: bool = True) -> tuple[Removal, ...]:
+    """Carry out `removals` (containers first); return those done.  Never forced.
+
+    Images go only while no build runs on the Engine (harness.enginelock): with
+    `wait`, after the builds in progress; without, now or not at all (they stay
+    in the ledger, for the next sweep or `invoke clean`).
+    """
     containers = [removal for removal in removals if removal.kind == "container"]
     images = tuple(removal for removal in removals if removal.kind != "container")
     for removal in containers:
@@ -102,8 +107,14 @@ def apply(engine: Engine, ledger: Ledger, removals: tuple[Removal, ...]) -> tupl
         # Containers alone (an interrupted run's): no image goes, so no build need be waited for.
         return tuple(containers)
     # Removing an image removes its untagged parents too: the build cache another
-    # checkout's build may be reusing at this moment (harness.enginelock).
-    with EngineLocks.for_engine(ledger.engine_id).removing():
+    # checkout's build may be reusing at this moment.
+    locks = EngineLocks.for_engine(ledger.engine_id)
+    with locks.removing() if wait else locks.removing_now() as free:
+        if free is False:
+            log.warning(
+                "%d images left for the next run's sweep or `invoke clean`: a build is in progress on this Engine", len(images)
+            )
+            return tuple(containers)
         done, gone = _remove_images(engine, images)
     ledger.forget(image_ids=frozenset(gone))
     return (*containers, *done)
@@ -132,15 +143,15 @@ def _remove_images(engine: Engine, removals: tuple[Removal, ...]) -> tuple[list[
     return done, gone
 
 
-def clean(engine: Engine, ledger: Ledger, scope: Scope, dry_run: bool = False) -> tuple[Removal, ...]:
-    """Remove (or, with `dry_run`, list) what `scope` selects of what this checkout made."""
+def clean(engine: Engine, ledger: Ledger, scope: Scope, dry_run: bool = False, wait: bool = True) -> tuple[Removal, ...]:
+    """Remove (or, with `dry_run`, list) what `scope` selects of what this checkout made; `wait` as in `apply`."""
     state = ledger.read()
     images = engine.list_images()
     containers = engine.list_containers(labels.SESSION)
     removals = plan(ledger, state, images, containers, scope)
     if dry_run:
         return removals
-    done = apply(engine, ledger, removals)
+    done = apply(engine, ledger, removals, wait)
     # Entries of images the Engine no longer lists (removed by hand, or kept only as a child's parent) go too.
     listed = {image.image_id for image in images}
     stale = frozenset(entry.image_id for entry in state.images if entry.image_id not in listed)

@@ -223,7 +223,8 @@ def measure_stages(
             sweep = ownership.Scope(
                 namespace=settings.namespace, untagged_only=True, sessions=frozenset({settings.session}), keep=results_made
             )
-            ownership.clean(engine, ledger, sweep)
+            # Not waiting for another checkout's builds: what is left stays in the ledger for the next sweep.
+            ownership.clean(engine, ledger, sweep, wait=False)
     report = RunReport(
         base=settings.base,
         engine=engine.describe() if lost is None else EngineFacts.unknown(),

@@ -133,3 +133,26 @@ def test_an_interrupted_runs_containers_go_at_once_whatever_builds_are_under_way
         done = _in_thread(lambda: ownership.apply(engine, ledger, (container,)))
         assert done.wait(5)  # no image goes, so it does not wait for the build
     assert removed == ["c-ours"]
+
+
+def test_a_runs_own_sweep_does_not_wait_for_another_checkouts_build(ledger: Ledger) -> None:
+    """The end-of-run sweep leaves its images in the ledger, for the next sweep, rather than wait minutes for a build."""
+    engine = FakeEngine()
+    ledger.record_image("sha256:old", ROLE_STAGE, ("ns/07:b",), "ns")
+    engine.images["ns/07:b"] = dataclasses.replace(_image(10), image_id="sha256:old")
+    with EngineLocks.for_engine(ledger.engine_id).building():
+        done = _in_thread(lambda: ownership.clean(engine, ledger, ownership.Scope(namespace="ns"), wait=False))
+        assert done.wait(5)
+        assert engine.removed == [] and ledger.read().image("sha256:old") is not None
+    ownership.clean(engine, ledger, ownership.Scope(namespace="ns"), wait=False)  # no build now: it goes
+    assert engine.removed == ["sha256:old"] and ledger.read().image("sha256:old") is None
+
+
+def test_a_removal_that_must_wait_says_so(ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
+    locks = EngineLocks.for_engine(ledger.engine_id)
+    with locks.building():
+        acquired, release = _acquired_in_thread(locks.removing)
+        assert not acquired.wait(0.3)
+    assert acquired.wait(5)
+    release.set()
+    assert "waiting for the builds in progress on this Engine" in caplog.text
