@@ -23,7 +23,7 @@ from harness.model import (
 )
 from harness.report import readme_with_table, render_markdown, summary_table
 from harness.results import from_dict, read_generated_by, read_report, render_json, to_dict
-from harness.sweep import render_sweep_markdown
+from harness.sweep import render_sweep_json, render_sweep_markdown
 
 from .conftest import REPO_ROOT
 
@@ -272,3 +272,23 @@ def test_a_scratch_image_says_what_its_size_is_made_of() -> None:
     stages = tuple(dataclasses.replace(s, layer_figures=figures) if s.name == "07-scratch-libs" else s for s in report.stages)
     text = render_markdown(dataclasses.replace(report, stages=stages))
     assert "Its largest files: `/usr/bin/python3.11` (6.81MB), `/usr/lib/x86_64-linux-gnu/libc.so.6` (1.92MB)." in text
+
+
+def test_committed_arm64_results_are_what_the_renderer_makes_of_them() -> None:
+    """A platform's results, in their own folder, are generated the same way."""
+    results = REPO_ROOT / "results" / "arm64"
+    report = read_report(results)
+    assert report.platform == "linux/arm64"
+    assert (results / "RESULTS.md").read_text(encoding="utf-8") == render_markdown(report)
+    assert (results / "results.json").read_text(encoding="utf-8") == render_json(report, read_generated_by(results))
+    assert (results / "sizes.svg").read_text(encoding="utf-8") == render_svg(report)
+
+
+def test_committed_sweep_is_what_the_renderer_makes_of_it() -> None:
+    """SWEEP.md and sweep.json are generated from the sweep's reports, never edited by hand."""
+    results = REPO_ROOT / "results"
+    data = json.loads((results / "sweep.json").read_text(encoding="utf-8"))
+    reports = [from_dict(run) for run in data["runs"]]
+    assert [report.base for report in reports] == data["bases"]
+    assert (results / "SWEEP.md").read_text(encoding="utf-8") == render_sweep_markdown(reports, data["generated_by"])
+    assert (results / "sweep.json").read_text(encoding="utf-8") == render_sweep_json(reports, data["generated_by"])
