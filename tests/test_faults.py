@@ -382,7 +382,9 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
     (results / "RESULTS.md").write_text("earlier md")
     with nested_engine("test-lost", "overlay2") as lost:
         process = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "all", "--no-wire"],
+            # One stage at a time: its `building` line is printed as it starts (with more jobs, a
+            # stage's lines wait for its result), and 03 must not start before the Engine goes.
+            [sys.executable, "-m", "invoke", "all", "--no-wire", "--jobs", "1"],
             cwd=repo,
             env={**os.environ, "DOCKER_HOST": lost.host, "HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
             stdout=subprocess.PIPE,
