@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from harness.engine_protocol import (
     BuildRecord,
     EngineContainer,
@@ -197,3 +199,15 @@ def _image(size: int) -> ImageInfo:
         layers=(),
         history=(LayerRecord(size, "COPY x"),),
     )
+
+
+# A stand-in for mmdebstrap that writes 2,048 zero bytes to its last argument, the tarball.
+MMDEBSTRAP_WRITES_2048_BYTES = '#!/bin/sh\nfor last; do :; done\nhead -c 2048 /dev/zero > "$last"\n'
+
+
+def fake_mmdebstrap(folder: Path, script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put an `mmdebstrap` running `script` first on PATH, for the bootstrap path without a network."""
+    fake = folder / "mmdebstrap"
+    fake.write_text(script)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:/usr/bin:/bin")

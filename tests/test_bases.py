@@ -7,7 +7,7 @@ from harness.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_comman
 from harness.errors import BaseUnavailable
 from harness.ledger import Ledger
 
-from .fakes import FakeEngine, _image
+from .fakes import MMDEBSTRAP_WRITES_2048_BYTES, FakeEngine, _image, fake_mmdebstrap
 
 
 @pytest.mark.parametrize(
@@ -65,19 +65,13 @@ def test_a_missing_mmdebstrap_says_how_to_install_it(monkeypatch: pytest.MonkeyP
 
 
 def test_a_failing_mmdebstrap_is_reported_with_its_last_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake = tmp_path / "mmdebstrap"
-    fake.write_text("#!/bin/sh\necho 'E: cannot find suite nosuch' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    fake_mmdebstrap(tmp_path, "#!/bin/sh\necho 'E: cannot find suite nosuch' >&2\nexit 1\n", monkeypatch)
     with pytest.raises(BaseUnavailable, match="exit code 1: E: cannot find suite nosuch"):
         ensure_base(FakeEngine(), "debian:nosuch")
 
 
 def test_a_bootstrapped_base_carries_no_label_and_is_recorded_by_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake = tmp_path / "mmdebstrap"
-    fake.write_text('#!/bin/sh\nfor last; do :; done\nhead -c 2048 /dev/zero > "$last"\n')
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    fake_mmdebstrap(tmp_path, MMDEBSTRAP_WRITES_2048_BYTES, monkeypatch)
     engine = FakeEngine()
     ledger = Ledger.open(tmp_path, engine.identity())
     status = ensure_base(engine, "debian:bookworm-slim", ledger)

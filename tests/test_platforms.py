@@ -19,7 +19,7 @@ from harness.platforms import KNOWN, Platform, UnknownPlatform, emulation_missin
 from harness.report import render_markdown
 from harness.results import from_dict, to_dict
 
-from .fakes import FakeEngine, _image
+from .fakes import MMDEBSTRAP_WRITES_2048_BYTES, FakeEngine, _image, fake_mmdebstrap
 from .test_pipeline import repo  # noqa: F401  (the fixture)
 
 ARM64 = Platform.parse("linux/arm64")
@@ -149,10 +149,7 @@ def test_another_architectures_base_is_bootstrapped_for_it(tmp_path: Path) -> No
 
 def test_another_architectures_base_is_loaded_with_its_architecture(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Engine 20.10's import writes its own architecture whatever it is told: the config is written instead."""
-    fake = tmp_path / "mmdebstrap"
-    fake.write_text('#!/bin/sh\nfor last; do :; done\nhead -c 2048 /dev/zero > "$last"\n')
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    fake_mmdebstrap(tmp_path, MMDEBSTRAP_WRITES_2048_BYTES, monkeypatch)
     engine = FakeEngine()
     ledger = Ledger.open(tmp_path, engine.identity())
     status = ensure_base(engine, "arm64v8/debian:bookworm", ledger)
