@@ -18,23 +18,20 @@ import pytest
 
 from harness import ownership
 from harness.bases import ensure_base
-from harness.elf import Resolver, RootFS
-from harness.elf.corpus import dynamic_elf_files, parse_ldd_output
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
-from harness.model import Outcome, RunPolicy, RunReport
+from harness.model import Outcome, RunReport
 from harness.pipeline import Made, Settings, run_stages
 from harness.platforms import Platform, emulation_missing
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE, build_recorded, in_ci
+from .ldd_agreement import compare_with_ldd
 
 pytestmark = pytest.mark.docker
 
 ARM64 = Platform.parse("linux/arm64")
 STAGES = ("06-", "07-", "08-", "09-", "11-")
 BUILDER = f"{TEST_NAMESPACE}/builder:bookworm-arm64"
-CHUNK = 150
-LDD_LOOP = 'for f in "$@"; do echo "== $f"; ldd "$f" 2>&1; done'
 
 
 @pytest.fixture(scope="module")
@@ -111,34 +108,8 @@ def test_the_resolver_agrees_with_ldd_on_every_arm64_closure_under_usr(
     engine: DockerEngine, arm64_builder: str, made: Made
 ) -> None:
     """Read on this machine, whatever its architecture; `ldd` runs in the arm64 image (under emulation here)."""
-    with unpacked_image(engine, arm64_builder, made.container_labels()) as root:
-        paths = [str(path) for path in dynamic_elf_files(root)]
-        fs = RootFS(root)
-
-        def realpath(path: str) -> str:
-            found = fs.resolve(path)
-            return str(found.real) if found else path
-
-        loader: dict[str, object] = {}
-        for start in range(0, len(paths), CHUNK):
-            chunk = paths[start : start + CHUNK]
-            result = engine.run(
-                arm64_builder,
-                ("/bin/sh", "-c", LDD_LOOP, "sh", *chunk),
-                RunPolicy(timeout_s=1200.0, user="65534:65534", output_cap_bytes=8 * 1024 * 1024),
-                made.container_labels(stage="ldd"),
-            )
-            assert not result.truncated and not result.timed_out and result.error is None
-            loader.update(parse_ldd_output(result.stdout, chunk, realpath))
-
-        resolver = Resolver(root)
-        disagreements = []
-        for path, expected in loader.items():
-            closure = resolver.resolve(path, strict=False)
-            ours_found = frozenset(realpath(str(real)) for real in closure.real_paths())
-            ours_missing = frozenset(soname for soname, _ in closure.missing)
-            if (ours_found, ours_missing) != (expected.found, expected.missing):  # type: ignore[attr-defined]
-                disagreements.append((path, sorted(ours_found ^ expected.found), sorted(ours_missing ^ expected.missing)))  # type: ignore[attr-defined]
+    compared = compare_with_ldd(engine, arm64_builder, made, timeout_s=1200.0)
+    loader, disagreements = compared.loader, compared.disagreements
     assert len(loader) > 500, "an arm64 builder image has hundreds of dynamic ELF files under /usr"
-    assert any("aarch64-linux-gnu" in str(found) for entry in loader.values() for found in entry.found)  # type: ignore[attr-defined]
+    assert any("aarch64-linux-gnu" in str(found) for entry in loader.values() for found in entry.found)
     assert disagreements == [], f"{len(disagreements)} of {len(loader)} disagree: {disagreements[:5]}"

@@ -17,21 +17,16 @@ import pytest
 
 from harness import ownership
 from harness.bases import ensure_base
-from harness.elf import Resolver, RootFS
-from harness.elf.corpus import dynamic_elf_files, parse_ldd_output
 from harness.engine import DockerEngine
-from harness.imagefs import unpacked_image
-from harness.model import RunPolicy
 from harness.pipeline import Made
 
 from .conftest import TEST_NAMESPACE, build_recorded
+from .ldd_agreement import compare_with_ldd
 
 pytestmark = pytest.mark.docker
 
 BASE = "debian:bookworm"
 BUILDER = f"{TEST_NAMESPACE}/builder:bookworm"
-CHUNK = 150
-LDD_LOOP = 'for f in "$@"; do echo "== $f"; ldd "$f" 2>&1; done'
 
 
 @pytest.fixture(scope="module")
@@ -44,34 +39,8 @@ def builder(engine: DockerEngine, made: Made) -> Iterator[str]:
 
 
 def test_every_closure_under_usr_agrees_with_ldd(engine: DockerEngine, builder: str, made: Made) -> None:
-    with unpacked_image(engine, builder, made.container_labels()) as root:
-        paths = [str(path) for path in dynamic_elf_files(root)]
-        assert len(paths) > 500, "a builder image has hundreds of dynamic ELF files under /usr"
-        fs = RootFS(root)
-
-        def realpath(path: str) -> str:
-            found = fs.resolve(path)
-            return str(found.real) if found else path
-
-        loader: dict[str, object] = {}
-        for start in range(0, len(paths), CHUNK):
-            chunk = paths[start : start + CHUNK]
-            result = engine.run(
-                builder,
-                ("/bin/sh", "-c", LDD_LOOP, "sh", *chunk),
-                RunPolicy(timeout_s=300.0, user="65534:65534", output_cap_bytes=8 * 1024 * 1024),
-                made.container_labels(stage="ldd"),
-            )
-            assert not result.truncated and not result.timed_out and result.error is None
-            loader.update(parse_ldd_output(result.stdout, chunk, realpath))
-
-        resolver = Resolver(root)
-        disagreements = []
-        for path, expected in loader.items():
-            closure = resolver.resolve(path, strict=False)
-            ours_found = frozenset(realpath(str(real)) for real in closure.real_paths())
-            ours_missing = frozenset(soname for soname, _ in closure.missing)
-            if (ours_found, ours_missing) != (expected.found, expected.missing):  # type: ignore[attr-defined]
-                disagreements.append((path, sorted(ours_found ^ expected.found), sorted(ours_missing ^ expected.missing)))  # type: ignore[attr-defined]
-    assert len(loader) > 500
-    assert disagreements == [], f"{len(disagreements)} of {len(loader)} disagree: {disagreements[:5]}"
+    compared = compare_with_ldd(engine, builder, made, timeout_s=300.0)
+    assert compared.files > 500, "a builder image has hundreds of dynamic ELF files under /usr"
+    assert len(compared.loader) > 500
+    disagreements = compared.disagreements
+    assert disagreements == [], f"{len(disagreements)} of {len(compared.loader)} disagree: {disagreements[:5]}"
