@@ -1,7 +1,8 @@
 """What a build's output says: which instruction it is at, and whether every step came from the cache.
 
 The one place that reads the builder's text (the API's classic build stream,
-or Podman's buildah speaking the same API); the engine feeds it each line.
+or Podman's buildah speaking the same API); the engine feeds `BuildOutput`
+each decoded chunk of the stream, and it feeds `BuildSteps` each line.
 Another builder's output is another dialect here, tested beside the others
 in tests/test_engine_dialects.py, not edits across the engine.
 """
@@ -9,6 +10,15 @@ in tests/test_engine_dialects.py, not edits across the engine.
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from harness.engine_protocol import BuildRecord
+from harness.errors import BuildFailed
+from harness.redact import redact
+
+LOG_TAIL_LINES = 15
 
 
 class BuildSteps:
@@ -52,3 +62,41 @@ class BuildSteps:
 
 
 _BUILDAH_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+(?:/\d+)?: (?P<instruction>.+)$")
+
+
+class BuildOutput:
+    """A build's decoded stream, chunk by chunk: the image it made, its last lines, and the error that ends it."""
+
+    def __init__(self, stage: str, on_line: Callable[[str], None] | None = None) -> None:
+        self.stage = stage
+        self.on_line = on_line
+        self.tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self.steps = BuildSteps()
+        self.image_id = ""
+
+    def read(self, chunk: dict[str, Any]) -> None:
+        if "error" in chunk:
+            reason = redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
+            raise self.failed(reason)
+        self.image_id = _aux_id(chunk) or self.image_id
+        for line in str(chunk.get("stream", "")).splitlines():
+            if not line.strip():
+                continue
+            self.tail.append(redact(line.rstrip()))
+            if self.on_line is not None:
+                self.on_line(line.rstrip())
+            self.steps.feed(line)
+
+    def failed(self, reason: str) -> BuildFailed:
+        return BuildFailed(self.stage, self.steps.instruction, tuple(self.tail), reason)
+
+    def record(self, seconds: float) -> BuildRecord:
+        """The build's record, once its stream has ended; BuildFailed if it named no image."""
+        if not self.image_id:
+            raise self.failed("the Engine reported no image id")
+        return BuildRecord(image_id=self.image_id, seconds=seconds, fully_cached=self.steps.fully_cached)
+
+
+def _aux_id(chunk: dict[str, Any]) -> str | None:
+    aux = chunk.get("aux")
+    return str(aux["ID"]) if isinstance(aux, dict) and "ID" in aux else None

@@ -18,7 +18,6 @@ import socket
 import tarfile
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,7 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
-
-# BuildSteps and labels_in_dockerfile are imported here too, so that their old import paths keep working.
-from harness.buildlog import BuildSteps
+from harness.buildlog import BuildOutput
 from harness.context import labels_in_dockerfile
 
 # `Engine` is imported here too, so that `from harness.engine import Engine` keeps working.
@@ -50,14 +47,11 @@ from harness.engine_protocol import (  # noqa: F401
     RunPolicy,
     RunResult,
 )
-from harness.errors import BuildFailed, EngineError, EngineUnavailable, ImageInUse
+from harness.errors import EngineError, EngineUnavailable, ImageInUse
 from harness.imagewrite import parse_created, parse_env
-from harness.redact import redact
 from harness.service import ServiceSpec, ServiceState
 
 log = logging.getLogger(__name__)
-
-LOG_TAIL_LINES = 15
 
 
 @contextlib.contextmanager
@@ -185,9 +179,7 @@ class DockerEngine:
         target: str | None = None,
         platform: str | None = None,
     ) -> BuildRecord:
-        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        steps = BuildSteps()
-        image_id = ""
+        output = BuildOutput(stage, on_line)
         response: Any = None
         started = time.monotonic()
         if self._is_podman:
@@ -216,20 +208,10 @@ class DockerEngine:
                 if response is not None:
                     self._building.add(response)
                 for chunk in stream:
-                    if "error" in chunk:
-                        reason = redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
-                        raise BuildFailed(stage, steps.instruction, tuple(tail), reason)
-                    image_id = _aux_id(chunk) or image_id
-                    for line in str(chunk.get("stream", "")).splitlines():
-                        if not line.strip():
-                            continue
-                        tail.append(redact(line.rstrip()))
-                        if on_line is not None:
-                            on_line(line.rstrip())
-                        steps.feed(line)
+                    output.read(chunk)
             except docker.errors.APIError as error:
                 # The Engine refuses some Dockerfiles outright (a parse error, an unknown instruction).
-                raise BuildFailed(stage, steps.instruction, tuple(tail), str(error.explanation or error)) from error
+                raise output.failed(str(error.explanation or error)) from error
             except KeyboardInterrupt:
                 # Closing the connection is what tells the Engine to cancel the build
                 # (and, with forcerm, to remove the step's container).  Podman 4.3 does not
@@ -238,9 +220,7 @@ class DockerEngine:
                 raise
             finally:
                 self._building.discard(response)
-        if not image_id:
-            raise BuildFailed(stage, steps.instruction, tuple(tail), "the Engine reported no image id")
-        return BuildRecord(image_id=image_id, seconds=time.monotonic() - started, fully_cached=steps.fully_cached)
+        return output.record(time.monotonic() - started)
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult:
         # A label of its own finds the container even if an interrupt lands between
@@ -658,11 +638,6 @@ def split_reference(ref: str) -> tuple[str, str]:
         return ref, "latest"
     repository, _, tag = ref.rpartition(":")
     return repository, tag
-
-
-def _aux_id(chunk: dict[str, Any]) -> str | None:
-    aux = chunk.get("aux")
-    return str(aux["ID"]) if isinstance(aux, dict) and "ID" in aux else None
 
 
 def _capped(raw: bytes, cap: int) -> tuple[str, bool]:
