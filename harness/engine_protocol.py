@@ -1,7 +1,7 @@
 """The Engine protocol and the records it speaks in: what the harness needs from a container engine.
 
 No third-party import, here or below: a module that only speaks of images,
-builds and runs imports this, never `harness.engine` (the one module that
+builds and runs imports this, never `harness.engine` (the one package that
 imports the Docker SDK and implements the protocol) nor `docker`.  Tests
 drive the harness with a fake that implements it (tests/fakes.py).
 """

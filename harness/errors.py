@@ -3,7 +3,7 @@
 Messages are shaped `<subject>: <what failed>: <evidence>`, so that a single
 line tells the user what happened and where.  Only the task layer (tasks.py)
 turns these into exit codes; Docker's own exceptions are converted where the
-Engine is called (harness/engine.py) and nowhere else.
+Engine is called (the package harness/engine) and nowhere else.
 """
 
 from __future__ import annotations

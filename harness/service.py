@@ -1,7 +1,7 @@
 """Long-running containers the harness starts and stops (a nested Docker Engine), and what it asks of them.
 
 The records and the narrow interface live here, free of the SDK:
-`harness/engine.py` implements them (`DockerEngine.run_service` and its
+`harness/engine/services.py` implements them (`DockerEngine.run_service` and its
 neighbours), `harness/nested.py` uses them, and tests fake them.
 """
 

@@ -9,7 +9,9 @@ The layers, from the bottom:
   `chart`, `results`, ... read and write data; they never reach the Engine;
 - the modules that speak to an Engine through the protocol (`bases`,
   `measure`, `pipeline`, ...), never through the adapter;
-- the adapter, `harness.engine`: the only module that imports the Docker SDK;
+- the adapter, the package `harness.engine` (one module per resource, as the
+  SDK's `APIClient` has one mixin per resource): the only one that imports the
+  Docker SDK;
 - the shell, `tasks.py` (and `harness.nested.cli`, lazily), which alone
   imports the adapter.
 
@@ -60,6 +62,10 @@ RENDERERS = (
 )
 STAGES = "harness.stages"
 RESOLVER = ("harness.slim", "harness.elf", "elftools")
+
+
+def _in_adapter(module: str) -> bool:
+    return module == ADAPTER or module.startswith(f"{ADAPTER}.")
 
 
 def _module_name(path: Path) -> str:
@@ -169,8 +175,8 @@ def _engine_users() -> set[str]:
 
 def test_the_graph_is_read() -> None:
     """The checks below mean something only if the reader sees the imports that are there."""
-    assert "docker" in direct_imports(ADAPTER)
-    assert PROTOCOL in direct_imports(ADAPTER)
+    assert "docker" in closure(ADAPTER)
+    assert PROTOCOL in closure(ADAPTER)
     assert {"harness.bases", "harness.measure", "harness.pipeline"} <= _engine_users()
     assert ADAPTER in direct_imports("tasks")
     assert ADAPTER not in direct_imports("harness.nested.cli")  # imported inside a function: lazily
@@ -178,11 +184,11 @@ def test_the_graph_is_read() -> None:
 
 def test_only_the_adapter_imports_the_docker_sdk() -> None:
     importers = {module for module in _sources() if direct_imports(module) & SDK}
-    assert importers == {ADAPTER}
+    assert importers and all(_in_adapter(module) for module in importers), sorted(importers)
 
 
 def test_only_the_shell_imports_the_adapter() -> None:
-    importers = {module for module in _sources() if ADAPTER in direct_imports(module)}
+    importers = {module for module in _sources() if ADAPTER in direct_imports(module) and not _in_adapter(module)}
     assert importers <= {"tasks"}, f"{sorted(importers - {'tasks'})} import {ADAPTER}: import {PROTOCOL} instead"
 
 

@@ -28,7 +28,7 @@ How the container is made, and why:
 
 The package, one concern per module: `plan.py` (the names, paths,
 daemon.json and the container's spec, all pure), `lifecycle.py` (start, wait,
-stop, status, through `ServiceHost`, which harness/engine.py's `DockerEngine`
+stop, status, through `ServiceHost`, which harness.engine's `DockerEngine`
 implements), `cli.py` (the command line `python -m harness.nested`).  None of
 them imports the SDK.
 """
