@@ -34,21 +34,15 @@ from harness.lock import exclusive_run
 from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
 from harness.measure import analyse_image, content_size
 from harness.model import RunPolicy
-from harness.pipeline import (
-    DEFAULT_BASE,
-    Made,
-    Settings,
-    build_slim_image,
-    measure_stages,
-    run_stages,
-    slim_summary,
-    stage_bases,
-)
+from harness.pipeline import measure_stages, run_stages
 from harness.platforms import Platform, UnknownPlatform
 from harness.reasons import Reason, render_reasons
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
+from harness.settings import DEFAULT_BASE, Made, Settings
 from harness.slim import Bundle, SlimSpec
+from harness.slimbuild import build_slim_image, slim_summary
+from harness.stagerun import stage_bases
 from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage, discover, load_stage, names_stage
 from harness.sweep import render_sweep_json, render_sweep_markdown
 from harness.sweeprun import parse_bases, sweep_bases

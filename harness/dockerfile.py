@@ -6,7 +6,7 @@ stages that are not the last one.  The Engine applies build-time labels to
 the final stage only; the label given to earlier stages (the compiler stage
 of a multi-stage build) says which namespace built it.  It owns nothing:
 what the project made is recorded by ID (`harness.ledger`), and a compiler
-stage is found in the build's own output (`harness.pipeline.StageTops`).
+stage is found in the build's own output (`harness.dockerbuild.StageTops`).
 """
 
 from __future__ import annotations

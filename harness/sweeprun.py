@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from harness.engine_protocol import Engine
 from harness.model import RunReport
-from harness.pipeline import Progress, Settings, run_stages
+from harness.pipeline import run_stages
+from harness.settings import Progress, Settings
 from harness.sweep import is_debian_based
 
 

@@ -20,7 +20,8 @@ from harness.engine import DockerEngine
 from harness.errors import EngineUnavailable
 from harness.ledger import ROLE_TEST, Ledger
 from harness.model import RunReport
-from harness.pipeline import Made, Settings, run_stages
+from harness.pipeline import run_stages
+from harness.settings import Made, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # HELLO_LADDER_TEST_NAMESPACE keeps one engineer's test images apart from another's on a shared Engine.

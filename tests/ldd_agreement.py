@@ -13,7 +13,7 @@ from harness.elf.corpus import LddResult, dynamic_elf_files, parse_ldd_output
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.model import RunPolicy
-from harness.pipeline import Made
+from harness.settings import Made
 
 CHUNK = 150
 LDD_LOOP = 'for f in "$@"; do echo "== $f"; ldd "$f" 2>&1; done'

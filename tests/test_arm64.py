@@ -21,8 +21,9 @@ from harness.bases import ensure_base
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.model import Outcome, RunReport
-from harness.pipeline import Made, Settings, run_stages
+from harness.pipeline import run_stages
 from harness.platforms import Platform, emulation_missing
+from harness.settings import Made, Settings
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE, build_recorded, in_ci
 from .ldd_agreement import compare_with_ldd

@@ -14,7 +14,8 @@ import pytest
 from harness import ownership
 from harness.enginelock import EngineLocks
 from harness.ledger import ROLE_STAGE, Ledger
-from harness.pipeline import Made, publish
+from harness.publish import publish
+from harness.settings import Made
 
 from .fakes import FakeEngine, _image
 

@@ -18,7 +18,8 @@ from harness.engine import DockerEngine
 from harness.layers import EntryKind, read_save
 from harness.measure import analyse_image
 from harness.model import DEFAULT_RUNTIME, Outcome, RunReport
-from harness.pipeline import Settings, run_stages
+from harness.pipeline import run_stages
+from harness.settings import Settings
 from harness.stages import load_stage
 from harness.unpack import ChunkStream
 

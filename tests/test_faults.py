@@ -24,7 +24,8 @@ from harness.errors import EngineLost, EngineUnavailable
 from harness.ledger import Ledger
 from harness.lock import RunInProgress, exclusive_run
 from harness.model import Outcome, RunPolicy
-from harness.pipeline import Made, Settings, measure_stages, run_stages
+from harness.pipeline import measure_stages, run_stages
+from harness.settings import Made, Settings
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke, nested_engine
 from .fakes import FakeEngine, _image

@@ -12,8 +12,9 @@ from pathlib import Path, PurePosixPath
 from harness import labels
 from harness.imagewrite import ImageOrigin, host_entries, image_archive, layer_tar, parse_created
 from harness.ledger import Ledger
-from harness.pipeline import Made, build_slim_image
+from harness.settings import Made
 from harness.slim import SlimSpec
+from harness.slimbuild import build_slim_image
 
 from .fakes import FakeEngine
 

@@ -17,8 +17,8 @@ from harness.claims import evaluate
 from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.model import Outcome, RunReport
-from harness.pipeline import Made
 from harness.pkgmeta import DOC, STATUS_D
+from harness.settings import Made
 from harness.units import human_size, parse_size
 
 pytestmark = pytest.mark.docker

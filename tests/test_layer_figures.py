@@ -14,7 +14,7 @@ from harness import ownership
 from harness.engine import DockerEngine
 from harness.layers import analyse_save_stream
 from harness.measure import analyse_image
-from harness.pipeline import Made
+from harness.settings import Made
 from harness.unpack import ChunkStream
 
 from .conftest import TEST_NAMESPACE, build_recorded

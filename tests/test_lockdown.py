@@ -7,7 +7,7 @@ import pytest
 from harness.bases import ensure_base
 from harness.engine import DockerEngine
 from harness.model import RunPolicy
-from harness.pipeline import Made
+from harness.settings import Made
 
 pytestmark = pytest.mark.docker
 

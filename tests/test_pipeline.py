@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.dockerbuild import StageTops
 from harness.ledger import ROLE_BUILDER, Ledger
 from harness.model import ImageInfo, LayerRecord, Outcome, RunResult
-from harness.pipeline import Settings, StageTops, run_stages
+from harness.pipeline import run_stages
+from harness.settings import Settings
 
 from .conftest import REPO_ROOT
 from .fakes import FakeEngine, _image

@@ -14,10 +14,11 @@ from harness.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_comman
 from harness.imagewrite import rootfs_archive
 from harness.ledger import Ledger
 from harness.model import Outcome
-from harness.pipeline import Settings, run_stages
+from harness.pipeline import run_stages
 from harness.platforms import KNOWN, Platform, UnknownPlatform, emulation_missing
 from harness.report import render_markdown
 from harness.results import from_dict, to_dict
+from harness.settings import Settings
 
 from .fakes import MMDEBSTRAP_WRITES_2048_BYTES, FakeEngine, _image, fake_mmdebstrap
 from .test_pipeline import repo  # noqa: F401  (the fixture)
@@ -102,7 +103,7 @@ def test_the_hosts_own_platform_needs_no_emulation(tmp_path: Path, monkeypatch: 
 
 
 def test_without_emulation_every_stage_is_skipped_with_the_reason(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    monkeypatch.setattr("harness.pipeline.emulation_missing", lambda target: "no emulation for aarch64: (reason)")
+    monkeypatch.setattr("harness.stagerun.emulation_missing", lambda target: "no emulation for aarch64: (reason)")
     engine = FakeEngine()
     report = run_stages(engine, Settings(repo, platform=ARM64), progress=lambda line: None)
     assert {stage.outcome for stage in report.stages} == {Outcome.SKIPPED}
@@ -111,7 +112,7 @@ def test_without_emulation_every_stage_is_skipped_with_the_reason(repo: Path, mo
 
 
 def test_a_platform_run_builds_for_it_on_its_own_base(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    monkeypatch.setattr("harness.pipeline.emulation_missing", lambda target: None)
+    monkeypatch.setattr("harness.stagerun.emulation_missing", lambda target: None)
     engine = FakeEngine(images={"arm64v8/debian:bookworm": _image(1)})
     report = run_stages(engine, Settings(repo, platform=ARM64), "07", progress=lambda line: None)
     [stage] = report.stages

@@ -18,7 +18,7 @@ import pytest
 from harness import ownership
 from harness.bases import ensure_base
 from harness.engine import DockerEngine
-from harness.pipeline import Made
+from harness.settings import Made
 
 from .conftest import TEST_NAMESPACE, build_recorded
 from .ldd_agreement import compare_with_ldd

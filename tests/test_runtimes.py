@@ -20,8 +20,8 @@ from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.layers import EntryKind, read_save
 from harness.model import DEFAULT_RUNTIME, Outcome, RunPolicy, RunReport, StageResult
-from harness.pipeline import Made
 from harness.pkgmeta import DOC, STATUS_D
+from harness.settings import Made
 from harness.stages import Stage, discover, load_stage
 from harness.unpack import ChunkStream
 

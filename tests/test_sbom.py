@@ -11,10 +11,11 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 from harness import labels
 from harness.imagewrite import host_entries, layer_tar
 from harness.ledger import Ledger
-from harness.pipeline import Made, build_slim_image
 from harness.provenance import DpkgDatabase
 from harness.sbom import SbomSubject, render_spdx_json, spdx_document
+from harness.settings import Made
 from harness.slim import SlimSpec
+from harness.slimbuild import build_slim_image
 
 from .fakes import FakeEngine
 from .test_provenance import COPIED, root  # noqa: F401  (the fixture)

@@ -33,9 +33,11 @@ from harness.imagefs import unpacked_image
 from harness.ledger import ROLE_BUILDER
 from harness.measure import analyse_image
 from harness.model import RunPolicy
-from harness.pipeline import Made, Settings, build_slim_image, build_stage
 from harness.pkgmeta import DOC, STATUS_D
+from harness.settings import Made, Settings
 from harness.slim import SlimPlan
+from harness.slimbuild import build_slim_image
+from harness.stagerun import build_stage
 from harness.stages import Stage, load_stage
 
 from .conftest import REPO_ROOT

@@ -12,8 +12,9 @@ from harness.context import DOCKERFILE_NAME, build_context
 from harness.engine import DockerEngine
 from harness.ledger import ROLE_BUILDER
 from harness.model import RunPolicy
-from harness.pipeline import Made, build_slim_image
+from harness.settings import Made
 from harness.slim import SlimSpec
+from harness.slimbuild import build_slim_image
 
 from .conftest import REPO_ROOT
 

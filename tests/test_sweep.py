@@ -33,7 +33,7 @@ def test_the_sweep_puts_releases_side_by_side_with_the_tutorial_first() -> None:
 def test_a_sweep_runs_the_debian_based_stages_once_per_base(tmp_path) -> None:
     import shutil
 
-    from harness.pipeline import Settings
+    from harness.settings import Settings
     from harness.sweeprun import parse_bases, sweep_bases
 
     from .fakes import FakeEngine, _image

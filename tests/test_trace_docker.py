@@ -19,9 +19,10 @@ from harness.engine import DockerEngine
 from harness.ledger import ROLE_BUILDER
 from harness.measure import content_size
 from harness.model import RunPolicy
-from harness.pipeline import Made, build_slim_image
 from harness.reasons import Reason
+from harness.settings import Made
 from harness.slim import SlimSpec
+from harness.slimbuild import build_slim_image
 from harness.tracelog import Access
 from harness.tracer import trace_commands
 

@@ -11,7 +11,8 @@ from harness import ownership
 from harness.engine import DockerEngine
 from harness.ledger import ROLE_BUILDER, Ledger
 from harness.model import Outcome
-from harness.pipeline import Settings, run_stages
+from harness.pipeline import run_stages
+from harness.settings import Settings
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE
 
