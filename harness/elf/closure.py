@@ -19,15 +19,19 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from harness.elf import ldcache
 from harness.elf.errors import ElfError, FileMissing, MissingLibraries
 from harness.elf.model import Closure, Dependency, DlopenDependency
-from harness.elf.reader import ElfInfo, read_dlopen_sections, read_elf
+from harness.elf.reader import DlopenNote, ElfInfo, read_dlopen_sections, read_elf
 from harness.elf.rootfs import Resolved, RootFS
 from harness.elf.search import Layout, detect_layout, expand, split_dirs
 
 log = logging.getLogger(__name__)
+
+# One library search, remembered: the ABI, the directories in their order, DF_1_NODEFLIB, and the name.
+_SearchKey = tuple[tuple[int, bool, int], tuple[str, ...], bool, str]
 
 
 @dataclass(eq=False)
@@ -76,13 +80,13 @@ class Resolver:
         self.ld_library_path = ":".join(ld_library_path)
         self._default_dirs = tuple(default_dirs) if default_dirs is not None else None
         self._elves: dict[PurePosixPath, ElfInfo | ElfError] = {}
-        self._section_notes: dict[PurePosixPath, tuple] = {}
+        self._section_notes: dict[PurePosixPath, tuple[DlopenNote, ...]] = {}
         self._layouts: dict[tuple[int, bool, int], Layout] = {}
         self._tables: dict[tuple[int, bool, int], dict[str, str] | None] = {}
-        self._cache_entries: tuple[ldcache.CacheEntry, ...] | None | bool = False if ld_cache else None
+        self._cache_entries: tuple[ldcache.CacheEntry, ...] | None | Literal[False] = False if ld_cache else None
         self._conf_dirs: tuple[str, ...] | None = None if ld_cache else ()
         self._dirs: dict[tuple[str, str | None, tuple[int, bool, int], str], tuple[str, ...]] = {}
-        self._found: dict[tuple, tuple[str, Resolved] | None] = {}
+        self._found: dict[_SearchKey, tuple[str, Resolved] | None] = {}
 
     def host_path(self, path: PurePosixPath | str) -> Path:
         """Where a path inside the root is on this machine."""
@@ -205,7 +209,7 @@ class Resolver:
                 )
         return tuple(results)
 
-    def _notes(self, info: ElfInfo) -> tuple:
+    def _notes(self, info: ElfInfo) -> tuple[DlopenNote, ...]:
         if info.dlopen or not info.has_sections:
             return info.dlopen
         if info.path not in self._section_notes:
@@ -234,7 +238,7 @@ class Resolver:
             return self._try(name if name.startswith("/") else "/" + name, abi)
         dirs: list[str] = []
         if obj.info.runpath is None:
-            chain = obj
+            chain: _Loaded | None = obj
             seen_main = False
             while chain is not None:
                 dirs.extend(self._path_dirs(chain, "rpath", layout))

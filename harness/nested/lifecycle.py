@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Protocol
 
 from harness import labels
+from harness.engine_protocol import EngineFacts
 from harness.errors import EngineError, EngineUnavailable, HarnessError, NestedEngineError
-from harness.model import EngineFacts
 from harness.nested.plan import (
     ENGINE_LABEL,
     IMAGE,
@@ -141,7 +141,7 @@ def stop(host: ServiceHost, engine: NestedEngine, say: Say, purge: bool = False)
 
 def status_rows(host: ServiceHost, connect: Connect, run_root: Path = RUN_ROOT) -> list[tuple[str, ...]]:
     """One row per nested Engine container: name, store, state, DOCKER_HOST, what it answers."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for state in host.services(labels.selector(role=labels.ROLE_ENGINE)):
         name = state.labels.get(ENGINE_LABEL, state.name)
         docker_host = f"unix://{run_root / name / 'docker.sock'}"
