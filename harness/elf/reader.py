@@ -139,19 +139,7 @@ class _Parser:
         self._need(phoff, phnum * phdr.size, f"{phnum} program headers")
         segments = [dict(zip(phdr_fields, phdr.unpack_from(data, phoff + i * phdr.size), strict=True)) for i in range(phnum)]
         self.loads = [s for s in segments if s["type"] == PT_LOAD]
-        interpreter = None
-        dynamic = None
-        notes: list[DlopenNote] = []
-        for segment in segments:
-            kind = segment["type"]
-            if kind == PT_INTERP:
-                self._need(segment["offset"], segment["filesz"], "PT_INTERP")
-                interpreter = self._cstring(segment["offset"], segment["offset"] + segment["filesz"])
-            elif kind == PT_DYNAMIC and dynamic is None:
-                dynamic = segment
-            elif kind == PT_NOTE:
-                self._need(segment["offset"], segment["filesz"], "PT_NOTE")
-                notes.extend(self._dlopen_notes(segment["offset"], segment["filesz"], segment["align"]))
+        interpreter, dynamic, notes = self._read_segments(segments)
         needed, soname, rpath, runpath, flags_1 = (
             ((), None, None, None, 0) if dynamic is None else self._dynamic_names(dynamic, struct.Struct(end + dyn_fmt))
         )
@@ -172,6 +160,23 @@ class _Parser:
             dlopen=tuple(notes),
             has_sections=bool(shoff and shnum and shentsize),
         )
+
+    def _read_segments(self, segments: list[dict[str, int]]) -> tuple[str | None, dict[str, int] | None, list[DlopenNote]]:
+        """The PT_INTERP path, the first PT_DYNAMIC segment, and the dlopen notes of the PT_NOTE segments."""
+        interpreter = None
+        dynamic = None
+        notes: list[DlopenNote] = []
+        for segment in segments:
+            kind = segment["type"]
+            if kind == PT_INTERP:
+                self._need(segment["offset"], segment["filesz"], "PT_INTERP")
+                interpreter = self._cstring(segment["offset"], segment["offset"] + segment["filesz"])
+            elif kind == PT_DYNAMIC and dynamic is None:
+                dynamic = segment
+            elif kind == PT_NOTE:
+                self._need(segment["offset"], segment["filesz"], "PT_NOTE")
+                notes.extend(self._dlopen_notes(segment["offset"], segment["filesz"], segment["align"]))
+        return interpreter, dynamic, notes
 
     def _dynamic_names(
         self, dynamic: dict[str, int], dyn: struct.Struct
