@@ -329,7 +329,7 @@ def analyse_layers(
     final_paths = len(view.items)
     del view  # the merged view and dive's trees need not be alive together
     dive = dive_figures([layer.entries for layer in layers])
-    wires = [layer.wire_bytes for layer in layers]
+    wires = [layer.wire_bytes for layer in layers if layer.wire_bytes is not None]
     return ImageAnalysis(
         repo_tags=tuple(repo_tags),
         image_id=image_id,
@@ -339,7 +339,7 @@ def analyse_layers(
         live_bytes=live,
         dead_bytes=stored - live,
         tar_bytes=sum(layer.tar_bytes for layer in layers),
-        wire_bytes=None if any(w is None for w in wires) else sum(wires),
+        wire_bytes=sum(wires) if len(wires) == len(layers) else None,  # None if any layer's is unknown
         efficiency=dive.efficiency,
         wasted_bytes=dive.wasted_bytes,
         user_wasted_percent=dive.user_wasted_percent,

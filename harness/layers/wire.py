@@ -71,8 +71,12 @@ class _CompressJob:
 
     def flush(self) -> None:
         self.length += len(self._obj.flush())
-        self._obj = None
+        del self._obj  # the compressor's state (a few hundred KB) need not outlive the layer
         self.done = True
+
+
+# A worker's queue: (job, a chunk to compress, or None to flush the job), or None to stop the worker.
+_Jobs = queue.Queue[tuple[_CompressJob, bytes | None] | None]
 
 
 class _CompressPool:
@@ -83,18 +87,18 @@ class _CompressPool:
     """
 
     def __init__(self, workers: int, depth: int = 8) -> None:
-        self._queues: list[queue.Queue] = [queue.Queue(depth) for _ in range(workers)]
+        self._queues: list[_Jobs] = [queue.Queue(depth) for _ in range(workers)]
         self._threads = [
             threading.Thread(target=self._run, args=(q,), daemon=True, name=f"layers-gzip-{i}")
             for i, q in enumerate(self._queues)
         ]
-        self._assigned: dict[int, queue.Queue] = {}
+        self._assigned: dict[int, _Jobs] = {}
         self._next = 0
         self._error: BaseException | None = None
         for thread in self._threads:
             thread.start()
 
-    def _run(self, jobs: queue.Queue) -> None:
+    def _run(self, jobs: _Jobs) -> None:
         while True:
             item = jobs.get()
             if item is None:
