@@ -35,30 +35,32 @@ from typing import BinaryIO
 
 from harness.layers.compressed import Compression, decompressing_reader
 from harness.layers.layertar import (
-    _TYPE_KIND,
     DEFAULT_CAPTURE,
+    TYPE_KIND,
     EntryKind,
     LayerEntry,
     LayerTar,
-    _read_layer,
+)
+from harness.layers.layertar import (
+    read_layer as _read_layer,  # by this name: tests/test_layer_cache.py spies on which blobs are parsed
 )
 from harness.layers.tarstream import (
     BLOCK,
+    ByteSource,
     CorruptTar,
+    MemberReader,
+    OuterStreamEnded,
     SaveStreamError,
-    _is_tar_start,
-    _iter_headers,
-    _Member,
-    _OuterShort,
-    _Short,
-    _Source,
+    SourceEnded,
+    is_tar_start,
+    iter_headers,
     normalise,
 )
 from harness.layers.wire import (
     WIRE_LEVEL,
-    _CompressJob,
-    _CompressPool,
-    _default_workers,
+    CompressJob,
+    CompressPool,
+    default_workers,
 )
 
 SMALL_LIMIT = 16 << 20  # non-layer members (json) larger than this are refused
@@ -118,7 +120,7 @@ class _Pending:
     captured: dict[str, bytes]
     tar_bytes: int
     sha256: str
-    job: _CompressJob | None
+    job: CompressJob | None
     stored_as: Compression = Compression.NONE
     blob_bytes: int | None = None  # a compressed blob's own length: its exact wire size
 
@@ -155,9 +157,9 @@ def read_save(
     by a v1 id, which says nothing of its content: such layers are always read.
     """
     capture = frozenset(capture)
-    workers = _default_workers() if workers is None else workers
-    pool = _CompressPool(workers) if wire and workers > 0 else None
-    outer = _Source(stream.read)
+    workers = default_workers() if workers is None else workers
+    pool = CompressPool(workers) if wire and workers > 0 else None
+    outer = ByteSource(stream.read)
     pending: dict[str, _Pending] = {}
     links: dict[str, str] = {}
     small: dict[str, bytes] = {}
@@ -165,7 +167,7 @@ def read_save(
     not_tar: dict[str, bytes] = {}  # large members that are not tars -> their first bytes
     try:
         try:
-            headers = _iter_headers(outer, subject)
+            headers = iter_headers(outer, subject)
             for header in headers:
                 name = normalise(header.name, subject).lstrip("/")
                 if header.typeflag == b"2" and name.endswith(".tar"):
@@ -173,9 +175,9 @@ def read_save(
                         posixpath.join(posixpath.dirname(name), header.linkname), subject, "layer link"
                     ).lstrip("/")
                     continue
-                if _TYPE_KIND.get(header.typeflag) is not EntryKind.FILE:
+                if TYPE_KIND.get(header.typeflag) is not EntryKind.FILE:
                     continue
-                member = _Member(outer, header.data_size, subject)
+                member = MemberReader(outer, header.data_size, subject)
                 layer_subject = f"{subject}: layer {name}"
                 metadata = _metadata_name(name)
                 if metadata == "skip":
@@ -214,7 +216,7 @@ def read_save(
                         else:
                             pending[name] = layer
                         continue
-                    if not _is_tar_start(first) and header.data_size:
+                    if not is_tar_start(first) and header.data_size:
                         # not a layer tar (e.g. an OCI json blob without extension): keep it if small
                         if header.data_size <= SMALL_LIMIT and small_total + header.data_size <= SMALL_TOTAL_LIMIT:
                             small[name] = first + outer.read_exact(header.data_size - len(first))
@@ -231,7 +233,7 @@ def read_save(
                     )
                 sha, job = digest.finish()
                 pending[name] = _Pending(name, entries, captured, digest.count, sha, job)
-        except (_Short, _OuterShort) as short:
+        except (SourceEnded, OuterStreamEnded) as short:
             raise CorruptTar(
                 subject, "truncated stream", f"the stream ends {short.args[0]} bytes before the end of a member"
             ) from None
@@ -244,7 +246,7 @@ def read_save(
 
 
 def _read_compressed_layer(
-    member: _Member, head: bytes, compression: Compression, name: str, blob_bytes: int, subject: str, capture: frozenset[str]
+    member: MemberReader, head: bytes, compression: Compression, name: str, blob_bytes: int, subject: str, capture: frozenset[str]
 ) -> _Pending | None:
     """Decompress a gzip or zstd blob as it streams and read its layer tar; None if it holds no tar."""
     read = decompressing_reader(compression, head, member.read, subject)
@@ -254,7 +256,7 @@ def _read_compressed_layer(
         if not more:
             break
         first += more
-    if not _is_tar_start(first):
+    if not is_tar_start(first):
         return None  # compressed, but not a layer: reported only if the manifest names it as one
     # The blob's own length is the wire size: no need to compress it again.
     entries, captured, digest = _read_layer(
@@ -323,7 +325,7 @@ def _assemble(
         while key in links and key not in pending and key not in seen:
             seen.add(key)
             key = links[key]
-        small_not_tar = key in small and not _is_tar_start(small[key].ljust(BLOCK, b"\0"))
+        small_not_tar = key in small and not is_tar_start(small[key].ljust(BLOCK, b"\0"))
         if key not in pending and (key in not_tar or small_not_tar):
             head = not_tar.get(key, small.get(key, b""))[:4]
             raise SaveStreamError(

@@ -43,26 +43,30 @@ class HostileMember(SaveStreamError):
 # --------------------------------------------------------------------------- byte sources
 
 
-class _Short(Exception):
-    """Internal: the source ended before the bytes the tar promised."""
+class SourceEnded(Exception):
+    """The source ended before the bytes the tar promised (args[0]: how many were missing); callers turn it into CorruptTar."""
 
 
-class _OuterShort(Exception):
-    """Internal: the enclosing stream ended inside a member (not an error of the inner tar)."""
+class OuterStreamEnded(Exception):
+    """The enclosing stream ended inside a member (args[0]: how many bytes were missing), not an error of the inner tar."""
 
 
-class _Source:
+class ByteSource:
     """A buffered reader over `read(n)`; `hook` sees every byte once, as it is pulled in."""
 
     __slots__ = ("_read", "_buf", "_pos", "_chunk", "_hook", "offset")
 
-    def __init__(self, read: Callable[[int], bytes], hook: Callable[[bytes], None] | None = None, chunk: int = CHUNK) -> None:
+    def __init__(
+        self, read: Callable[[int], bytes], hook: Callable[[bytes], None] | None = None, chunk: int = CHUNK, head: bytes = b""
+    ) -> None:
         self._read = read
-        self._buf = b""
+        self._buf = head  # bytes a sniffing caller already pulled from `read`: handed out first
         self._pos = 0
         self._chunk = chunk
         self._hook = hook
         self.offset = 0  # bytes handed out (read or skipped) so far
+        if head and hook is not None:
+            hook(head)
 
     def _fill(self) -> bool:
         data = self._read(self._chunk)
@@ -95,7 +99,7 @@ class _Source:
             avail = len(self._buf) - self._pos
             if not avail:
                 if not self._fill():
-                    raise _Short(need)
+                    raise SourceEnded(need)
                 continue
             take = min(avail, need)
             parts.append(self._buf[self._pos : self._pos + take])
@@ -119,7 +123,7 @@ class _Source:
             avail = len(self._buf) - self._pos
             if not avail:
                 if not self._fill():
-                    raise _Short(n)
+                    raise SourceEnded(n)
                 continue
             take = min(avail, n)
             self._pos += take
@@ -143,12 +147,12 @@ class _Source:
             self._pos = len(self._buf)
 
 
-class _Member:
+class MemberReader:
     """`read(n)` over exactly `size` bytes of an enclosing source."""
 
     __slots__ = ("_src", "_left", "_subject")
 
-    def __init__(self, src: _Source, size: int, subject: str) -> None:
+    def __init__(self, src: ByteSource, size: int, subject: str) -> None:
         self._src = src
         self._left = size
         self._subject = subject
@@ -158,7 +162,7 @@ class _Member:
             return b""
         data = self._src.read_some(min(n, self._left))
         if not data:
-            raise _OuterShort(self._left)
+            raise OuterStreamEnded(self._left)
         self._left -= len(data)
         return data
 
@@ -167,7 +171,9 @@ class _Member:
 
 
 @dataclass(slots=True)
-class _Header:
+class TarHeader:
+    """One member's header as `iter_headers` yields it, its PAX and GNU long names already applied."""
+
     name: str
     typeflag: bytes
     size: int  # header (or PAX) size
@@ -235,12 +241,12 @@ def _check_sum(block: bytes, subject: str, offset: int) -> None:
             )
 
 
-def _extended_data(src: _Source, data_size: int, subject: str, offset: int) -> bytes:
+def _extended_data(src: ByteSource, data_size: int, subject: str, offset: int) -> bytes:
     """The data of an extended header (PAX, GNU long name or link), its padding skipped."""
     try:
         data = src.read_exact(data_size)
         src.skip(-data_size % BLOCK)
-    except _Short:
+    except SourceEnded:
         raise CorruptTar(subject, "truncated tar", f"stream ends inside the extended header at offset {offset}") from None
     return data
 
@@ -274,7 +280,7 @@ def _pax_numbers(
     return size, data_size, uid, gid
 
 
-def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
+def iter_headers(src: ByteSource, subject: str) -> Iterator[TarHeader]:
     """Yield the entries of a tar; after each yield the caller may consume any part of the data.
 
     Whatever the caller leaves of an entry's data, and the padding after it, is
@@ -288,7 +294,7 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
         offset = src.offset
         try:
             block = src.read_exact(BLOCK)
-        except _Short as short:
+        except SourceEnded as short:
             got = BLOCK - short.args[0]
             if got == 0:
                 if pax or long_name is not None or long_link is not None:
@@ -332,10 +338,10 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
         pax = {}
         long_name = long_link = None
         start = src.offset
-        yield _Header(name, typeflag, size, data_size, mode, uid, gid, linkname, offset)
+        yield TarHeader(name, typeflag, size, data_size, mode, uid, gid, linkname, offset)
         try:
             src.skip(data_size - (src.offset - start) + (-data_size % BLOCK))
-        except _Short:
+        except SourceEnded:
             raise CorruptTar(
                 subject,
                 "truncated tar",
@@ -343,7 +349,7 @@ def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
             ) from None
 
 
-def _is_tar_start(block: bytes) -> bool:
+def is_tar_start(block: bytes) -> bool:
     if len(block) < BLOCK:
         return False
     if block[:BLOCK] == _ZERO_BLOCK:
