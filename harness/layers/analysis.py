@@ -57,7 +57,7 @@ from harness.layers.compressed import Compression
 from harness.layers.dive import DiveFigures, dive_figures
 from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages
 from harness.layers.layertar import EntryKind, LayerEntry, LayerTar
-from harness.layers.savetar import SavedImage
+from harness.layers.manifest import SavedImage
 
 # --------------------------------------------------------------------------- results
 
