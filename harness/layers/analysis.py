@@ -288,44 +288,11 @@ def analyse_layers(
     counts = [_apply(view, i, layer.entries) for i, layer in enumerate(layers)]
     live = sum(size for size, refs in zip(view.content_size, view.refs, strict=True) if refs > 0)
     stored = sum(view.content_size)
-    built = []
-    for i, (layer, c) in enumerate(zip(layers, counts, strict=True)):
-        diff_id = diff_ids[i] if diff_ids is not None and i < len(diff_ids) else None
-        files = [e for e in layer.entries if e.kind is EntryKind.FILE]
-        largest = heapq.nlargest(top_n, files, key=lambda e: (e.size, e.path))
-        built.append(
-            Layer(
-                index=i,
-                name=layer.name,
-                diff_id=diff_id,
-                digest_matches=None if diff_id is None else diff_id == layer.sha256,
-                instruction=instructions[i] if instructions is not None and i < len(instructions) else None,
-                tar_bytes=layer.tar_bytes,
-                wire_bytes=layer.wire_bytes,
-                stored_as=layer.stored_as,
-                file_bytes=sum(e.size for e in files),
-                content_bytes=layer.content_bytes,
-                entries=len(layer.entries),
-                added=c.added,
-                changed=c.changed,
-                deleted=c.deleted,
-                added_bytes=c.added_bytes,
-                changed_bytes=c.changed_bytes,
-                deleted_bytes=c.deleted_bytes,
-                whiteouts=c.whiteouts,
-                opaque_dirs=c.opaque_dirs,
-                dead_bytes=view.dead_in[i],
-                killed_bytes=view.killed[i],
-                largest=tuple(PathSize(e.path, e.size) for e in largest),
-            )
-        )
-    packages = None
-    status = view.items.get(DPKG_STATUS)
-    if status is not None and status[2] >= 0:
-        content_layer = view.content_layer[status[2]]
-        text = _content_of(layers[content_layer], status, view, DPKG_STATUS)
-        if text is not None:
-            packages = installed_packages(text.decode("utf-8", "replace"))
+    built = tuple(
+        _layer_figures(i, layer, c, view, _aligned(diff_ids, i), _aligned(instructions, i), top_n)
+        for i, (layer, c) in enumerate(zip(layers, counts, strict=True))
+    )
+    packages = _packages(view, layers)
     final_paths = len(view.items)
     del view  # the merged view and dive's trees need not be alive together
     dive = dive_figures([layer.entries for layer in layers])
@@ -333,7 +300,7 @@ def analyse_layers(
     return ImageAnalysis(
         repo_tags=tuple(repo_tags),
         image_id=image_id,
-        layers=tuple(built),
+        layers=built,
         size_bytes=stored,
         content_bytes=sum(layer.content_bytes for layer in layers),
         live_bytes=live,
@@ -348,6 +315,58 @@ def analyse_layers(
         packages=packages,
         history_empty_layer=tuple(history_empty_layer),
     )
+
+
+def _aligned(values: Sequence[str | None] | None, index: int) -> str | None:
+    """The index-th of values given aligned with the layers; None where there are none, or too few."""
+    return values[index] if values is not None and index < len(values) else None
+
+
+def _layer_figures(
+    index: int,
+    layer: LayerTar,
+    counts: _Counts,
+    view: _View,
+    diff_id: str | None,
+    instruction: str | None,
+    top_n: int,
+) -> Layer:
+    """One layer's figures, once every layer has been applied to `view`."""
+    files = [e for e in layer.entries if e.kind is EntryKind.FILE]
+    largest = heapq.nlargest(top_n, files, key=lambda e: (e.size, e.path))
+    return Layer(
+        index=index,
+        name=layer.name,
+        diff_id=diff_id,
+        digest_matches=None if diff_id is None else diff_id == layer.sha256,
+        instruction=instruction,
+        tar_bytes=layer.tar_bytes,
+        wire_bytes=layer.wire_bytes,
+        stored_as=layer.stored_as,
+        file_bytes=sum(e.size for e in files),
+        content_bytes=layer.content_bytes,
+        entries=len(layer.entries),
+        added=counts.added,
+        changed=counts.changed,
+        deleted=counts.deleted,
+        added_bytes=counts.added_bytes,
+        changed_bytes=counts.changed_bytes,
+        deleted_bytes=counts.deleted_bytes,
+        whiteouts=counts.whiteouts,
+        opaque_dirs=counts.opaque_dirs,
+        dead_bytes=view.dead_in[index],
+        killed_bytes=view.killed[index],
+        largest=tuple(PathSize(e.path, e.size) for e in largest),
+    )
+
+
+def _packages(view: _View, layers: Sequence[LayerTar]) -> tuple[Package, ...] | None:
+    """The dpkg packages of the final view; None when it has no dpkg status, or its content was not captured."""
+    status = view.items.get(DPKG_STATUS)
+    if status is None or status[2] < 0:
+        return None
+    text = _content_of(layers[view.content_layer[status[2]]], status, view, DPKG_STATUS)
+    return None if text is None else installed_packages(text.decode("utf-8", "replace"))
 
 
 def _content_of(layer: LayerTar, item: tuple[bool, int, int, int], view: _View, path: str) -> bytes | None:
