@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import BinaryIO
 
+from harness.layers.bytesource import ByteSource, SourceEnded
 from harness.layers.compressed import Compression
 from harness.layers.tarstream import (
-    ByteSource,
     CorruptTar,
     HostileMember,
-    SourceEnded,
     iter_headers,
     normalise,
 )

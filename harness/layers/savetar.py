@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from harness.layers.bytesource import ByteSource, MemberReader, OuterStreamEnded, SourceEnded
 from harness.layers.compressed import Compression, decompressing_reader
 from harness.layers.layertar import (
     DEFAULT_CAPTURE,
@@ -46,12 +47,8 @@ from harness.layers.layertar import (
 from harness.layers.manifest import SavedImage, read_manifest
 from harness.layers.tarstream import (
     BLOCK,
-    ByteSource,
     CorruptTar,
-    MemberReader,
-    OuterStreamEnded,
     SaveStreamError,
-    SourceEnded,
     TarHeader,
     is_tar_start,
     iter_headers,
