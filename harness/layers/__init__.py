@@ -8,8 +8,8 @@
 Reading is streaming and single-pass (memory does not grow with image size);
 see `savetar` for the stream (read with `tarstream`, the strict tar reader, and
 `layertar`, one layer tar), `manifest` for its manifest.json and image config, `wire`
-for the wire-size definition, `analysis` for the figures, `dive` for dive's figures and
-`render` for the table and json.
+for the wire-size definition, `analysis` for the figures (over the layers applied in
+`mergedview`), `dive` for dive's figures and `render` for the table and json.
 """
 
 from __future__ import annotations
