@@ -7,8 +7,9 @@
 
 Reading is streaming and single-pass (memory does not grow with image size);
 see `savetar` for the stream (read with `tarstream`, the strict tar reader, and
-`layertar`, one layer tar), `wire` for the wire-size definition, `analysis` for the
-figures, `dive` for dive's figures and `render` for the table and json.
+`layertar`, one layer tar), `manifest` for its manifest.json and image config, `wire`
+for the wire-size definition, `analysis` for the figures (over the layers applied in
+`mergedview`), `dive` for dive's figures and `render` for the table and json.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from harness.layers.analysis import (
 from harness.layers.dive import DiveFigures, DivePath, dive_figures
 from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages, parse_status
 from harness.layers.layertar import EntryKind, LayerEntry, LayerTar, read_layer_tar
+from harness.layers.manifest import HistoryEntry, SavedImage
 from harness.layers.render import TABLE_HEADERS, layer_table, short_instruction, to_json
-from harness.layers.savetar import HistoryEntry, SavedImage, read_save
+from harness.layers.savetar import read_save
 from harness.layers.tarstream import CorruptTar, HostileMember, SaveStreamError
 from harness.layers.wire import WIRE_LEVEL
 

@@ -1,22 +1,9 @@
 """The figures of an image, from its layer tars' metadata: the merged view, per-layer figures, dead bytes.
 
-Merged view
------------
-Layers are applied bottom-up to a path -> metadata view exactly as the Engine's
-`UnpackLayer` applies a layer tar (moby pkg/archive/diff.go), entry by entry in
-tar order:
-
-* `.wh.<name>` removes `<name>` and everything below it;
-* `.wh..wh..opq` in directory D removes everything below D that this layer has
-  not written so far (the Engine writes the marker right after D, so: all of D's
-  lower content);
-* a directory over a directory merges (metadata replaced, children kept); any
-  other entry over an existing path first removes that path and its subtree;
-* a hard link refers to the content its target has in the view at that moment.
-
-Content identity: every regular-file member is one "content" of `size` bytes; a
-hard link shares its target's content.  A content is *live* while some path of
-the view refers to it.
+The merged view
+---------------
+Layers are applied bottom-up to a path -> metadata view exactly as the Engine
+applies a layer tar; see `mergedview` for the rules and for content identity.
 
 Figures (all byte figures are regular-file content bytes, as in the tar headers)
 --------------------------------------------------------------------------------
@@ -56,8 +43,9 @@ from dataclasses import dataclass
 from harness.layers.compressed import Compression
 from harness.layers.dive import DiveFigures, dive_figures
 from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages
-from harness.layers.layertar import EntryKind, LayerEntry, LayerTar
-from harness.layers.savetar import SavedImage
+from harness.layers.layertar import EntryKind, LayerTar
+from harness.layers.manifest import SavedImage
+from harness.layers.mergedview import LayerChanges, MergedView, apply_layer
 
 # --------------------------------------------------------------------------- results
 
@@ -119,152 +107,6 @@ class ImageAnalysis:
     history_empty_layer: tuple[bool, ...] = ()
 
 
-# --------------------------------------------------------------------------- merged view
-
-
-class _View:
-    """path -> [is_dir, layer, content, size]; children index for subtree removal."""
-
-    __slots__ = ("items", "children", "refs", "content_size", "content_layer", "layer", "killed", "dead_in", "gone")
-
-    def __init__(self, layer_count: int) -> None:
-        self.items: dict[str, tuple[bool, int, int, int]] = {}
-        self.children: dict[str, set[str]] = {}
-        self.refs: list[int] = []
-        self.content_size: list[int] = []
-        self.content_layer: list[int] = []
-        self.layer = 0
-        self.killed = [0] * layer_count
-        self.dead_in = [0] * layer_count
-        self.gone: dict[str, int] = {}  # non-dirs of the view below removed during this layer -> size
-
-    def _attach(self, path: str) -> None:
-        children = self.children
-        while path != "/":
-            parent = path.rpartition("/")[0] or "/"
-            kids = children.get(parent)
-            if kids is not None:
-                kids.add(path)
-                return
-            children[parent] = {path}
-            path = parent
-
-    def _drop(self, path: str, item: tuple[bool, int, int, int]) -> None:
-        is_dir, layer, content, size = item
-        if content >= 0:
-            self.refs[content] -= 1
-            if self.refs[content] == 0:
-                csize = self.content_size[content]
-                self.killed[self.layer] += csize
-                self.dead_in[self.content_layer[content]] += csize
-        if not is_dir and layer < self.layer and path not in self.gone:
-            self.gone[path] = size
-
-    def remove(self, path: str) -> None:
-        """Remove `path` and everything below it (RemoveAll)."""
-        if path != "/":
-            kids = self.children.get(path.rpartition("/")[0] or "/")
-            if kids is not None:
-                kids.discard(path)
-        items, children = self.items, self.children
-        stack = [path]
-        while stack:
-            current = stack.pop()
-            item = items.pop(current, None)
-            if item is not None:
-                self._drop(current, item)
-            kids = children.pop(current, None)
-            if kids:
-                stack.extend(kids)
-
-    def opaque(self, directory: str, written: set[str]) -> None:
-        stack = list(self.children.get(directory, ()))
-        while stack:
-            child = stack.pop()
-            if child in written:
-                stack.extend(self.children.get(child, ()))
-            else:
-                self.remove(child)
-
-    def put(self, entry: LayerEntry) -> None:
-        path = entry.path
-        items = self.items
-        old = items.get(path)
-        is_dir = entry.kind is EntryKind.DIR
-        if old is not None or path in self.children:
-            existing_dir = old[0] if old is not None else True  # an implicit parent is a directory on disk
-            if is_dir and existing_dir:
-                if old is not None:
-                    self._drop(path, old)
-                items[path] = (True, self.layer, -1, 0)
-                return
-            self.remove(path)
-        content = -1
-        size = 0
-        if entry.kind is EntryKind.FILE:
-            content = len(self.refs)
-            self.refs.append(1)
-            self.content_size.append(entry.size)
-            self.content_layer.append(self.layer)
-            size = entry.size
-        elif entry.kind is EntryKind.HARDLINK:
-            target = items.get(entry.link)
-            if target is not None and target[2] >= 0:
-                content = target[2]
-                self.refs[content] += 1
-        items[path] = (is_dir, self.layer, content, size)
-        self._attach(path)
-
-
-@dataclass
-class _Counts:
-    added: int = 0
-    changed: int = 0
-    deleted: int = 0
-    added_bytes: int = 0
-    changed_bytes: int = 0
-    deleted_bytes: int = 0
-    whiteouts: int = 0
-    opaque_dirs: int = 0
-
-
-def _apply(view: _View, index: int, entries: Sequence[LayerEntry]) -> _Counts:
-    view.layer = index
-    view.gone = {}
-    counts = _Counts()
-    written: set[str] = set()
-    for entry in entries:
-        kind = entry.kind
-        if kind is EntryKind.WHITEOUT:
-            counts.whiteouts += 1
-            view.remove(entry.path)
-        elif kind is EntryKind.OPAQUE:
-            counts.opaque_dirs += 1
-            view.opaque(entry.path, written)
-        elif kind is EntryKind.AUFS:
-            continue
-        else:
-            view.put(entry)
-            written.add(entry.path)
-    items, gone = view.items, view.gone
-    for path in written:
-        item = items.get(path)
-        if item is None or item[0] or item[1] != index:
-            continue
-        if path in gone:
-            counts.changed += 1
-            counts.changed_bytes += item[3]
-        else:
-            counts.added += 1
-            counts.added_bytes += item[3]
-    for path, size in gone.items():
-        item = items.get(path)
-        if item is None or item[0]:
-            counts.deleted += 1
-            counts.deleted_bytes += size
-    return counts
-
-
 # --------------------------------------------------------------------------- the image
 
 
@@ -284,62 +126,29 @@ def analyse_layers(
     history to be lined up with the layers (`ImageInfo.aligned`); a caller that caches an image's
     outline keeps them with it.
     """
-    view = _View(len(layers))
-    counts = [_apply(view, i, layer.entries) for i, layer in enumerate(layers)]
+    view = MergedView(len(layers))
+    counts = [apply_layer(view, i, layer.entries) for i, layer in enumerate(layers)]
     live = sum(size for size, refs in zip(view.content_size, view.refs, strict=True) if refs > 0)
     stored = sum(view.content_size)
-    built = []
-    for i, (layer, c) in enumerate(zip(layers, counts, strict=True)):
-        diff_id = diff_ids[i] if diff_ids is not None and i < len(diff_ids) else None
-        files = [e for e in layer.entries if e.kind is EntryKind.FILE]
-        largest = heapq.nlargest(top_n, files, key=lambda e: (e.size, e.path))
-        built.append(
-            Layer(
-                index=i,
-                name=layer.name,
-                diff_id=diff_id,
-                digest_matches=None if diff_id is None else diff_id == layer.sha256,
-                instruction=instructions[i] if instructions is not None and i < len(instructions) else None,
-                tar_bytes=layer.tar_bytes,
-                wire_bytes=layer.wire_bytes,
-                stored_as=layer.stored_as,
-                file_bytes=sum(e.size for e in files),
-                content_bytes=layer.content_bytes,
-                entries=len(layer.entries),
-                added=c.added,
-                changed=c.changed,
-                deleted=c.deleted,
-                added_bytes=c.added_bytes,
-                changed_bytes=c.changed_bytes,
-                deleted_bytes=c.deleted_bytes,
-                whiteouts=c.whiteouts,
-                opaque_dirs=c.opaque_dirs,
-                dead_bytes=view.dead_in[i],
-                killed_bytes=view.killed[i],
-                largest=tuple(PathSize(e.path, e.size) for e in largest),
-            )
-        )
-    packages = None
-    status = view.items.get(DPKG_STATUS)
-    if status is not None and status[2] >= 0:
-        content_layer = view.content_layer[status[2]]
-        text = _content_of(layers[content_layer], status, view, DPKG_STATUS)
-        if text is not None:
-            packages = installed_packages(text.decode("utf-8", "replace"))
+    built = tuple(
+        _layer_figures(i, layer, c, view, _aligned(diff_ids, i), _aligned(instructions, i), top_n)
+        for i, (layer, c) in enumerate(zip(layers, counts, strict=True))
+    )
+    packages = _packages(view, layers)
     final_paths = len(view.items)
     del view  # the merged view and dive's trees need not be alive together
     dive = dive_figures([layer.entries for layer in layers])
-    wires = [layer.wire_bytes for layer in layers]
+    wires = [layer.wire_bytes for layer in layers if layer.wire_bytes is not None]
     return ImageAnalysis(
         repo_tags=tuple(repo_tags),
         image_id=image_id,
-        layers=tuple(built),
+        layers=built,
         size_bytes=stored,
         content_bytes=sum(layer.content_bytes for layer in layers),
         live_bytes=live,
         dead_bytes=stored - live,
         tar_bytes=sum(layer.tar_bytes for layer in layers),
-        wire_bytes=None if any(w is None for w in wires) else sum(wires),
+        wire_bytes=sum(wires) if len(wires) == len(layers) else None,  # None if any layer's is unknown
         efficiency=dive.efficiency,
         wasted_bytes=dive.wasted_bytes,
         user_wasted_percent=dive.user_wasted_percent,
@@ -350,7 +159,59 @@ def analyse_layers(
     )
 
 
-def _content_of(layer: LayerTar, item: tuple[bool, int, int, int], view: _View, path: str) -> bytes | None:
+def _aligned(values: Sequence[str | None] | None, index: int) -> str | None:
+    """The index-th of values given aligned with the layers; None where there are none, or too few."""
+    return values[index] if values is not None and index < len(values) else None
+
+
+def _layer_figures(
+    index: int,
+    layer: LayerTar,
+    counts: LayerChanges,
+    view: MergedView,
+    diff_id: str | None,
+    instruction: str | None,
+    top_n: int,
+) -> Layer:
+    """One layer's figures, once every layer has been applied to `view`."""
+    files = [e for e in layer.entries if e.kind is EntryKind.FILE]
+    largest = heapq.nlargest(top_n, files, key=lambda e: (e.size, e.path))
+    return Layer(
+        index=index,
+        name=layer.name,
+        diff_id=diff_id,
+        digest_matches=None if diff_id is None else diff_id == layer.sha256,
+        instruction=instruction,
+        tar_bytes=layer.tar_bytes,
+        wire_bytes=layer.wire_bytes,
+        stored_as=layer.stored_as,
+        file_bytes=sum(e.size for e in files),
+        content_bytes=layer.content_bytes,
+        entries=len(layer.entries),
+        added=counts.added,
+        changed=counts.changed,
+        deleted=counts.deleted,
+        added_bytes=counts.added_bytes,
+        changed_bytes=counts.changed_bytes,
+        deleted_bytes=counts.deleted_bytes,
+        whiteouts=counts.whiteouts,
+        opaque_dirs=counts.opaque_dirs,
+        dead_bytes=view.dead_in[index],
+        killed_bytes=view.killed[index],
+        largest=tuple(PathSize(e.path, e.size) for e in largest),
+    )
+
+
+def _packages(view: MergedView, layers: Sequence[LayerTar]) -> tuple[Package, ...] | None:
+    """The dpkg packages of the final view; None when it has no dpkg status, or its content was not captured."""
+    status = view.items.get(DPKG_STATUS)
+    if status is None or status[2] < 0:
+        return None
+    text = _content_of(layers[view.content_layer[status[2]]], status, view, DPKG_STATUS)
+    return None if text is None else installed_packages(text.decode("utf-8", "replace"))
+
+
+def _content_of(layer: LayerTar, item: tuple[bool, int, int, int], view: MergedView, path: str) -> bytes | None:
     """The captured content behind `item`, when it is the file `path` written by `layer`."""
     content = layer.captured_content(path)
     if content is None or item[1] != view.content_layer[item[2]]:

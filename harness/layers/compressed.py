@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import enum
 import gzip
+import io
 import zlib
 from collections.abc import Callable
+from typing import Protocol
 
 from harness.layers.tarstream import CorruptTar
 
@@ -37,6 +39,12 @@ class Compression(str, enum.Enum):
         return cls.NONE
 
 
+class _Readable(Protocol):
+    """What is read of a decompressor: GzipFile and zstandard's stream reader alike."""
+
+    def read(self, n: int, /) -> bytes: ...
+
+
 class _Prefixed:
     """`read(n)` that first hands out bytes a caller already sniffed, then reads on."""
 
@@ -56,6 +64,10 @@ class _Prefixed:
         self.consumed += len(data)
         return data
 
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Refused: a blob is read once, forwards (GzipFile seeks only to rewind, which nothing here asks)."""
+        raise io.UnsupportedOperation("seek")
+
 
 def decompressing_reader(
     compression: Compression, head: bytes, read: Callable[[int], bytes], subject: str
@@ -66,9 +78,10 @@ def decompressing_reader(
     garbage) become `CorruptTar` with a one-line message.
     """
     source = _Prefixed(head, read)
+    stream: _Readable
     if compression is Compression.GZIP:
         # GzipFile reads every member of a multi-member gzip, as Go's reader does.
-        stream = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[arg-type]
+        stream = gzip.GzipFile(fileobj=source, mode="rb")
         errors: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error)
     elif compression is Compression.ZSTD:
         try:
@@ -77,7 +90,8 @@ def decompressing_reader(
             raise CorruptTar(
                 subject, "unsupported layer", "a zstd-compressed blob, and the `zstandard` package is not installed"
             ) from None
-        stream = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+        # zstandard's stub asks for an IO[bytes]; its reader only ever calls `read`.
+        stream = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)  # type: ignore[arg-type]
         errors = (zstandard.ZstdError, OSError, EOFError)
     else:
         raise ValueError(compression)

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import BinaryIO
 
+from harness.layers.bytesource import ByteSource, SourceEnded
 from harness.layers.compressed import Compression
 from harness.layers.tarstream import (
     CorruptTar,
     HostileMember,
-    _iter_headers,
-    _Short,
-    _Source,
+    iter_headers,
     normalise,
 )
-from harness.layers.wire import WIRE_LEVEL, _CompressPool, _Digest
+from harness.layers.wire import WIRE_LEVEL, CompressPool, LayerDigest
 
 DEFAULT_CAPTURE = frozenset({"/var/lib/dpkg/status"})
 CAPTURE_LIMIT = 64 << 20  # a captured file larger than this is not kept
@@ -50,7 +49,7 @@ class EntryKind(str, Enum):
     AUFS = "aufs"  # other `.wh..wh.*` names (AUFS metadata): skipped, as the Engine does
 
 
-_TYPE_KIND = {
+TYPE_KIND = {
     b"0": EntryKind.FILE,
     b"\0": EntryKind.FILE,
     b"7": EntryKind.FILE,
@@ -132,10 +131,10 @@ class LayerTar:
 # --------------------------------------------------------------------------- layer tars
 
 
-def _layer_entries(src: _Source, subject: str, capture: frozenset[str], captured: dict[str, bytes]) -> list[LayerEntry]:
+def _layer_entries(src: ByteSource, subject: str, capture: frozenset[str], captured: dict[str, bytes]) -> list[LayerEntry]:
     entries: list[LayerEntry] = []
     append = entries.append
-    for header in _iter_headers(src, subject):
+    for header in iter_headers(src, subject):
         path = normalise(header.name, subject)
         if path == "/":
             if header.typeflag == b"5":
@@ -156,7 +155,7 @@ def _layer_entries(src: _Source, subject: str, capture: frozenset[str], captured
             whiteout = posixpath.join(parent, target)
             append(LayerEntry(whiteout, EntryKind.WHITEOUT, header.size, header.mode, header.uid, header.gid))
             continue
-        kind = _TYPE_KIND.get(header.typeflag, EntryKind.OTHER)
+        kind = TYPE_KIND.get(header.typeflag, EntryKind.OTHER)
         link = header.linkname
         if kind is EntryKind.HARDLINK:
             link = normalise(link, subject, "hard link")
@@ -168,7 +167,7 @@ def _layer_entries(src: _Source, subject: str, capture: frozenset[str], captured
     return entries
 
 
-def _read_layer(
+def read_layer(
     read: Callable[[int], bytes],
     name: str,
     subject: str,
@@ -176,20 +175,20 @@ def _read_layer(
     wire: bool,
     level: int,
     capture: frozenset[str],
-    pool: _CompressPool | None,
+    pool: CompressPool | None,
     first: bytes = b"",
-) -> tuple[list[LayerEntry], dict[str, bytes], _Digest]:
-    digest = _Digest(wire, level, pool)
-    if first:
-        digest.update(first)
-    src = _Source(read, digest.update)
-    if first:  # bytes already pulled from `read` by a sniffing caller
-        src._buf = first  # noqa: SLF001
+) -> tuple[list[LayerEntry], dict[str, bytes], LayerDigest]:
+    """One layer tar pulled from `read`: its entries, the captured files' content, and its digest, still to be finished.
+
+    `first` holds bytes a caller pulled from `read` to sniff them; they are read first.
+    """
+    digest = LayerDigest(wire, level, pool)
+    src = ByteSource(read, digest.update, head=first)
     captured: dict[str, bytes] = {}
     try:
         entries = _layer_entries(src, subject, capture, captured)
         src.scan_rest()  # no-op after an end marker; consumes a tail otherwise
-    except _Short as short:
+    except SourceEnded as short:
         raise CorruptTar(subject, "truncated tar", f"the layer tar ends {short.args[0]} bytes early") from None
     return entries, captured, digest
 
@@ -203,7 +202,7 @@ def read_layer_tar(
     capture: Iterable[str] = DEFAULT_CAPTURE,
 ) -> LayerTar:
     """Analyse one (uncompressed) layer tar stream; see the module docstring."""
-    entries, captured, digest = _read_layer(
+    entries, captured, digest = read_layer(
         stream.read, name, f"layer {name}", wire=wire, level=level, capture=frozenset(capture), pool=None
     )
     sha, job = digest.finish()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.layers.analysis import ImageAnalysis
+from harness.layers.analysis import ImageAnalysis, Layer
+from harness.layers.dive import DiveFigures
+from harness.layers.dpkg import Package
 
 
 def short_instruction(created_by: str | None, width: int = 48) -> str:
@@ -79,49 +81,59 @@ def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict[str, A
         "wasted_bytes": analysis.wasted_bytes,
         "user_wasted_percent": _finite(analysis.user_wasted_percent),
         "final_paths": analysis.final_paths,
-        "layers": [
-            {
-                "index": layer.index,
-                "name": layer.name,
-                "diff_id": layer.diff_id,
-                "digest_matches": layer.digest_matches,
-                "instruction": layer.instruction,
-                "tar_bytes": layer.tar_bytes,
-                "wire_bytes": layer.wire_bytes,
-                "stored_as": layer.stored_as.value,
-                "file_bytes": layer.file_bytes,
-                "content_bytes": layer.content_bytes,
-                "entries": layer.entries,
-                "added": layer.added,
-                "changed": layer.changed,
-                "deleted": layer.deleted,
-                "added_bytes": layer.added_bytes,
-                "changed_bytes": layer.changed_bytes,
-                "deleted_bytes": layer.deleted_bytes,
-                "whiteouts": layer.whiteouts,
-                "opaque_dirs": layer.opaque_dirs,
-                "dead_bytes": layer.dead_bytes,
-                "killed_bytes": layer.killed_bytes,
-                "largest": [{"path": p.path, "size": p.size} for p in layer.largest],
-            }
-            for layer in analysis.layers
+        "layers": [_layer_json(layer) for layer in analysis.layers],
+        "dive": _dive_json(analysis.dive, inefficiencies),
+        "packages": None if analysis.packages is None else [_package_json(p) for p in analysis.packages],
+    }
+
+
+def _layer_json(layer: Layer) -> dict[str, Any]:
+    return {
+        "index": layer.index,
+        "name": layer.name,
+        "diff_id": layer.diff_id,
+        "digest_matches": layer.digest_matches,
+        "instruction": layer.instruction,
+        "tar_bytes": layer.tar_bytes,
+        "wire_bytes": layer.wire_bytes,
+        "stored_as": layer.stored_as.value,
+        "file_bytes": layer.file_bytes,
+        "content_bytes": layer.content_bytes,
+        "entries": layer.entries,
+        "added": layer.added,
+        "changed": layer.changed,
+        "deleted": layer.deleted,
+        "added_bytes": layer.added_bytes,
+        "changed_bytes": layer.changed_bytes,
+        "deleted_bytes": layer.deleted_bytes,
+        "whiteouts": layer.whiteouts,
+        "opaque_dirs": layer.opaque_dirs,
+        "dead_bytes": layer.dead_bytes,
+        "killed_bytes": layer.killed_bytes,
+        "largest": [{"path": p.path, "size": p.size} for p in layer.largest],
+    }
+
+
+def _dive_json(dive: DiveFigures, inefficiencies: int) -> dict[str, Any]:
+    """dive's figures, with its `inefficiencies` largest inefficient paths."""
+    return {
+        "efficiency": _finite(dive.efficiency),
+        "wasted_bytes": dive.wasted_bytes,
+        "user_wasted_percent": _finite(dive.user_wasted_percent),
+        "size_bytes": dive.size_bytes,
+        "user_size_bytes": dive.user_size_bytes,
+        "inefficient_paths": dive.inefficient_paths,
+        "inefficiencies": [
+            {"path": d.path, "cumulative_bytes": d.cumulative_bytes, "min_bytes": d.min_bytes, "occurrences": d.occurrences}
+            for d in dive.inefficiencies[:inefficiencies]
         ],
-        "dive": {
-            "efficiency": _finite(analysis.dive.efficiency),
-            "wasted_bytes": analysis.dive.wasted_bytes,
-            "user_wasted_percent": _finite(analysis.dive.user_wasted_percent),
-            "size_bytes": analysis.dive.size_bytes,
-            "user_size_bytes": analysis.dive.user_size_bytes,
-            "inefficient_paths": analysis.dive.inefficient_paths,
-            "inefficiencies": [
-                {"path": d.path, "cumulative_bytes": d.cumulative_bytes, "min_bytes": d.min_bytes, "occurrences": d.occurrences}
-                for d in analysis.dive.inefficiencies[:inefficiencies]
-            ],
-        },
-        "packages": None
-        if analysis.packages is None
-        else [
-            {"name": p.name, "version": p.version, "installed_size_bytes": p.installed_size_bytes, "status": p.status}
-            for p in analysis.packages
-        ],
+    }
+
+
+def _package_json(package: Package) -> dict[str, Any]:
+    return {
+        "name": package.name,
+        "version": package.version,
+        "installed_size_bytes": package.installed_size_bytes,
+        "status": package.status,
     }

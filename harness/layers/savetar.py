@@ -18,86 +18,46 @@ built), decompressed as it streams; such a layer's wire size is its blob's
 length, exactly.
 
 Each layer tar is read by `layertar` (members, digest, captured files) over the
-strict tar reader of `tarstream`, its gzip size computed by `wire`.
+strict tar reader of `tarstream`, its gzip size computed by `wire`; `manifest`
+reads `manifest.json` and the image config.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
-import json
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from harness.layers.bytesource import ByteSource, MemberReader, OuterStreamEnded, SourceEnded
 from harness.layers.compressed import Compression, decompressing_reader
 from harness.layers.layertar import (
-    _TYPE_KIND,
     DEFAULT_CAPTURE,
+    TYPE_KIND,
     EntryKind,
     LayerEntry,
     LayerTar,
-    _read_layer,
 )
+from harness.layers.layertar import (
+    read_layer as _read_layer,  # by this name: tests/test_layer_cache.py spies on which blobs are parsed
+)
+from harness.layers.manifest import SavedImage, read_manifest
 from harness.layers.tarstream import (
     BLOCK,
     CorruptTar,
     SaveStreamError,
-    _is_tar_start,
-    _iter_headers,
-    _Member,
-    _OuterShort,
-    _Short,
-    _Source,
+    TarHeader,
+    is_tar_start,
+    iter_headers,
     normalise,
 )
-from harness.layers.wire import (
-    WIRE_LEVEL,
-    _CompressJob,
-    _CompressPool,
-    _default_workers,
-)
+from harness.layers.wire import WIRE_LEVEL, CompressJob, CompressPool, LayerDigest, default_workers
 
 SMALL_LIMIT = 16 << 20  # non-layer members (json) larger than this are refused
 SMALL_TOTAL_LIMIT = 64 << 20
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One entry of the config's `history`."""
-
-    created_by: str
-    empty_layer: bool
-    created: str = ""
-    comment: str = ""
-
-
-@dataclass(frozen=True)
-class SavedImage:
-    """One image of a docker-save stream, its layers in manifest (bottom-up) order.
-
-    `image_id` is `sha256:` + the digest of the config json; `diff_ids` come from
-    the config's `rootfs`; `history` is the whole config history (empty layers included).
-    """
-
-    repo_tags: tuple[str, ...]
-    image_id: str
-    config_name: str
-    diff_ids: tuple[str, ...]
-    history: tuple[HistoryEntry, ...]
-    layers: tuple[LayerTar, ...]
-
-    def instructions(self) -> tuple[str | None, ...]:
-        """`created_by` aligned with the layers, as dive aligns them.
-
-        History entries with `empty_layer` are skipped; the i-th remaining entry
-        belongs to the i-th layer; a layer without one gets None.
-        """
-        with_layer = [h.created_by for h in self.history if not h.empty_layer]
-        return tuple(with_layer[i] if i < len(with_layer) else None for i in range(len(self.layers)))
 
 
 def _metadata_name(name: str) -> str | None:
@@ -113,20 +73,92 @@ def _metadata_name(name: str) -> str | None:
 
 @dataclass
 class _Pending:
+    """A layer read from the stream, kept by member name until the manifest puts it in order."""
+
     name: str
     entries: list[LayerEntry]
     captured: dict[str, bytes]
     tar_bytes: int
     sha256: str
-    job: _CompressJob | None
+    job: CompressJob | None
     stored_as: Compression = Compression.NONE
     blob_bytes: int | None = None  # a compressed blob's own length: its exact wire size
+
+    @classmethod
+    def finished(
+        cls,
+        name: str,
+        entries: list[LayerEntry],
+        captured: dict[str, bytes],
+        digest: LayerDigest,
+        stored_as: Compression = Compression.NONE,
+        blob_bytes: int | None = None,
+    ) -> _Pending:
+        sha, job = digest.finish()
+        return cls(name, entries, captured, digest.count, sha, job, stored_as, blob_bytes)
+
+    @classmethod
+    def known(cls, name: str, layer: LayerTar) -> _Pending:
+        """A layer read before (see `cache`), found again under `name`."""
+        return cls(
+            name,
+            list(layer.entries),
+            dict(layer.captured),
+            layer.tar_bytes,
+            layer.sha256,
+            None,
+            layer.stored_as,
+            layer.wire_bytes,
+        )
 
     @property
     def wire_bytes(self) -> int | None:
         if self.blob_bytes is not None:
             return self.blob_bytes
         return self.job.length if self.job else None
+
+    def layer(self, name: str) -> LayerTar:
+        return LayerTar(
+            name,
+            self.tar_bytes,
+            self.sha256,
+            self.wire_bytes,
+            tuple(self.entries),
+            tuple(sorted(self.captured.items())),
+            self.stored_as,
+        )
+
+
+@dataclass(frozen=True)
+class _LayerReading:
+    """How the layer tars are read: with their gzip size or not, at which level, keeping which files."""
+
+    wire: bool
+    level: int
+    capture: frozenset[str]
+
+    def read_from(
+        self, read: Callable[[int], bytes], name: str, subject: str, pool: CompressPool | None = None, first: bytes = b""
+    ) -> tuple[list[LayerEntry], dict[str, bytes], LayerDigest]:
+        return _read_layer(read, name, subject, wire=self.wire, level=self.level, capture=self.capture, pool=pool, first=first)
+
+
+@dataclass
+class _Members:
+    """What one pass over the stream kept of its members, by name, for the manifest to put in order."""
+
+    pending: dict[str, _Pending] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # a symlinked layer tar -> its target
+    small: dict[str, bytes] = field(default_factory=dict)  # json, and small blobs not known to be layers yet
+    small_total: int = 0
+    not_tar: dict[str, bytes] = field(default_factory=dict)  # large members that are not tars -> their first bytes
+
+    def has_room_for(self, size: int) -> bool:
+        return size <= SMALL_LIMIT and self.small_total + size <= SMALL_TOTAL_LIMIT
+
+    def keep_small(self, name: str, data: bytes) -> None:
+        self.small[name] = data
+        self.small_total += len(data)
 
 
 def read_save(
@@ -154,97 +186,108 @@ def read_save(
     skipped, neither parsed nor compressed.  The classic format names a layer
     by a v1 id, which says nothing of its content: such layers are always read.
     """
-    capture = frozenset(capture)
-    workers = _default_workers() if workers is None else workers
-    pool = _CompressPool(workers) if wire and workers > 0 else None
-    outer = _Source(stream.read)
-    pending: dict[str, _Pending] = {}
-    links: dict[str, str] = {}
-    small: dict[str, bytes] = {}
-    small_total = 0
-    not_tar: dict[str, bytes] = {}  # large members that are not tars -> their first bytes
+    reading = _LayerReading(wire, level, frozenset(capture))
+    workers = default_workers() if workers is None else workers
+    pool = CompressPool(workers) if wire and workers > 0 else None
     try:
-        try:
-            headers = _iter_headers(outer, subject)
-            for header in headers:
-                name = normalise(header.name, subject).lstrip("/")
-                if header.typeflag == b"2" and name.endswith(".tar"):
-                    links[name] = normalise(
-                        posixpath.join(posixpath.dirname(name), header.linkname), subject, "layer link"
-                    ).lstrip("/")
-                    continue
-                if _TYPE_KIND.get(header.typeflag) is not EntryKind.FILE:
-                    continue
-                member = _Member(outer, header.data_size, subject)
-                layer_subject = f"{subject}: layer {name}"
-                metadata = _metadata_name(name)
-                if metadata == "skip":
-                    continue
-                if metadata == "keep":
-                    if header.data_size > SMALL_LIMIT or small_total + header.data_size > SMALL_TOTAL_LIMIT:
-                        raise SaveStreamError(
-                            subject, "unexpectedly large metadata member", f"{name} has {header.data_size} bytes"
-                        )
-                    small[name] = outer.read_exact(header.data_size)
-                    small_total += header.data_size
-                    continue
-                cached = _known_blob(name, known)
-                if cached is not None:
-                    pending[name] = _Pending(
-                        name,
-                        list(cached.entries),
-                        dict(cached.captured),
-                        cached.tar_bytes,
-                        cached.sha256,
-                        None,
-                        cached.stored_as,
-                        cached.wire_bytes,
-                    )
-                    continue  # the rest of the member is skipped by the header iterator
-                first = b""
-                if not name.endswith(".tar"):
-                    first = member.read(BLOCK)
-                    while len(first) < min(BLOCK, header.data_size):
-                        first += member.read(BLOCK - len(first))
-                    compression = Compression.sniff(first)
-                    if compression is not Compression.NONE:
-                        layer = _read_compressed_layer(member, first, compression, name, header.data_size, layer_subject, capture)
-                        if layer is None:
-                            not_tar[name] = first[:4]
-                        else:
-                            pending[name] = layer
-                        continue
-                    if not _is_tar_start(first) and header.data_size:
-                        # not a layer tar (e.g. an OCI json blob without extension): keep it if small
-                        if header.data_size <= SMALL_LIMIT and small_total + header.data_size <= SMALL_TOTAL_LIMIT:
-                            small[name] = first + outer.read_exact(header.data_size - len(first))
-                            small_total += header.data_size
-                        else:
-                            not_tar[name] = first[:4]
-                        continue
-                entries, captured, digest = _read_layer(
-                    member.read, name, layer_subject, wire=wire, level=level, capture=capture, pool=pool, first=first
-                )
-                if digest.count != header.data_size:
-                    raise CorruptTar(
-                        layer_subject, "corrupt tar", f"layer tar has {digest.count} bytes, its header says {header.data_size}"
-                    )
-                sha, job = digest.finish()
-                pending[name] = _Pending(name, entries, captured, digest.count, sha, job)
-        except (_Short, _OuterShort) as short:
-            raise CorruptTar(
-                subject, "truncated stream", f"the stream ends {short.args[0]} bytes before the end of a member"
-            ) from None
-        if outer.offset == 0:
-            raise CorruptTar(subject, "not a docker save stream", "the stream is empty")
+        members = _StreamPass(ByteSource(stream.read), subject, reading, pool, known).read()
     finally:
         if pool is not None:
             pool.close()
-    return _assemble(subject, image, pending, links, small, not_tar, capture, wire, level)
+    manifest = read_manifest(subject, members.small, image)
+    return SavedImage(
+        repo_tags=manifest.repo_tags,
+        image_id=manifest.image_id,
+        config_name=manifest.config_name,
+        diff_ids=manifest.diff_ids,
+        history=manifest.history,
+        layers=_ordered_layers(subject, manifest.layer_names, members, reading),
+    )
+
+
+@dataclass
+class _StreamPass:
+    """One pass over the outer stream: each member is kept, read as a layer, or skipped as it goes past."""
+
+    outer: ByteSource
+    subject: str
+    reading: _LayerReading
+    pool: CompressPool | None  # the gzip workers, while the stream is read
+    known: Callable[[str], LayerTar | None] | None
+    members: _Members = field(default_factory=_Members)
+
+    def read(self) -> _Members:
+        try:
+            for header in iter_headers(self.outer, self.subject):
+                self._member(header)
+        except (SourceEnded, OuterStreamEnded) as short:
+            raise CorruptTar(
+                self.subject, "truncated stream", f"the stream ends {short.args[0]} bytes before the end of a member"
+            ) from None
+        if self.outer.offset == 0:
+            raise CorruptTar(self.subject, "not a docker save stream", "the stream is empty")
+        return self.members
+
+    def _member(self, header: TarHeader) -> None:
+        name = normalise(header.name, self.subject).lstrip("/")
+        if header.typeflag == b"2" and name.endswith(".tar"):
+            target = posixpath.join(posixpath.dirname(name), header.linkname)
+            self.members.links[name] = normalise(target, self.subject, "layer link").lstrip("/")
+            return
+        if TYPE_KIND.get(header.typeflag) is not EntryKind.FILE:
+            return
+        metadata = _metadata_name(name)
+        if metadata == "skip":
+            return
+        if metadata == "keep":
+            if not self.members.has_room_for(header.data_size):
+                raise SaveStreamError(self.subject, "unexpectedly large metadata member", f"{name} has {header.data_size} bytes")
+            self.members.keep_small(name, self.outer.read_exact(header.data_size))
+            return
+        cached = _known_blob(name, self.known)
+        if cached is not None:
+            self.members.pending[name] = _Pending.known(name, cached)
+            return  # the rest of the member is skipped by the header iterator
+        self._blob(name, header.data_size)
+
+    def _blob(self, name: str, size: int) -> None:
+        """A member that may be a layer: a tar, a compressed tar, or (an OCI blob without extension) anything."""
+        member = MemberReader(self.outer, size, self.subject)
+        layer_subject = f"{self.subject}: layer {name}"
+        first = b""
+        if not name.endswith(".tar"):
+            first = _head(member, size)
+            compression = Compression.sniff(first)
+            if compression is not Compression.NONE:
+                layer = _read_compressed_layer(member, first, compression, name, size, layer_subject, self.reading)
+                if layer is None:
+                    self.members.not_tar[name] = first[:4]
+                else:
+                    self.members.pending[name] = layer
+                return
+            if not is_tar_start(first) and size:
+                # not a layer tar (e.g. an OCI json blob without extension): keep it if small
+                if self.members.has_room_for(size):
+                    self.members.keep_small(name, first + self.outer.read_exact(size - len(first)))
+                else:
+                    self.members.not_tar[name] = first[:4]
+                return
+        entries, captured, digest = self.reading.read_from(member.read, name, layer_subject, self.pool, first)
+        if digest.count != size:
+            raise CorruptTar(layer_subject, "corrupt tar", f"layer tar has {digest.count} bytes, its header says {size}")
+        self.members.pending[name] = _Pending.finished(name, entries, captured, digest)
+
+
+def _head(member: MemberReader, size: int) -> bytes:
+    """The member's first block (all of it, if it is shorter), to sniff what it is."""
+    first = member.read(BLOCK)
+    while len(first) < min(BLOCK, size):
+        first += member.read(BLOCK - len(first))
+    return first
 
 
 def _read_compressed_layer(
-    member: _Member, head: bytes, compression: Compression, name: str, blob_bytes: int, subject: str, capture: frozenset[str]
+    member: MemberReader, head: bytes, compression: Compression, name: str, blob_bytes: int, subject: str, reading: _LayerReading
 ) -> _Pending | None:
     """Decompress a gzip or zstd blob as it streams and read its layer tar; None if it holds no tar."""
     read = decompressing_reader(compression, head, member.read, subject)
@@ -254,16 +297,13 @@ def _read_compressed_layer(
         if not more:
             break
         first += more
-    if not _is_tar_start(first):
+    if not is_tar_start(first):
         return None  # compressed, but not a layer: reported only if the manifest names it as one
     # The blob's own length is the wire size: no need to compress it again.
-    entries, captured, digest = _read_layer(
-        read, name, subject, wire=False, level=WIRE_LEVEL, capture=capture, pool=None, first=first
-    )
+    entries, captured, digest = dataclasses.replace(reading, wire=False).read_from(read, name, subject, first=first)
     if read(1):
         raise CorruptTar(subject, f"corrupt {compression.value} layer", "data after the end of the layer tar")
-    sha, _ = digest.finish()
-    return _Pending(name, entries, captured, digest.count, sha, None, compression, blob_bytes)
+    return _Pending.finished(name, entries, captured, digest, compression, blob_bytes)
 
 
 def _known_blob(name: str, known: Callable[[str], LayerTar | None] | None) -> LayerTar | None:
@@ -274,107 +314,44 @@ def _known_blob(name: str, known: Callable[[str], LayerTar | None] | None) -> La
 _BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
 
-def _assemble(
-    subject: str,
-    image: str | None,
-    pending: dict[str, _Pending],
-    links: dict[str, str],
-    small: dict[str, bytes],
-    not_tar: dict[str, bytes],
-    capture: frozenset[str],
-    wire: bool,
-    level: int,
-) -> SavedImage:
-    if "manifest.json" not in small:
-        found = ", ".join(sorted(small)[:5]) or "no metadata members"
-        raise SaveStreamError(subject, "no manifest.json", f"found {found}; is this a `docker save` stream?")
-    manifest = _json(subject, "manifest.json", small["manifest.json"])
-    if not isinstance(manifest, list) or not manifest or not all(isinstance(m, dict) for m in manifest):
-        raise SaveStreamError(subject, "manifest.json: not a list of images", repr(manifest)[:120])
-    entry = _pick(subject, manifest, image, small)
-    config_name = str(entry.get("Config", ""))
-    if config_name not in small:
-        raise SaveStreamError(subject, "image config missing", f"manifest.json names {config_name!r}, not in the stream")
-    config_bytes = small[config_name]
-    config = _json(subject, config_name, config_bytes)
-    if not isinstance(config, dict):
-        raise SaveStreamError(subject, f"{config_name}: not an image config", repr(config)[:120])
-    rootfs = config.get("rootfs") or {}
-    diff_ids = tuple(str(d) for d in rootfs.get("diff_ids") or ())
-    history = tuple(
-        HistoryEntry(
-            str(h.get("created_by", "")), bool(h.get("empty_layer", False)), str(h.get("created", "")), str(h.get("comment", ""))
-        )
-        for h in config.get("history") or ()
-        if isinstance(h, dict)
-    )
-    layer_names = [str(n) for n in entry.get("Layers") or ()]
-    if len(diff_ids) != len(layer_names):
-        raise SaveStreamError(
-            subject,
-            "config and manifest disagree",
-            f"{config_name} lists {len(diff_ids)} diff_ids, manifest.json {len(layer_names)} layers",
-        )
+# --------------------------------------------------------------------------- the layers, in manifest order
+
+
+def _ordered_layers(subject: str, layer_names: Iterable[str], members: _Members, reading: _LayerReading) -> tuple[LayerTar, ...]:
+    """The layers the manifest lists, bottom-up; a tar listed twice (or linked to) is read once."""
     layers = []
     built: dict[str, LayerTar] = {}
     for name in layer_names:
-        key = normalise(name, subject, "manifest layer").lstrip("/")
-        seen = set()
-        while key in links and key not in pending and key not in seen:
-            seen.add(key)
-            key = links[key]
-        small_not_tar = key in small and not _is_tar_start(small[key].ljust(BLOCK, b"\0"))
-        if key not in pending and (key in not_tar or small_not_tar):
-            head = not_tar.get(key, small.get(key, b""))[:4]
-            raise SaveStreamError(
-                subject,
-                "unsupported layer",
-                f"{name} is neither a tar nor a gzip- or zstd-compressed tar (it starts with {head!r})",
-            )
-        if key not in pending and key in small:  # a small layer blob kept before we knew it was a layer
-            entries, captured, digest = _read_layer(
-                io.BytesIO(small[key]).read, key, f"{subject}: layer {key}", wire=wire, level=level, capture=capture, pool=None
-            )
-            sha, job = digest.finish()
-            pending[key] = _Pending(key, entries, captured, digest.count, sha, job)
-        if key not in pending:
-            raise SaveStreamError(subject, "layer missing", f"manifest.json lists {name}, the stream has no such tar")
-        p = pending[key]
+        key = _follow_links(normalise(name, subject, "manifest layer").lstrip("/"), members)
         if key not in built:
-            built[key] = LayerTar(
-                name, p.tar_bytes, p.sha256, p.wire_bytes, tuple(p.entries), tuple(sorted(p.captured.items())), p.stored_as
-            )
+            built[key] = _listed_layer(subject, name, key, members, reading).layer(name)
         layers.append(built[key] if built[key].name == name else dataclasses.replace(built[key], name=name))
-    return SavedImage(
-        repo_tags=tuple(str(t) for t in entry.get("RepoTags") or ()),
-        image_id="sha256:" + hashlib.sha256(config_bytes).hexdigest(),
-        config_name=config_name,
-        diff_ids=diff_ids,
-        history=history,
-        layers=tuple(layers),
-    )
+    return tuple(layers)
 
 
-def _json(subject: str, name: str, data: bytes) -> object:
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise SaveStreamError(subject, f"{name}: invalid json", str(error)) from None
+def _follow_links(key: str, members: _Members) -> str:
+    seen = set()
+    while key in members.links and key not in members.pending and key not in seen:
+        seen.add(key)
+        key = members.links[key]
+    return key
 
 
-def _pick(subject: str, manifest: Sequence[dict], image: str | None, small: dict[str, bytes]) -> dict:
-    if image is None:
-        if len(manifest) == 1:
-            return manifest[0]
-        tags = [t for m in manifest for t in m.get("RepoTags") or ()]
-        raise SaveStreamError(subject, "several images in the stream, none chosen", f"RepoTags {tags}")
-    for m in manifest:
-        if image in (m.get("RepoTags") or ()):
-            return m
-    wanted = image.removeprefix("sha256:")
-    for m in manifest:
-        config = small.get(str(m.get("Config", "")))
-        if config is not None and len(wanted) >= 4 and hashlib.sha256(config).hexdigest().startswith(wanted):
-            return m
-    tags = [t for m in manifest for t in m.get("RepoTags") or ()]
-    raise SaveStreamError(subject, f"image {image!r} not in the stream", f"RepoTags {tags}")
+def _listed_layer(subject: str, name: str, key: str, members: _Members, reading: _LayerReading) -> _Pending:
+    """The layer the manifest lists as `name` (member `key`), or why the stream has none."""
+    if key in members.pending:
+        return members.pending[key]
+    small = members.small.get(key)
+    if key in members.not_tar or (small is not None and not is_tar_start(small.ljust(BLOCK, b"\0"))):
+        head = members.not_tar.get(key, small or b"")[:4]
+        raise SaveStreamError(
+            subject,
+            "unsupported layer",
+            f"{name} is neither a tar nor a gzip- or zstd-compressed tar (it starts with {head!r})",
+        )
+    if small is None:
+        raise SaveStreamError(subject, "layer missing", f"manifest.json lists {name}, the stream has no such tar")
+    # a small layer blob, kept before we knew it was a layer
+    entries, captured, digest = reading.read_from(io.BytesIO(small).read, key, f"{subject}: layer {key}")
+    members.pending[key] = _Pending.finished(key, entries, captured, digest)
+    return members.pending[key]

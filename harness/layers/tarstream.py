@@ -13,16 +13,17 @@ Device nodes, fifos and symlinks are metadata only; nothing is ever written.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from harness.errors import EvidenceError
+from harness.layers.bytesource import ByteSource, SourceEnded
 
 BLOCK = 512
-CHUNK = 1 << 20
 _META_LIMIT = 16 << 20  # PAX / GNU long-name payloads
 _ZERO_BLOCK = bytes(BLOCK)
 _HEADER_ONLY = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+_EXTENDED = frozenset({b"x", b"g", b"L", b"K"})  # PAX (local, global), GNU long name, GNU long link
 
 
 class SaveStreamError(EvidenceError):
@@ -40,134 +41,13 @@ class HostileMember(SaveStreamError):
     """A member whose name, hard-link target or whiteout climbs out of the root."""
 
 
-# --------------------------------------------------------------------------- byte sources
-
-
-class _Short(Exception):
-    """Internal: the source ended before the bytes the tar promised."""
-
-
-class _OuterShort(Exception):
-    """Internal: the enclosing stream ended inside a member (not an error of the inner tar)."""
-
-
-class _Source:
-    """A buffered reader over `read(n)`; `hook` sees every byte once, as it is pulled in."""
-
-    __slots__ = ("_read", "_buf", "_pos", "_chunk", "_hook", "offset")
-
-    def __init__(self, read: Callable[[int], bytes], hook: Callable[[bytes], None] | None = None, chunk: int = CHUNK) -> None:
-        self._read = read
-        self._buf = b""
-        self._pos = 0
-        self._chunk = chunk
-        self._hook = hook
-        self.offset = 0  # bytes handed out (read or skipped) so far
-
-    def _fill(self) -> bool:
-        data = self._read(self._chunk)
-        if not data:
-            return False
-        if self._hook is not None:
-            self._hook(data)
-        if self._pos < len(self._buf):
-            self._buf = self._buf[self._pos :] + data
-        else:
-            self._buf = data
-        self._pos = 0
-        return True
-
-    def peek(self, n: int) -> bytes:
-        while len(self._buf) - self._pos < n:
-            if not self._fill():
-                break
-        return self._buf[self._pos : self._pos + n]
-
-    def read_exact(self, n: int) -> bytes:
-        pos = self._pos
-        if len(self._buf) - pos >= n:
-            self._pos = pos + n
-            self.offset += n
-            return self._buf[pos : pos + n]
-        parts = []
-        need = n
-        while need:
-            avail = len(self._buf) - self._pos
-            if not avail:
-                if not self._fill():
-                    raise _Short(need)
-                continue
-            take = min(avail, need)
-            parts.append(self._buf[self._pos : self._pos + take])
-            self._pos += take
-            need -= take
-        self.offset += n
-        return b"".join(parts)
-
-    def read_some(self, n: int) -> bytes:
-        """Up to n bytes (at least one unless at the end)."""
-        if self._pos >= len(self._buf) and not self._fill():
-            return b""
-        pos = self._pos
-        data = self._buf[pos : pos + n]
-        self._pos = pos + len(data)
-        self.offset += len(data)
-        return data
-
-    def skip(self, n: int) -> None:
-        while n:
-            avail = len(self._buf) - self._pos
-            if not avail:
-                if not self._fill():
-                    raise _Short(n)
-                continue
-            take = min(avail, n)
-            self._pos += take
-            self.offset += take
-            n -= take
-
-    def scan_rest(self) -> int | None:
-        """Consume everything left; the offset of the first non-zero byte, or None if all zero."""
-        found = None
-        while True:
-            avail = len(self._buf) - self._pos
-            if not avail:
-                if not self._fill():
-                    return found
-                continue
-            if found is None:
-                rest = self._buf[self._pos :] if self._pos else self._buf
-                if rest.count(0) != len(rest):
-                    found = self.offset + next(i for i, b in enumerate(rest) if b)
-            self.offset += avail
-            self._pos = len(self._buf)
-
-
-class _Member:
-    """`read(n)` over exactly `size` bytes of an enclosing source."""
-
-    __slots__ = ("_src", "_left", "_subject")
-
-    def __init__(self, src: _Source, size: int, subject: str) -> None:
-        self._src = src
-        self._left = size
-        self._subject = subject
-
-    def read(self, n: int) -> bytes:
-        if self._left <= 0:
-            return b""
-        data = self._src.read_some(min(n, self._left))
-        if not data:
-            raise _OuterShort(self._left)
-        self._left -= len(data)
-        return data
-
-
 # --------------------------------------------------------------------------- tar headers
 
 
 @dataclass(slots=True)
-class _Header:
+class TarHeader:
+    """One member's header as `iter_headers` yields it, its PAX and GNU long names already applied."""
+
     name: str
     typeflag: bytes
     size: int  # header (or PAX) size
@@ -235,12 +115,12 @@ def _check_sum(block: bytes, subject: str, offset: int) -> None:
             )
 
 
-def _extended_data(src: _Source, data_size: int, subject: str, offset: int) -> bytes:
+def _extended_data(src: ByteSource, data_size: int, subject: str, offset: int) -> bytes:
     """The data of an extended header (PAX, GNU long name or link), its padding skipped."""
     try:
         data = src.read_exact(data_size)
         src.skip(-data_size % BLOCK)
-    except _Short:
+    except SourceEnded:
         raise CorruptTar(subject, "truncated tar", f"stream ends inside the extended header at offset {offset}") from None
     return data
 
@@ -274,76 +154,102 @@ def _pax_numbers(
     return size, data_size, uid, gid
 
 
-def _iter_headers(src: _Source, subject: str) -> Iterator[_Header]:
+@dataclass
+class _Extended:
+    """What the extended headers (PAX, GNU long name and long link) read so far say of the member that follows."""
+
+    pax: dict[str, str] = field(default_factory=dict)
+    long_name: str | None = None
+    long_link: str | None = None
+
+    def started(self) -> bool:
+        return bool(self.pax) or self.long_name is not None or self.long_link is not None
+
+    def add(self, typeflag: bytes, data: bytes, subject: str, offset: int) -> None:
+        if typeflag == b"x":
+            self.pax.update(_pax_records(data, subject, offset))
+        elif typeflag == b"L":
+            self.long_name = _text(data.split(b"\0", 1)[0])
+        elif typeflag == b"K":
+            self.long_link = _text(data.split(b"\0", 1)[0])
+        # b"g" (global PAX header): no field it may carry matters here
+
+
+def iter_headers(src: ByteSource, subject: str) -> Iterator[TarHeader]:
     """Yield the entries of a tar; after each yield the caller may consume any part of the data.
 
     Whatever the caller leaves of an entry's data, and the padding after it, is
     skipped here.  Ends at the end-of-archive marker (checking that only zeros
     follow it), or at a clean end of the stream at a header boundary.
     """
-    pax: dict[str, str] = {}
-    long_name: str | None = None
-    long_link: str | None = None
+    extended = _Extended()
     while True:
         offset = src.offset
-        try:
-            block = src.read_exact(BLOCK)
-        except _Short as short:
-            got = BLOCK - short.args[0]
-            if got == 0:
-                if pax or long_name is not None or long_link is not None:
-                    raise CorruptTar(
-                        subject, "truncated tar", f"stream ends after an extended header, at offset {offset}"
-                    ) from None
-                return  # no end-of-archive marker: accepted at a header boundary, as Go's reader does
-            raise CorruptTar(subject, "truncated tar", f"stream ends inside the header at offset {offset}") from None
-        if block == _ZERO_BLOCK:
-            nonzero = src.scan_rest()
-            if nonzero is not None:
-                raise CorruptTar(
-                    subject, "corrupt tar", f"non-zero byte at offset {nonzero}, after the end-of-archive marker at {offset}"
-                )
+        block = _header_block(src, subject, offset, extended)
+        if block is None:
             return
         _check_sum(block, subject, offset)
         typeflag = block[156:157]
         size = _number(block[124:136], subject, "size", offset)
         data_size = 0 if typeflag in _HEADER_ONLY else size
-        if typeflag in (b"x", b"g", b"L", b"K"):
+        if typeflag in _EXTENDED:
             if data_size > _META_LIMIT:
                 raise CorruptTar(subject, "corrupt tar", f"extended header of {data_size} bytes at offset {offset}")
-            data = _extended_data(src, data_size, subject, offset)
-            if typeflag == b"x":
-                pax.update(_pax_records(data, subject, offset))
-            elif typeflag == b"L":
-                long_name = _text(data.split(b"\0", 1)[0])
-            elif typeflag == b"K":
-                long_link = _text(data.split(b"\0", 1)[0])
-            # b"g" (global PAX header): no field it may carry matters here
+            extended.add(typeflag, _extended_data(src, data_size, subject, offset), subject, offset)
             continue
-        if typeflag in (b"S", b"M") or any(key.startswith("GNU.sparse.") for key in pax):
-            raise SaveStreamError(subject, "unsupported tar member", f"sparse or multi-volume member at offset {offset}")
-        name, linkname = _names(block, pax, long_name, long_link)
-        size, data_size, uid, gid = _pax_numbers(block, pax, typeflag, size, data_size, subject, offset)
-        if size < 0 or data_size < 0:
-            raise CorruptTar(subject, "corrupt tar", f"negative size in the header at offset {offset}")
-        mode = _number(block[100:108], subject, "mode", offset) & 0o7777
-        if typeflag == b"\0" and name.endswith("/"):
-            typeflag = b"5"  # old-style directory, as Go's and Python's readers read it
-        pax = {}
-        long_name = long_link = None
+        header = _member_header(block, typeflag, size, data_size, extended, subject, offset)
+        extended = _Extended()
         start = src.offset
-        yield _Header(name, typeflag, size, data_size, mode, uid, gid, linkname, offset)
+        yield header
         try:
-            src.skip(data_size - (src.offset - start) + (-data_size % BLOCK))
-        except _Short:
+            src.skip(header.data_size - (src.offset - start) + (-header.data_size % BLOCK))
+        except SourceEnded:
             raise CorruptTar(
                 subject,
                 "truncated tar",
-                f"stream ends inside the data of {name!r} (header at offset {offset}, {data_size} bytes of data)",
+                f"stream ends inside the data of {header.name!r} (header at offset {offset}, {header.data_size} bytes of data)",
             ) from None
 
 
-def _is_tar_start(block: bytes) -> bool:
+def _header_block(src: ByteSource, subject: str, offset: int, extended: _Extended) -> bytes | None:
+    """The next header block; None at the end of the archive (its marker, or the stream's end at a header boundary)."""
+    try:
+        block = src.read_exact(BLOCK)
+    except SourceEnded as short:
+        got = BLOCK - short.args[0]
+        if got == 0:
+            if extended.started():
+                raise CorruptTar(subject, "truncated tar", f"stream ends after an extended header, at offset {offset}") from None
+            return None  # no end-of-archive marker: accepted at a header boundary, as Go's reader does
+        raise CorruptTar(subject, "truncated tar", f"stream ends inside the header at offset {offset}") from None
+    if block == _ZERO_BLOCK:
+        nonzero = src.scan_rest()
+        if nonzero is not None:
+            raise CorruptTar(
+                subject, "corrupt tar", f"non-zero byte at offset {nonzero}, after the end-of-archive marker at {offset}"
+            )
+        return None
+    return block
+
+
+def _member_header(
+    block: bytes, typeflag: bytes, size: int, data_size: int, extended: _Extended, subject: str, offset: int
+) -> TarHeader:
+    """A member's header, what the extended headers before it said applied."""
+    pax = extended.pax
+    if typeflag in (b"S", b"M") or any(key.startswith("GNU.sparse.") for key in pax):
+        raise SaveStreamError(subject, "unsupported tar member", f"sparse or multi-volume member at offset {offset}")
+    name, linkname = _names(block, pax, extended.long_name, extended.long_link)
+    size, data_size, uid, gid = _pax_numbers(block, pax, typeflag, size, data_size, subject, offset)
+    if size < 0 or data_size < 0:
+        raise CorruptTar(subject, "corrupt tar", f"negative size in the header at offset {offset}")
+    mode = _number(block[100:108], subject, "mode", offset) & 0o7777
+    if typeflag == b"\0" and name.endswith("/"):
+        typeflag = b"5"  # old-style directory, as Go's and Python's readers read it
+    return TarHeader(name, typeflag, size, data_size, mode, uid, gid, linkname, offset)
+
+
+def is_tar_start(block: bytes) -> bool:
     if len(block) < BLOCK:
         return False
     if block[:BLOCK] == _ZERO_BLOCK:

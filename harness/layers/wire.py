@@ -25,18 +25,18 @@ import zlib
 WIRE_LEVEL = 6
 
 
-class _Digest:
+class LayerDigest:
     """Counts, hashes and (optionally, in a worker) gzip-compresses the bytes of one layer tar."""
 
-    def __init__(self, wire: bool, level: int, pool: _CompressPool | None) -> None:
+    def __init__(self, wire: bool, level: int, pool: CompressPool | None) -> None:
         self.count = 0
         self._sha = hashlib.sha256()
         self._wire = wire
         self._level = level
         self._pool = pool
-        self._job: _CompressJob | None = None
+        self._job: CompressJob | None = None
         if wire:
-            self._job = _CompressJob(level)
+            self._job = CompressJob(level)
             if pool is not None:
                 pool.start(self._job)
 
@@ -49,7 +49,7 @@ class _Digest:
             else:
                 self._job.compress(data)
 
-    def finish(self) -> tuple[str, _CompressJob | None]:
+    def finish(self) -> tuple[str, CompressJob | None]:
         if self._job is not None:
             if self._pool is not None:
                 self._pool.finish(self._job)
@@ -58,7 +58,9 @@ class _Digest:
         return "sha256:" + self._sha.hexdigest(), self._job
 
 
-class _CompressJob:
+class CompressJob:
+    """One layer's gzip stream, of which only the length is kept."""
+
     __slots__ = ("_obj", "length", "done")
 
     def __init__(self, level: int) -> None:
@@ -71,11 +73,15 @@ class _CompressJob:
 
     def flush(self) -> None:
         self.length += len(self._obj.flush())
-        self._obj = None
+        del self._obj  # the compressor's state (a few hundred KB) need not outlive the layer
         self.done = True
 
 
-class _CompressPool:
+# A worker's queue: (job, a chunk to compress, or None to flush the job), or None to stop the worker.
+_Jobs = queue.Queue[tuple[CompressJob, bytes | None] | None]
+
+
+class CompressPool:
     """Background gzip compression: each layer is pinned to one worker (deflate is sequential).
 
     Queues are bounded, so memory stays at a few chunks per worker whatever the
@@ -83,18 +89,18 @@ class _CompressPool:
     """
 
     def __init__(self, workers: int, depth: int = 8) -> None:
-        self._queues: list[queue.Queue] = [queue.Queue(depth) for _ in range(workers)]
+        self._queues: list[_Jobs] = [queue.Queue(depth) for _ in range(workers)]
         self._threads = [
             threading.Thread(target=self._run, args=(q,), daemon=True, name=f"layers-gzip-{i}")
             for i, q in enumerate(self._queues)
         ]
-        self._assigned: dict[int, queue.Queue] = {}
+        self._assigned: dict[int, _Jobs] = {}
         self._next = 0
         self._error: BaseException | None = None
         for thread in self._threads:
             thread.start()
 
-    def _run(self, jobs: queue.Queue) -> None:
+    def _run(self, jobs: _Jobs) -> None:
         while True:
             item = jobs.get()
             if item is None:
@@ -110,14 +116,14 @@ class _CompressPool:
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
                 self._error = error
 
-    def start(self, job: _CompressJob) -> None:
+    def start(self, job: CompressJob) -> None:
         self._assigned[id(job)] = self._queues[self._next % len(self._queues)]
         self._next += 1
 
-    def feed(self, job: _CompressJob, data: bytes) -> None:
+    def feed(self, job: CompressJob, data: bytes) -> None:
         self._assigned[id(job)].put((job, data))
 
-    def finish(self, job: _CompressJob) -> None:
+    def finish(self, job: CompressJob) -> None:
         self._assigned.pop(id(job)).put((job, None))
 
     def close(self) -> None:
@@ -129,5 +135,5 @@ class _CompressPool:
             raise self._error
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))

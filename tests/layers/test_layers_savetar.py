@@ -151,6 +151,26 @@ def test_long_names_in_every_format(fmt):
     assert layer.entries[1].link == target
 
 
+def _pax_sized(name: str, data: bytes) -> bytes:
+    """A member whose size only its PAX header gives: the ustar size field says 0 (as for members past 8 GiB)."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.pax_headers = {"size": str(len(data))}
+    pax_and_header = bytearray(info.tobuf(tarfile.PAX_FORMAT))
+    header = len(pax_and_header) - tarfile.BLOCKSIZE
+    pax_and_header[header + 124 : header + 136] = b"00000000000\0"
+    pax_and_header[header + 148 : header + 156] = b" " * 8
+    checksum = sum(pax_and_header[header:])
+    pax_and_header[header + 148 : header + 156] = b"%06o\0 " % checksum
+    return bytes(pax_and_header) + data.ljust(-(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE, b"\0")
+
+
+def test_a_size_only_the_pax_header_gives_is_the_one_read_and_skipped():
+    tar_bytes = _pax_sized("big", b"payload") + layer_tar(F("next", b"abc"))
+    layer = read_layer_tar(io.BytesIO(tar_bytes))
+    assert [(e.path, e.size) for e in layer.entries] == [("/big", 7), ("/next", 3)]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
@@ -283,6 +303,19 @@ def test_missing_pieces():
         read(outer_tar(("manifest.json", manifest)))
     with pytest.raises(SaveStreamError, match="invalid json"):
         read(outer_tar(("manifest.json", b"[{")))
+
+
+def test_manifest_fields_of_the_wrong_json_type_count_as_empty():
+    """No Engine writes them; a string where an array belongs is not read as its characters."""
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": "t:1", "Layers": ["x/layer.tar"]}]).encode()
+    config = json.dumps({"rootfs": {"diff_ids": ["sha256:00"]}, "history": {"created_by": "x"}}).encode()
+    image = read(outer_tar(("x/layer.tar", layer_tar(F("a", b"1"))), ("c.json", config), ("manifest.json", manifest)))
+    assert image.repo_tags == () and image.history == () and len(image.layers) == 1
+    not_a_list = json.dumps([{"Config": "c.json", "Layers": "x/layer.tar"}]).encode()
+    with pytest.raises(SaveStreamError, match="c.json lists 1 diff_ids, manifest.json 0 layers"):
+        read(outer_tar(("c.json", config), ("manifest.json", not_a_list)))
+    with pytest.raises(SaveStreamError, match="c.json lists 0 diff_ids, manifest.json 1 layers"):
+        read(outer_tar(("c.json", json.dumps({"rootfs": "x"}).encode()), ("manifest.json", manifest)))
 
 
 def test_oci_layout_blobs_are_sniffed():
