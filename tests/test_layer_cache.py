@@ -172,13 +172,13 @@ def test_in_the_oci_layout_a_known_layer_is_skipped_and_only_the_changed_one_rea
     truth_changed = analyse_image(engine, engine.add(BASE, TOOL_CHANGED, oci=True))  # uncached, for comparison
     analyse_image(engine, engine.add(BASE, TOOL, oci=True), cache=cache)
     read: list[str] = []
-    real = savetar._read_layer
+    real = savetar.read_layer
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         read.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(savetar, "_read_layer", spy)
+    monkeypatch.setattr(savetar, "read_layer", spy)
     changed = engine.add(BASE, TOOL_CHANGED, oci=True)
     analysis = analyse_image(engine, changed, cache=cache)
     assert read == [f"blobs/sha256/{hashlib.sha256(TOOL_CHANGED).hexdigest()}"]  # BASE's blob was skipped

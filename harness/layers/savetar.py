@@ -40,9 +40,7 @@ from harness.layers.layertar import (
     EntryKind,
     LayerEntry,
     LayerTar,
-)
-from harness.layers.layertar import (
-    read_layer as _read_layer,  # by this name: tests/test_layer_cache.py spies on which blobs are parsed
+    read_layer,
 )
 from harness.layers.manifest import SavedImage, read_manifest
 from harness.layers.tarstream import (
@@ -140,7 +138,7 @@ class _LayerReading:
     def read_from(
         self, read: Callable[[int], bytes], name: str, subject: str, pool: CompressPool | None = None, first: bytes = b""
     ) -> tuple[list[LayerEntry], dict[str, bytes], LayerDigest]:
-        return _read_layer(read, name, subject, wire=self.wire, level=self.level, capture=self.capture, pool=pool, first=first)
+        return read_layer(read, name, subject, wire=self.wire, level=self.level, capture=self.capture, pool=pool, first=first)
 
 
 @dataclass
