@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import shlex
 import signal
 import sys
@@ -20,9 +19,12 @@ from harness import labels, ownership
 from harness.atomic import write_files
 from harness.bases import ensure_base
 from harness.chart import render_svg
+from harness.commands import options
+from harness.commands.options import DEFAULT_JOBS, SWEEP_BASES, Checkout
+from harness.commands.session import new_session
 from harness.elf import Resolver, closure_dict, render_tree
 from harness.engine import DockerEngine
-from harness.errors import BaseUnavailable, EngineLost, EngineUnavailable, HarnessError
+from harness.errors import BaseUnavailable, EngineLost, EngineUnavailable, HarnessError, UsageError
 from harness.imagefs import unpacked_image
 from harness.layers import layer_table
 from harness.layers import to_json as layers_to_json
@@ -36,7 +38,6 @@ from harness.measure import analyse_image, content_size
 from harness.model import RunPolicy
 from harness.pipeline import (
     DEFAULT_BASE,
-    Made,
     Settings,
     build_slim_image,
     measure_stages,
@@ -44,7 +45,6 @@ from harness.pipeline import (
     slim_summary,
     stage_bases,
 )
-from harness.platforms import Platform, UnknownPlatform
 from harness.reasons import Reason, render_reasons
 from harness.report import readme_with_table, render_markdown, stage_section, summary_table
 from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
@@ -55,16 +55,10 @@ from harness.sweeprun import parse_bases, sweep_bases
 from harness.tracefiles import render_findings
 from harness.units import human_size
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-README = ROOT / "README.md"
-LOCK = ROOT / ".hello-ladder.lock"
+CHECKOUT = Checkout(Path(__file__).resolve().parent)
 PARTIAL_NAME = "results.partial.json"
 CHART_NAME = "sizes.svg"
-SWEEP_BASES = "debian:bullseye,debian:bookworm,debian:trixie"
 
-# Builds wait on downloads and the Engine as much as on the CPU: one stage per core, at most 4.
-DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
 PLATFORM_HELP = (
     "build and run for this platform, e.g. linux/arm64, under emulation where it is not the "
@@ -74,7 +68,7 @@ STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
 
 
 def _reported(body: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the harness's errors into one line and exit code 1; Ctrl-C into exit code 130."""
+    """Turn the harness's errors into one line and exit code 1 (2 for input it cannot take); Ctrl-C into exit code 130."""
 
     @functools.wraps(body)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -82,8 +76,10 @@ def _reported(body: Callable[..., Any]) -> Callable[..., Any]:
         # SIGTERM unwinds like Ctrl-C, so that every `finally` removes what it must.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
-            with exclusive_run(LOCK):
+            with exclusive_run(CHECKOUT.lock):
                 return body(*args, **kwargs)
+        except UsageError as error:
+            raise Exit(f"error: {error}", code=2) from None
         except HarnessError as error:
             raise Exit(f"error: {error}", code=1) from None
         except KeyboardInterrupt:
@@ -100,63 +96,13 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _settings(base: str, no_cache: bool = False, platform: str | None = None) -> Settings:
-    # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
-    namespace = os.environ.get("HELLO_LADDER_NAMESPACE", labels.DEFAULT_NAMESPACE)
-    return Settings(
-        repo_root=ROOT,
-        base=base,
-        namespace=namespace,
-        no_cache=no_cache,
-        source_date_epoch=_source_date_epoch(),
-        cache_dir=cache_root(),
-        platform=_platform(platform),
-    )
-
-
-def _platform(text: str | None) -> Platform | None:
-    """The platform given; else, on a machine that is not amd64 (arm64), the machine's own: the committed
-    results, the README's table and the stages' defaults (07's paths) are amd64's."""
-    try:
-        if text is None or not text.strip():
-            native = Platform.host()
-            return None if native is None or native.arch.oci == "amd64" else native
-        return Platform.parse(text)
-    except UnknownPlatform as error:
-        raise Exit(f"error: {error}", code=2) from None
-
-
-def _results_dir(results: str | None, settings: Settings) -> Path:
-    """results/ for the Engine's own platform, results/<arch>/ for a platform given, unless --results says."""
-    if results is not None:
-        return Path(results)
-    return RESULTS if settings.platform is None else RESULTS / settings.platform.slug
-
-
-def _source_date_epoch() -> int | None:
-    """SOURCE_DATE_EPOCH (reproducible-builds.org), for the [slim] images' timestamps."""
-    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        raise Exit(f"error: SOURCE_DATE_EPOCH={text!r}: give whole seconds since 1970", code=2)
-    return int(text)
-
-
-def _made(engine: DockerEngine, settings: Settings) -> Made:
-    """This checkout's ledger for this Engine, with a session of its own recorded for the containers to come."""
-    ledger = Ledger.open(ROOT, engine.identity())
-    ledger.record_session(settings.session, settings.namespace)
-    return Made(ledger, settings.session, settings.namespace)
-
-
 @task(help={"base": BASE_HELP, "platform": PLATFORM_HELP})
 @_reported
 def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
     """Provide every base image the stages need: present, pulled, or bootstrapped with mmdebstrap."""
     engine = DockerEngine.from_env()
-    settings = _settings(base, platform=platform)
-    ledger = Ledger.open(ROOT, engine.identity())
+    settings = options.settings(CHECKOUT, base, platform=platform)
+    ledger = Ledger.open(CHECKOUT.root, engine.identity())
     needed = sorted({ref for folder in discover(settings.stages_dir) for ref in stage_bases(load_stage(folder), settings)})
     missing = 0
     for ref in needed:
@@ -185,7 +131,7 @@ def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> 
 @_reported
 def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform: str | None = None) -> None:
     """Build one stage and print its size and layers."""
-    report = run_stages(DockerEngine.from_env(), _settings(base, no_cache, platform), stage, progress=_say)
+    report = run_stages(DockerEngine.from_env(), options.settings(CHECKOUT, base, no_cache, platform), stage, progress=_say)
     for result in report.stages:
         _say(stage_section(result))
     if not report.ok:
@@ -196,14 +142,14 @@ def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = Fal
 @_reported
 def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
     """Build one stage (from cache when possible), run it locked down, and check it does what stage.toml says."""
-    report = run_stages(DockerEngine.from_env(), _settings(base, platform=platform), stage, progress=_say)
+    report = run_stages(DockerEngine.from_env(), options.settings(CHECKOUT, base, platform=platform), stage, progress=_say)
     if not report.ok:
         raise Exit(code=1)
 
 
 @task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results": "results folder"})
 @_reported
-def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) -> None:
+def report(c: Context, stage: str | None = None, results: str = str(CHECKOUT.results)) -> None:
     """Render results/RESULTS.md again from results/results.json, or print one stage's section."""
     results_dir = Path(results)
     run = read_report(results_dir)
@@ -244,18 +190,18 @@ def all_stages(
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
     if jobs < 0:
         raise Exit("error: --jobs takes a number of stages, 1 or more", code=2)
-    settings = _settings(base, no_cache, platform)
-    results_dir = _results_dir(results, settings)
+    settings = options.settings(CHECKOUT, base, no_cache, platform)
+    results_dir = options.results_dir(results, settings, CHECKOUT)
     settings = dataclasses.replace(settings, wire_size=not no_wire, sbom_dir=results_dir / "sbom", jobs=jobs or DEFAULT_JOBS)
     # What the results record as their maker: the options that change what is measured, not where it is written
     # (nor --jobs: the results are the same with any number).
-    options = [
+    maker_options = [
         *(["--base", base] if base != DEFAULT_BASE else []),
         *(["--no-cache"] if no_cache else []),
         *(["--no-wire"] if no_wire else []),
         *(["--platform", str(settings.platform)] if settings.platform is not None else []),
     ]
-    command = shlex.join(["invoke", "all", *options])
+    command = shlex.join(["invoke", "all", *maker_options])
     measured = measure_stages(DockerEngine.from_env(), settings, progress=_say)
     run = measured.report
     if measured.lost is not None:
@@ -269,9 +215,9 @@ def all_stages(
         results_dir,
         {JSON_NAME: render_json(run, command), MARKDOWN_NAME: render_markdown(run, command), CHART_NAME: render_svg(run)},
     )
-    if results_dir.resolve() == RESULTS and settings.platform is None:
+    if results_dir.resolve() == CHECKOUT.results and settings.platform is None:
         # The README shows the committed results, so it follows them.
-        write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})
+        write_files(CHECKOUT.root, {CHECKOUT.readme.name: readme_with_table(CHECKOUT.readme.read_text(encoding="utf-8"), run)})
     _say("")
     _say(summary_table(run))
     _say(f"\nwrote {results_dir / MARKDOWN_NAME} and {results_dir / JSON_NAME}")
@@ -296,12 +242,14 @@ def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run
         count = sum(1 for p in folder.rglob("*") if p.is_file()) if dry_run and folder.is_dir() else None
         _say(f"would empty {folder} ({count} files)" if dry_run else f"emptied {folder} ({clear_cache(folder)} files)")
     engine = DockerEngine.from_env()
-    ledger = Ledger.open(ROOT, engine.identity())
+    ledger = Ledger.open(CHECKOUT.root, engine.identity())
     removals = ownership.clean(engine, ledger, ownership.Scope(namespace=namespace, bases=bases), dry_run=dry_run)
     for removal in removals:
         _say(("would " if dry_run else "") + removal.describe())
     verb = "would remove" if dry_run else "removed"
-    _say(f"{verb} {len(removals)} container(s) and image(s) this checkout made, as recorded in {ledger.path.relative_to(ROOT)}")
+    _say(
+        f"{verb} {len(removals)} container(s) and image(s) this checkout made, as recorded in {ledger.path.relative_to(CHECKOUT.root)}"
+    )
 
 
 @task(
@@ -382,7 +330,9 @@ def deps(
         show(Path(root))
     else:
         engine = DockerEngine.from_env()
-        with unpacked_image(engine, image, _made(engine, _settings(DEFAULT_BASE)).container_labels()) as root_dir:
+        with unpacked_image(
+            engine, image, new_session(engine, options.settings(CHECKOUT, DEFAULT_BASE)).container_labels()
+        ) as root_dir:
             show(root_dir)
 
 
@@ -424,8 +374,8 @@ def slim(
 ) -> None:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
     engine = DockerEngine.from_env()
-    settings = _settings(DEFAULT_BASE)
-    made = _made(engine, settings)
+    settings = options.settings(CHECKOUT, DEFAULT_BASE)
+    made = new_session(engine, settings)
     spec = SlimSpec(
         PurePosixPath(binary),
         tuple(PurePosixPath(e) for e in extra),
@@ -442,7 +392,7 @@ def slim(
     command = tuple(shlex.split(cmd)) if cmd else (binary,)
     image_labels = labels.image(made.ledger.checkout, settings.namespace, stage="slim")
     record, plan = build_slim_image(
-        engine, image, spec, tag, command, image_labels, made, _source_date_epoch(), Path(sbom).resolve() if sbom else None
+        engine, image, spec, tag, command, image_labels, made, settings.source_date_epoch, Path(sbom).resolve() if sbom else None
     )
     _say(f"{tag}: {slim_summary(plan, record.image_id)}")
     for line in render_reasons(plan.reasons, dict(plan.sizes)):
@@ -489,9 +439,9 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
 def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, platform: str | None = None) -> None:
     """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
     command = f"invoke sweep --bases {bases}" + (f" --platform {platform}" if platform else "")
-    settings = _settings(DEFAULT_BASE, platform=platform)
+    settings = options.settings(CHECKOUT, DEFAULT_BASE, platform=platform)
     reports = sweep_bases(DockerEngine.from_env(), settings, parse_bases(bases), _say)
-    results_dir = _results_dir(results, settings)
+    results_dir = options.results_dir(results, settings, CHECKOUT)
     write_files(
         results_dir,
         {"SWEEP.md": render_sweep_markdown(reports, command), "sweep.json": render_sweep_json(reports, command)},
@@ -525,9 +475,9 @@ def matrix(
     command = "invoke matrix " + " ".join(f"--engine {t.name}={t.host}" for t in targets)
     command += f" --platform {platform}" if platform else ""
     # Sizes and outcomes: the wire sizes are in RESULTS.md for the default Engine.
-    settings = dataclasses.replace(_settings(base, platform=platform), wire_size=False)
+    settings = dataclasses.replace(options.settings(CHECKOUT, base, platform=platform), wire_size=False)
     runs = [_run_on(target, settings) for target in targets]
-    results_dir = _results_dir(results, settings)
+    results_dir = options.results_dir(results, settings, CHECKOUT)
     write_files(
         results_dir, {"ENGINES.md": render_matrix_markdown(runs, command), "engines.json": render_matrix_json(runs, command)}
     )
@@ -560,8 +510,8 @@ def _run_on(target: EngineTarget, settings: Settings) -> EngineRun:
 @_reported
 def new_stage(c: Context, name: str, from_: str) -> None:
     """Copy a stage folder as the starting point of a new stage."""
-    target = copy_stage(ROOT / "stages", from_, name)
-    _say(f"created {target.relative_to(ROOT)}: edit its Dockerfile and stage.toml, then `invoke verify --stage {name}`")
+    target = copy_stage(CHECKOUT.root / "stages", from_, name)
+    _say(f"created {target.relative_to(CHECKOUT.root)}: edit its Dockerfile and stage.toml, then `invoke verify --stage {name}`")
 
 
 @task
