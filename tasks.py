@@ -1,8 +1,12 @@
-"""Invoke tasks: a thin shell over `harness`.  `invoke --list` shows them all."""
+"""Invoke tasks: a thin shell over `harness`.  `invoke --list` shows them all.
+
+Each task reads its options through `harness.commands`, connects to the Engine
+(the only place the adapter is imported), and turns how the command ended
+into an exit code.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -16,15 +20,17 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 from harness import labels, ownership
-from harness.atomic import write_files
-from harness.bases import ensure_base
-from harness.chart import render_svg
 from harness.commands import options
+from harness.commands.done import Done
+from harness.commands.engines import matrix_options, run_matrix
+from harness.commands.ladder import build_stage, ladder_run, provide_bases, run_ladder, verify_stage
 from harness.commands.options import DEFAULT_JOBS, SWEEP_BASES, Checkout
+from harness.commands.releases import run_sweep, sweep_options
+from harness.commands.rerender import report_results
 from harness.commands.session import new_session
 from harness.elf import Resolver, closure_dict, render_tree
 from harness.engine import DockerEngine
-from harness.errors import BaseUnavailable, EngineLost, EngineUnavailable, HarnessError, UsageError
+from harness.errors import HarnessError, UsageError
 from harness.imagefs import unpacked_image
 from harness.layers import layer_table
 from harness.layers import to_json as layers_to_json
@@ -33,31 +39,16 @@ from harness.layers.cache import clear as clear_cache
 from harness.layers.limits import Limits, exceeded
 from harness.ledger import Ledger
 from harness.lock import exclusive_run
-from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
 from harness.measure import analyse_image, content_size
 from harness.model import RunPolicy
-from harness.pipeline import (
-    DEFAULT_BASE,
-    Settings,
-    build_slim_image,
-    measure_stages,
-    run_stages,
-    slim_summary,
-    stage_bases,
-)
+from harness.pipeline import DEFAULT_BASE, build_slim_image, slim_summary
 from harness.reasons import Reason, render_reasons
-from harness.report import readme_with_table, render_markdown, stage_section, summary_table
-from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
 from harness.slim import Bundle, SlimSpec
-from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage, discover, load_stage, names_stage
-from harness.sweep import render_sweep_json, render_sweep_markdown
-from harness.sweeprun import parse_bases, sweep_bases
+from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage
 from harness.tracefiles import render_findings
 from harness.units import human_size
 
 CHECKOUT = Checkout(Path(__file__).resolve().parent)
-PARTIAL_NAME = "results.partial.json"
-CHART_NAME = "sizes.svg"
 
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
 PLATFORM_HELP = (
@@ -67,23 +58,26 @@ PLATFORM_HELP = (
 STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
 
 
-def _reported(body: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the harness's errors into one line and exit code 1 (2 for input it cannot take); Ctrl-C into exit code 130."""
+def _reported(body: Callable[..., Done | None]) -> Callable[..., None]:
+    """Turn how a command ended into an exit code: a failed Done into 1, the harness's errors into one line and
+    exit code 1 (2 for input it cannot take), Ctrl-C into exit code 130."""
 
     @functools.wraps(body)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         # SIGTERM unwinds like Ctrl-C, so that every `finally` removes what it must.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             with exclusive_run(CHECKOUT.lock):
-                return body(*args, **kwargs)
+                done = body(*args, **kwargs)
         except UsageError as error:
             raise Exit(f"error: {error}", code=2) from None
         except HarnessError as error:
             raise Exit(f"error: {error}", code=1) from None
         except KeyboardInterrupt:
             raise Exit("interrupted: containers removed, results/ left as it was", code=130) from None
+        if done is not None and not done.ok:
+            raise Exit(done.message, code=1)
 
     return wrapper
 
@@ -98,26 +92,10 @@ def _say(line: str) -> None:
 
 @task(help={"base": BASE_HELP, "platform": PLATFORM_HELP})
 @_reported
-def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
+def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> Done:
     """Provide every base image the stages need: present, pulled, or bootstrapped with mmdebstrap."""
     engine = DockerEngine.from_env()
-    settings = options.settings(CHECKOUT, base, platform=platform)
-    ledger = Ledger.open(CHECKOUT.root, engine.identity())
-    needed = sorted({ref for folder in discover(settings.stages_dir) for ref in stage_bases(load_stage(folder), settings)})
-    missing = 0
-    for ref in needed:
-        try:
-            status = ensure_base(engine, ref, ledger, LayerCache.for_store(engine.describe().image_store))
-        except BaseUnavailable as error:
-            missing += 1
-            _say(f"unavailable: {error}")
-            continue
-        line = f"{ref}: {status.source.value}, {human_size(status.size_bytes)}"
-        if status.deviation is not None:
-            line += f" (official image: {status.official_size}, {status.deviation:+.1%})"
-        _say(line)
-    if missing:
-        _say(f"{missing} base(s) unavailable: stages that need them will be skipped or reported as errors.")
+    return provide_bases(engine, options.settings(CHECKOUT, base, platform=platform), _say)
 
 
 @task(
@@ -129,40 +107,23 @@ def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> 
     }
 )
 @_reported
-def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform: str | None = None) -> None:
+def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform: str | None = None) -> Done:
     """Build one stage and print its size and layers."""
-    report = run_stages(DockerEngine.from_env(), options.settings(CHECKOUT, base, no_cache, platform), stage, progress=_say)
-    for result in report.stages:
-        _say(stage_section(result))
-    if not report.ok:
-        raise Exit(code=1)
+    return build_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, no_cache, platform), stage, _say)
 
 
 @task(help={"stage": STAGE_HELP, "base": BASE_HELP, "platform": PLATFORM_HELP})
 @_reported
-def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
+def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform: str | None = None) -> Done:
     """Build one stage (from cache when possible), run it locked down, and check it does what stage.toml says."""
-    report = run_stages(DockerEngine.from_env(), options.settings(CHECKOUT, base, platform=platform), stage, progress=_say)
-    if not report.ok:
-        raise Exit(code=1)
+    return verify_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, platform=platform), stage, _say)
 
 
 @task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results": "results folder"})
 @_reported
-def report(c: Context, stage: str | None = None, results: str = str(CHECKOUT.results)) -> None:
+def report(c: Context, stage: str | None = None, results: str = str(CHECKOUT.results)) -> Done:
     """Render results/RESULTS.md again from results/results.json, or print one stage's section."""
-    results_dir = Path(results)
-    run = read_report(results_dir)
-    if stage is None:
-        markdown = render_markdown(run, read_generated_by(results_dir))
-        write_files(results_dir, {MARKDOWN_NAME: markdown, CHART_NAME: render_svg(run)})
-        _say(f"wrote {results_dir / MARKDOWN_NAME}")
-        return
-    chosen = [s for s in run.stages if names_stage(s.name, stage)]
-    if not chosen:
-        raise Exit(f"error: no stage {stage!r} in {results_dir / JSON_NAME}", code=1)
-    for result in chosen:
-        _say(stage_section(result))
+    return report_results(Path(results), stage, _say)
 
 
 @task(
@@ -186,44 +147,10 @@ def all_stages(
     no_wire: bool = False,
     jobs: int = 0,
     platform: str | None = None,
-) -> None:
+) -> Done:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
-    if jobs < 0:
-        raise Exit("error: --jobs takes a number of stages, 1 or more", code=2)
-    settings = options.settings(CHECKOUT, base, no_cache, platform)
-    results_dir = options.results_dir(results, settings, CHECKOUT)
-    settings = dataclasses.replace(settings, wire_size=not no_wire, sbom_dir=results_dir / "sbom", jobs=jobs or DEFAULT_JOBS)
-    # What the results record as their maker: the options that change what is measured, not where it is written
-    # (nor --jobs: the results are the same with any number).
-    maker_options = [
-        *(["--base", base] if base != DEFAULT_BASE else []),
-        *(["--no-cache"] if no_cache else []),
-        *(["--no-wire"] if no_wire else []),
-        *(["--platform", str(settings.platform)] if settings.platform is not None else []),
-    ]
-    command = shlex.join(["invoke", "all", *maker_options])
-    measured = measure_stages(DockerEngine.from_env(), settings, progress=_say)
-    run = measured.report
-    if measured.lost is not None:
-        write_files(results_dir, {PARTIAL_NAME: render_json(run, command)})
-        raise Exit(
-            f"error: {EngineLost(measured.lost)}\nWhat was measured before is in {results_dir / PARTIAL_NAME}; "
-            f"{MARKDOWN_NAME} and {JSON_NAME} are unchanged.",
-            code=1,
-        ) from None
-    write_files(
-        results_dir,
-        {JSON_NAME: render_json(run, command), MARKDOWN_NAME: render_markdown(run, command), CHART_NAME: render_svg(run)},
-    )
-    if results_dir.resolve() == CHECKOUT.results and settings.platform is None:
-        # The README shows the committed results, so it follows them.
-        write_files(CHECKOUT.root, {CHECKOUT.readme.name: readme_with_table(CHECKOUT.readme.read_text(encoding="utf-8"), run)})
-    _say("")
-    _say(summary_table(run))
-    _say(f"\nwrote {results_dir / MARKDOWN_NAME} and {results_dir / JSON_NAME}")
-    if not run.ok:
-        problems = ", ".join(s.name for s in run.stages if s.outcome.is_problem)
-        raise Exit(f"stages that did not do what their stage.toml expects: {problems}", code=1)
+    run = ladder_run(CHECKOUT, base, no_cache, results, no_wire, jobs, platform)
+    return run_ladder(DockerEngine.from_env(), run, _say)
 
 
 @task(
@@ -436,19 +363,10 @@ def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
     }
 )
 @_reported
-def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, platform: str | None = None) -> None:
+def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, platform: str | None = None) -> Done:
     """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
-    command = f"invoke sweep --bases {bases}" + (f" --platform {platform}" if platform else "")
-    settings = options.settings(CHECKOUT, DEFAULT_BASE, platform=platform)
-    reports = sweep_bases(DockerEngine.from_env(), settings, parse_bases(bases), _say)
-    results_dir = options.results_dir(results, settings, CHECKOUT)
-    write_files(
-        results_dir,
-        {"SWEEP.md": render_sweep_markdown(reports, command), "sweep.json": render_sweep_json(reports, command)},
-    )
-    _say(f"wrote {results_dir / 'SWEEP.md'} and {results_dir / 'sweep.json'}")
-    if not all(report.ok for report in reports):
-        raise Exit("some stages did not do what their stage.toml expects on some release", code=1)
+    chosen = sweep_options(CHECKOUT, bases, results, platform)
+    return run_sweep(DockerEngine.from_env(), chosen, _say)
 
 
 @task(
@@ -464,46 +382,9 @@ def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, plat
 @_reported
 def matrix(
     c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str | None = None, platform: str | None = None
-) -> None:
+) -> Done:
     """Run the ladder on several Engines, one after another; write results/ENGINES.md and engines.json."""
-    try:
-        targets = [EngineTarget.parse(text) for text in engine]
-    except ValueError as error:
-        raise Exit(f"error: {error}", code=2) from None
-    if not targets:
-        raise Exit("error: give at least one --engine NAME=DOCKER_HOST", code=2)
-    command = "invoke matrix " + " ".join(f"--engine {t.name}={t.host}" for t in targets)
-    command += f" --platform {platform}" if platform else ""
-    # Sizes and outcomes: the wire sizes are in RESULTS.md for the default Engine.
-    settings = dataclasses.replace(options.settings(CHECKOUT, base, platform=platform), wire_size=False)
-    runs = [_run_on(target, settings) for target in targets]
-    results_dir = options.results_dir(results, settings, CHECKOUT)
-    write_files(
-        results_dir, {"ENGINES.md": render_matrix_markdown(runs, command), "engines.json": render_matrix_json(runs, command)}
-    )
-    _say(f"wrote {results_dir / 'ENGINES.md'} and {results_dir / 'engines.json'}")
-    problems = [run.target.name for run in runs if run.error or run.report is None or not run.report.ok]
-    if problems:
-        raise Exit(
-            f"Engines where the ladder did not run or some stage did not do what it expects: {', '.join(problems)}", code=1
-        )
-
-
-def _run_on(target: EngineTarget, settings: Settings) -> EngineRun:
-    """The ladder on one Engine; an Engine that cannot be reached or is lost part-way is recorded, not fatal."""
-    _say(f"== {target.name} ({target.host})")
-    try:
-        measured = measure_stages(
-            DockerEngine.connect(target.host), settings, progress=lambda line: _say(f"[{target.name}] {line}")
-        )
-    except EngineUnavailable as error:
-        _say(f"[{target.name}] {error}")
-        return EngineRun(target, None, str(error))
-    if measured.lost is not None:
-        lost = EngineLost(measured.lost)
-        _say(f"[{target.name}] {lost}")
-        return EngineRun(target, measured.report, str(lost))
-    return EngineRun(target, measured.report)
+    return run_matrix(DockerEngine.connect, matrix_options(CHECKOUT, engine, base, results, platform), _say)
 
 
 @task(name="new-stage", help={"name": "the new folder's name, e.g. 12-my-stage", "from_": "the stage to start from"})

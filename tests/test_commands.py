@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,9 +10,17 @@ import pytest
 
 from harness import platforms
 from harness.commands import options
-from harness.errors import UsageError
+from harness.commands.done import Done
+from harness.commands.engines import matrix_options, run_matrix
+from harness.commands.ladder import build_stage, ladder_run, provide_bases, run_ladder, verify_stage
+from harness.commands.releases import sweep_options
+from harness.commands.rerender import render_again, show_stage
+from harness.engine_protocol import Engine
+from harness.errors import EngineUnavailable, UsageError
+from harness.pipeline import Progress
 
 from .conftest import REPO_ROOT
+from .fakes import FakeEngine, LosingEngine, _image
 
 BASE = "debian:bookworm"
 
@@ -34,6 +43,11 @@ def checkout(tmp_path: Path) -> options.Checkout:
         shutil.copytree(REPO_ROOT / "stages" / stage, root / "stages" / stage)
     shutil.copy(REPO_ROOT / "README.md", root / "README.md")
     return options.Checkout(root)
+
+
+def lines() -> tuple[list[str], Progress]:
+    said: list[str] = []
+    return said, said.append
 
 
 # --- options every task shares ---------------------------------------------------
@@ -61,3 +75,103 @@ def test_an_unknown_platform_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="platform 'linux/sparc'"):
         options.platform_choice("linux/sparc")
     assert options.platform_choice("  ") is None  # blank: the Engine's own, on amd64
+
+
+# --- invoke all ------------------------------------------------------------------------
+
+
+def test_all_names_as_its_maker_only_the_options_that_change_what_is_measured(checkout: options.Checkout) -> None:
+    run = ladder_run(checkout, BASE, False, None, False, 0, None)
+    assert run.command == "invoke all" and run.settings.jobs == options.DEFAULT_JOBS and run.settings.wire_size
+    assert run.results_dir == checkout.results and run.settings.sbom_dir == checkout.results / "sbom"
+    assert run.readme == checkout.readme  # the committed results: the README follows them
+    run = ladder_run(checkout, "debian:trixie", True, "elsewhere", True, 3, "linux/arm64")
+    assert run.command == "invoke all --base debian:trixie --no-cache --no-wire --platform linux/arm64"
+    assert (run.results_dir, run.settings.jobs, run.settings.wire_size, run.readme) == (Path("elsewhere"), 3, False, None)
+    assert ladder_run(checkout, BASE, False, None, False, 0, "linux/arm64").results_dir == checkout.results / "arm64"
+    with pytest.raises(UsageError, match="--jobs takes a number of stages, 1 or more"):
+        ladder_run(checkout, BASE, False, None, False, -1, None)
+
+
+def test_all_writes_the_results_and_the_readme_follows(checkout: options.Checkout) -> None:
+    said, say = lines()
+    done = run_ladder(FakeEngine(images={BASE: _image(1)}), ladder_run(checkout, BASE, False, None, True, 1, None), say)
+    assert done == Done()
+    assert {p.name for p in checkout.results.iterdir()} >= {"results.json", "RESULTS.md", "sizes.svg"}
+    assert json.loads((checkout.results / "results.json").read_text())["generated_by"] == "invoke all --no-wire"
+    assert "01-naive" in checkout.readme.read_text()
+    assert said[-1] == f"\nwrote {checkout.results / 'RESULTS.md'} and {checkout.results / 'results.json'}"
+
+
+def test_all_keeps_what_was_measured_apart_when_the_engine_is_lost(checkout: options.Checkout) -> None:
+    run = ladder_run(checkout, BASE, False, None, True, 1, None)
+    done = run_ladder(LosingEngine(lose_at=2, images={BASE: _image(1)}), run, lines()[1])
+    assert not done.ok and done.message is not None
+    assert done.message.startswith("error: the Engine stopped answering during the run:")
+    assert done.message.endswith(
+        f"What was measured before is in {checkout.results / 'results.partial.json'}; RESULTS.md and results.json are unchanged."
+    )
+    assert [p.name for p in checkout.results.iterdir()] == ["results.partial.json"]
+
+
+def test_a_stage_that_fails_fails_the_command_with_its_section(checkout: options.Checkout) -> None:
+    engine = FakeEngine(images={BASE: _image(1)}, failing_builds={"01-naive": "no space left"})
+    said, say = lines()
+    assert build_stage(engine, options.settings(checkout, BASE), "01", say) == Done(False)
+    assert any(line.startswith("### `01-naive`") for line in said)
+    assert verify_stage(FakeEngine(images={BASE: _image(1)}), options.settings(checkout, BASE), "01", say) == Done()
+
+
+def test_bases_says_each_base_and_what_is_missing_without_failing(checkout: options.Checkout) -> None:
+    said, say = lines()
+    assert provide_bases(FakeEngine(images={BASE: _image(1)}), options.settings(checkout, BASE), say) == Done()
+    assert said[0].startswith(f"{BASE}: present, ")
+
+
+# --- invoke report ---------------------------------------------------------------------
+
+
+def test_report_renders_again_or_shows_one_stage(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(REPO_ROOT / "results" / "results.json", results)
+    said, say = lines()
+    assert render_again(results, say) == Done() and said == [f"wrote {results / 'RESULTS.md'}"]
+    assert (results / "RESULTS.md").read_text() == (REPO_ROOT / "results" / "RESULTS.md").read_text()
+    assert (results / "sizes.svg").read_text() == (REPO_ROOT / "results" / "sizes.svg").read_text()
+    said.clear()
+    assert show_stage(results, "07", say) == Done() and said[0].startswith("### `07-scratch-libs`")
+    assert show_stage(results, "99", say) == Done.failed(f"error: no stage '99' in {results / 'results.json'}")
+
+
+# --- invoke sweep and invoke matrix -----------------------------------------------------
+
+
+def test_sweep_and_matrix_name_their_command(checkout: options.Checkout) -> None:
+    sweep = sweep_options(checkout, "debian:bullseye, debian:bookworm", None, "linux/arm64")
+    assert sweep.command == "invoke sweep --bases debian:bullseye, debian:bookworm --platform linux/arm64"
+    assert sweep.bases == ("debian:bullseye", "debian:bookworm") and sweep.results_dir == checkout.results / "arm64"
+    matrix = matrix_options(checkout, [" a = unix:///a.sock", "b=tcp://b:2375"], BASE, "out", None)
+    assert matrix.command == "invoke matrix --engine a=unix:///a.sock --engine b=tcp://b:2375"
+    assert not matrix.settings.wire_size and matrix.results_dir == Path("out")
+
+
+@pytest.mark.parametrize(
+    ("engines", "message"),
+    [([], "give at least one --engine NAME=DOCKER_HOST"), (["a"], "--engine 'a': give NAME=DOCKER_HOST")],
+)
+def test_matrix_without_a_named_engine_is_a_usage_error(checkout: options.Checkout, engines: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        matrix_options(checkout, engines, BASE, None, None)
+
+
+def test_an_engine_out_of_reach_is_recorded_and_fails_the_matrix(checkout: options.Checkout, tmp_path: Path) -> None:
+    def connect(host: str) -> Engine:
+        raise EngineUnavailable(f"connecting to {host}: refused")
+
+    said, say = lines()
+    matrix = matrix_options(checkout, ["a=unix:///a.sock"], BASE, str(tmp_path / "out"), None)
+    done = run_matrix(connect, matrix, say)
+    assert done == Done.failed("Engines where the ladder did not run or some stage did not do what it expects: a")
+    assert said[:2] == ["== a (unix:///a.sock)", f"[a] {EngineUnavailable('connecting to unix:///a.sock: refused')}"]
+    assert json.loads((tmp_path / "out" / "engines.json").read_text())["engines"][0]["error"].startswith("Docker Engine")
