@@ -8,45 +8,33 @@ into an exit code.
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import shlex
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from harness import labels, ownership
 from harness.commands import options
+from harness.commands.cleanup import clean_checkout
 from harness.commands.done import Done
+from harness.commands.elf_deps import deps_query, show_deps
 from harness.commands.engines import matrix_options, run_matrix
+from harness.commands.image_layers import layer_limits, show_layers
 from harness.commands.ladder import build_stage, ladder_run, provide_bases, run_ladder, verify_stage
 from harness.commands.options import DEFAULT_JOBS, SWEEP_BASES, Checkout
 from harness.commands.releases import run_sweep, sweep_options
 from harness.commands.rerender import report_results
 from harness.commands.session import new_session
-from harness.elf import Resolver, closure_dict, render_tree
+from harness.commands.slim_run import slim_and_run, slim_request
 from harness.engine import DockerEngine
 from harness.errors import HarnessError, UsageError
-from harness.imagefs import unpacked_image
-from harness.layers import layer_table
-from harness.layers import to_json as layers_to_json
-from harness.layers.cache import LayerCache, cache_root
-from harness.layers.cache import clear as clear_cache
-from harness.layers.limits import Limits, exceeded
-from harness.ledger import Ledger
 from harness.lock import exclusive_run
-from harness.measure import analyse_image, content_size
-from harness.model import RunPolicy
-from harness.pipeline import DEFAULT_BASE, build_slim_image, slim_summary
-from harness.reasons import Reason, render_reasons
-from harness.slim import Bundle, SlimSpec
-from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage
-from harness.tracefiles import render_findings
-from harness.units import human_size
+from harness.ownership import Scope
+from harness.pipeline import DEFAULT_BASE
+from harness.stages import copy_stage
 
 CHECKOUT = Checkout(Path(__file__).resolve().parent)
 
@@ -162,21 +150,10 @@ def all_stages(
     }
 )
 @_reported
-def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False, cache: bool = False) -> None:
+def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False, cache: bool = False) -> Done:
     """Remove the images and containers this checkout made (recorded by ID in its ledger), and nothing else."""
-    if cache:
-        folder = cache_root()
-        count = sum(1 for p in folder.rglob("*") if p.is_file()) if dry_run and folder.is_dir() else None
-        _say(f"would empty {folder} ({count} files)" if dry_run else f"emptied {folder} ({clear_cache(folder)} files)")
-    engine = DockerEngine.from_env()
-    ledger = Ledger.open(CHECKOUT.root, engine.identity())
-    removals = ownership.clean(engine, ledger, ownership.Scope(namespace=namespace, bases=bases), dry_run=dry_run)
-    for removal in removals:
-        _say(("would " if dry_run else "") + removal.describe())
-    verb = "would remove" if dry_run else "removed"
-    _say(
-        f"{verb} {len(removals)} container(s) and image(s) this checkout made, as recorded in {ledger.path.relative_to(CHECKOUT.root)}"
-    )
+    scope = Scope(namespace=namespace, bases=bases)
+    return clean_checkout(DockerEngine.from_env, CHECKOUT, scope, dry_run, cache, _say)
 
 
 @task(
@@ -196,30 +173,10 @@ def layers(
     max_dead: str | None = None,
     min_efficiency: str | None = None,
     no_wire: bool = False,
-) -> None:
+) -> Done:
     """Per-layer contents of an image: files added, changed, deleted, dead bytes, dive's efficiency, wire size."""
-    from tabulate import tabulate
-
-    try:
-        limits = Limits.parse(max_dead, min_efficiency)
-    except ValueError:
-        raise Exit("error: --max-dead takes a number of bytes, --min-efficiency a number from 0 to 1", code=2) from None
-    engine = DockerEngine.from_env()
-    analysis = analyse_image(engine, image, wire=not no_wire, cache=LayerCache.for_store(engine.describe().image_store))
-    if json_:
-        _say(json.dumps(layers_to_json(analysis), indent=2))
-    else:
-        headers, rows = layer_table(analysis, human=True)
-        _say(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
-        wire = human_size(analysis.wire_bytes) if analysis.wire_bytes is not None else "not computed"
-        _say(
-            f"\n{image}: {human_size(analysis.size_bytes)} stored, {human_size(analysis.live_bytes)} live, "
-            f"{human_size(analysis.dead_bytes)} dead ({analysis.dead_bytes:,} bytes); dive efficiency "
-            f"{analysis.efficiency:.2%}, wasted {human_size(analysis.wasted_bytes)}; wire {wire}"
-        )
-    failures = exceeded(analysis, limits)
-    if failures:
-        raise Exit(f"{image}: " + "; ".join(failures), code=1)
+    limits = layer_limits(max_dead, min_efficiency)
+    return show_layers(DockerEngine.from_env(), image, json_, limits, not no_wire, _say)
 
 
 @task(
@@ -240,27 +197,10 @@ def deps(
     root: str | None = None,
     json_: bool = False,
     with_dlopen: bool = False,
-) -> None:
+) -> Done:
     """Print what the dynamic loader would load for ELF files in an image or a root folder, as lddtree does."""
-    if (image is None) == (root is None) or not path:
-        raise Exit("error: give --image IMAGE or --root DIR, and at least one --path", code=2)
-
-    def show(root_dir: Path) -> None:
-        closures = Resolver(root_dir).resolve_many(path, with_dlopen=with_dlopen)
-        if json_:
-            _say(json.dumps([closure_dict(closure) for closure in closures], indent=2))
-        else:
-            for closure in closures:
-                _say(render_tree(closure))
-
-    if root is not None:
-        show(Path(root))
-    else:
-        engine = DockerEngine.from_env()
-        with unpacked_image(
-            engine, image, new_session(engine, options.settings(CHECKOUT, DEFAULT_BASE)).container_labels()
-        ) as root_dir:
-            show(root_dir)
+    query = deps_query(path, image, root, json_, with_dlopen)
+    return show_deps(query, CHECKOUT, DockerEngine.from_env, _say)
 
 
 @task(
@@ -298,61 +238,15 @@ def slim(
     sbom: str | None = None,
     trace: bool = False,
     probe: list[str] | None = None,
-) -> None:
+) -> Done:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
     engine = DockerEngine.from_env()
     settings = options.settings(CHECKOUT, DEFAULT_BASE)
     made = new_session(engine, settings)
-    spec = SlimSpec(
-        PurePosixPath(binary),
-        tuple(PurePosixPath(e) for e in extra),
-        Bundle.parse_list(with_),
-        with_dlopen,
-        extras_from=PurePosixPath(extras_from) if extras_from else None,
-        env=_env_pairs(env),
-        metadata=metadata,
-        trace=trace,
-        probes=tuple(tuple(shlex.split(p)) for p in probe or ()),
+    request = slim_request(
+        image, binary, tag, extra, env, extras_from, cmd, with_, with_dlopen, metadata, sbom, trace, probe or []
     )
-    if spec.probes and not trace:
-        raise Exit("error: --probe runs under the tracer: add --trace", code=2)
-    command = tuple(shlex.split(cmd)) if cmd else (binary,)
-    image_labels = labels.image(made.ledger.checkout, settings.namespace, stage="slim")
-    record, plan = build_slim_image(
-        engine, image, spec, tag, command, image_labels, made, settings.source_date_epoch, Path(sbom).resolve() if sbom else None
-    )
-    _say(f"{tag}: {slim_summary(plan, record.image_id)}")
-    for line in render_reasons(plan.reasons, dict(plan.sizes)):
-        _say(line)
-    if plan.trace is not None:
-        traced_only = (item.path for item in plan.reasons if item.reason is Reason.TRACE)
-        for line in render_findings(plan.trace, traced_only, plan.unexercised):
-            _say(line)
-    # A traced image runs as it was traced: with a tmpfs at /tmp.
-    policy = RunPolicy(timeout_s=DEFAULT_TIMEOUT_S, user=DEFAULT_USER, tmpfs=("/tmp",) if trace else ())
-    result = engine.run(record.image_id, command, policy, made.container_labels())
-    source_size, slim_size = content_size(engine, image), content_size(engine, record.image_id)
-    _say(
-        f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
-        f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller"
-    )
-    _say(f"run {' '.join(command)}: exit code {result.exit_code}" + (f", error {result.error}" if result.error else ""))
-    if result.stdout:
-        _say(f"stdout: {result.stdout[:500]!r}")
-    if result.stderr:
-        _say(f"stderr: {result.stderr[:500]!r}")
-    if result.error or result.exit_code != 0:
-        raise Exit(code=1)
-
-
-def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for item in items:
-        name, equals, value = item.partition("=")
-        if not equals:
-            raise Exit(f"error: --env {item}: give NAME=VALUE", code=2)
-        pairs.append((name, value))
-    return tuple(pairs)
+    return slim_and_run(engine, settings, made, request, _say)
 
 
 @task(

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from harness import platforms
 from harness.commands import options
+from harness.commands.cleanup import clean_checkout, empty_cache
 from harness.commands.done import Done
+from harness.commands.elf_deps import deps_query, show_deps
 from harness.commands.engines import matrix_options, run_matrix
+from harness.commands.image_layers import layer_limits
 from harness.commands.ladder import build_stage, ladder_run, provide_bases, run_ladder, verify_stage
 from harness.commands.releases import sweep_options
 from harness.commands.rerender import render_again, show_stage
-from harness.engine_protocol import Engine
-from harness.errors import EngineUnavailable, UsageError
+from harness.commands.slim_run import env_pairs, run_lines, slim_request
+from harness.engine_protocol import Engine, RunResult
+from harness.errors import EngineUnavailable, HarnessError, UsageError
+from harness.layers.limits import Limits
+from harness.ownership import Scope
 from harness.pipeline import Progress
+from harness.slimspec import Bundle, SlimError
 
 from .conftest import REPO_ROOT
 from .fakes import FakeEngine, LosingEngine, _image
@@ -175,3 +182,75 @@ def test_an_engine_out_of_reach_is_recorded_and_fails_the_matrix(checkout: optio
     assert done == Done.failed("Engines where the ladder did not run or some stage did not do what it expects: a")
     assert said[:2] == ["== a (unix:///a.sock)", f"[a] {EngineUnavailable('connecting to unix:///a.sock: refused')}"]
     assert json.loads((tmp_path / "out" / "engines.json").read_text())["engines"][0]["error"].startswith("Docker Engine")
+
+
+# --- invoke layers, deps, slim, clean ---------------------------------------------------
+
+
+def test_layer_limits_are_numbers() -> None:
+    assert layer_limits("100", "0.9") == Limits(100, 0.9)
+    for max_dead, min_efficiency in (("1k", None), (None, "most")):
+        with pytest.raises(UsageError, match="--max-dead takes a number of bytes"):
+            layer_limits(max_dead, min_efficiency)
+
+
+def test_deps_takes_an_image_or_a_root_and_reads_a_root_without_an_engine(tmp_path: Path) -> None:
+    for image, root, paths in ((None, None, ["/a"]), ("x", "y", ["/a"]), ("x", None, [])):
+        with pytest.raises(UsageError, match="give --image IMAGE or --root DIR, and at least one --path"):
+            deps_query(paths, image, root, False, False)
+
+    def no_engine() -> Engine:
+        raise AssertionError("a root folder needs no Engine")
+
+    query = deps_query(["/bin/nothing"], None, str(tmp_path), False, False)
+    with pytest.raises(HarnessError, match="/bin/nothing"):
+        show_deps(query, options.Checkout(tmp_path), no_engine, lines()[1])
+
+
+def test_slim_reads_its_options() -> None:
+    request = slim_request(
+        "src", "/usr/bin/file", "t", ["/etc/magic"], ["A=1=2"], None, None, "certs,tmp", False, True, None, False, []
+    )
+    assert request.command == ("/usr/bin/file",) and request.sbom is None
+    assert request.spec.extras == (PurePosixPath("/etc/magic"),) and request.spec.env == (("A", "1=2"),)
+    assert request.spec.bundles == (Bundle.CERTS, Bundle.TMP)
+    traced = slim_request("src", "/b", "t", [], [], "/list", "/b -x 'a b'", "", True, False, "out.spdx.json", True, ["/b -v"])
+    assert traced.command == ("/b", "-x", "a b") and traced.spec.probes == (("/b", "-v"),)
+    assert traced.spec.extras_from == PurePosixPath("/list") and traced.sbom == Path("out.spdx.json").resolve()
+    with pytest.raises(UsageError, match="--probe runs under the tracer: add --trace"):
+        slim_request("src", "/b", "t", [], [], None, None, "", False, True, None, False, ["/b -v"])
+    with pytest.raises(SlimError, match="--with gzip: unknown bundle"):
+        slim_request("src", "/b", "t", [], [], None, None, "gzip", False, True, None, False, [])
+
+
+def test_env_pairs_need_an_equals_sign() -> None:
+    assert env_pairs(["A=", "B=c"]) == (("A", ""), ("B", "c"))
+    with pytest.raises(UsageError, match="--env X: give NAME=VALUE"):
+        env_pairs(["X"])
+
+
+def test_the_run_lines_show_the_start_of_what_the_command_wrote() -> None:
+    result = RunResult(stdout="hello!\n" * 100, stderr="", exit_code=0)
+    said = run_lines(("/hello",), result)
+    assert said[0] == "run /hello: exit code 0" and said[1] == f"stdout: {('hello!' + chr(10)) * 71 + 'hel'!r}"
+    assert len(said) == 2
+
+
+def test_clean_empties_the_cache_before_reaching_the_engine(checkout: options.Checkout, tmp_path: Path) -> None:
+    cached = tmp_path / "cache" / "hello-ladder" / "layers" / "a.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("{}")
+    said, say = lines()
+    empty_cache(True, say)
+    assert said == [f"would empty {tmp_path / 'cache' / 'hello-ladder'} (1 files)"] and cached.exists()
+
+    def unreachable() -> Engine:
+        raise EngineUnavailable("refused")
+
+    said.clear()
+    with pytest.raises(EngineUnavailable):
+        clean_checkout(unreachable, checkout, Scope(), False, True, say)
+    assert said == [f"emptied {tmp_path / 'cache' / 'hello-ladder'} (1 files)"] and not cached.exists()
+    said.clear()
+    assert clean_checkout(FakeEngine, checkout, Scope(), True, False, say) == Done()
+    assert said[-1].startswith("would remove 0 container(s) and image(s) this checkout made, as recorded in ")
