@@ -78,12 +78,12 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-@task(help={"base": BASE_HELP, "platform": PLATFORM_HELP})
+@task(help={"base": BASE_HELP, "platform_": PLATFORM_HELP})
 @_reported
-def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> Done:
+def bases(c: Context, base: str = DEFAULT_BASE, platform_: str | None = None) -> Done:
     """Provide every base image the stages need: present, pulled, or bootstrapped with mmdebstrap."""
     engine = DockerEngine.from_env()
-    return provide_bases(engine, options.settings(CHECKOUT, base, platform=platform), _say)
+    return provide_bases(engine, options.settings(CHECKOUT, base, platform=platform_), _say)
 
 
 @task(
@@ -91,27 +91,27 @@ def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> 
         "stage": STAGE_HELP,
         "base": BASE_HELP,
         "no_cache": "rebuild every step instead of using the build cache",
-        "platform": PLATFORM_HELP,
+        "platform_": PLATFORM_HELP,
     }
 )
 @_reported
-def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform: str | None = None) -> Done:
+def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform_: str | None = None) -> Done:
     """Build one stage and print its size and layers."""
-    return build_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, no_cache, platform), stage, _say)
+    return build_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, no_cache, platform_), stage, _say)
 
 
-@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "platform": PLATFORM_HELP})
+@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "platform_": PLATFORM_HELP})
 @_reported
-def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform: str | None = None) -> Done:
+def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform_: str | None = None) -> Done:
     """Build one stage (from cache when possible), run it locked down, and check it does what stage.toml says."""
-    return verify_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, platform=platform), stage, _say)
+    return verify_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, platform=platform_), stage, _say)
 
 
-@task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results": "results folder"})
+@task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results_": "results folder"})
 @_reported
-def report(c: Context, stage: str | None = None, results: str = str(CHECKOUT.results)) -> Done:
+def report(c: Context, stage: str | None = None, results_: str = str(CHECKOUT.results)) -> Done:
     """Render results/RESULTS.md again from results/results.json, or print one stage's section."""
-    return report_results(Path(results), stage, _say)
+    return report_results(Path(results_), stage, _say)
 
 
 @task(
@@ -119,11 +119,11 @@ def report(c: Context, stage: str | None = None, results: str = str(CHECKOUT.res
     help={
         "base": BASE_HELP,
         "no_cache": "rebuild every step instead of using the build cache",
-        "results": "where to write RESULTS.md and results.json (default results/, results/<arch>/ with --platform)",
+        "results_": "where to write RESULTS.md and results.json (default results/, results/<arch>/ with --platform)",
         "no_wire": "skip the gzip wire size of each layer (the slow part of the layer figures)",
         "jobs": f"how many stages to build, run and measure at once (default {DEFAULT_JOBS}: the CPUs, at most 4); "
         "the results are the same as with --jobs 1",
-        "platform": PLATFORM_HELP,
+        "platform_": PLATFORM_HELP,
     },
 )
 @_reported
@@ -131,29 +131,29 @@ def all_stages(
     c: Context,
     base: str = DEFAULT_BASE,
     no_cache: bool = False,
-    results: str | None = None,
+    results_: str | None = None,
     no_wire: bool = False,
     jobs: int = 0,
-    platform: str | None = None,
+    platform_: str | None = None,
 ) -> Done:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
-    run = ladder_run(CHECKOUT, base, no_cache, results, no_wire, jobs, platform)
+    run = ladder_run(CHECKOUT, base, no_cache, results_, no_wire, jobs, platform_)
     return run_ladder(DockerEngine.from_env(), run, _say)
 
 
 @task(
     help={
-        "bases": "also remove the base images this checkout bootstrapped",
+        "bases_": "also remove the base images this checkout bootstrapped",
         "namespace": "only what runs under this tag namespace made (default: every namespace)",
         "dry_run": "list what would be removed, and why each is the project's, without removing anything",
-        "cache": "also empty the cache folder of layer figures and [slim] images ($XDG_CACHE_HOME/hello-ladder)",
+        "cache_": "also empty the cache folder of layer figures and [slim] images ($XDG_CACHE_HOME/hello-ladder)",
     }
 )
 @_reported
-def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False, cache: bool = False) -> Done:
+def clean(c: Context, bases_: bool = False, namespace: str | None = None, dry_run: bool = False, cache_: bool = False) -> Done:
     """Remove the images and containers this checkout made (recorded by ID in its ledger), and nothing else."""
-    scope = Scope(namespace=namespace, bases=bases)
-    return clean_checkout(DockerEngine.from_env, CHECKOUT, scope, dry_run, cache, _say)
+    scope = Scope(namespace=namespace, bases=bases_)
+    return clean_checkout(DockerEngine.from_env, CHECKOUT, scope, dry_run, cache_, _say)
 
 
 @task(
@@ -215,8 +215,8 @@ def deps(
         "cmd": "the command to run in the new image (default: the binary)",
         "with_": "bundles of files no ELF reference shows: certs,tzdata,passwd,tmp,nss",
         "with_dlopen": "also copy the optional libraries named in .note.dlopen notes",
-        "sbom": "write the image's SPDX 2.3 document (JSON) to this file",
-        "trace": "run the command (or each --probe) in the source image under strace and copy what it touches",
+        "sbom_": "write the image's SPDX 2.3 document (JSON) to this file",
+        "trace_": "run the command (or each --probe) in the source image under strace and copy what it touches",
         "probe": "a command to trace instead of the command (with --trace); repeat for more",
         "metadata": "write dpkg metadata (status.d) and copyright files for the packages the files come from "
         "(default; --no-metadata leaves them out)",
@@ -235,8 +235,8 @@ def slim(
     with_: str = "",
     with_dlopen: bool = False,
     metadata: bool = True,
-    sbom: str | None = None,
-    trace: bool = False,
+    sbom_: str | None = None,
+    trace_: bool = False,
     probe: list[str] | None = None,
 ) -> Done:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
@@ -244,41 +244,41 @@ def slim(
     settings = options.settings(CHECKOUT, DEFAULT_BASE)
     made = new_session(engine, settings)
     request = slim_request(
-        image, binary, tag, extra, env, extras_from, cmd, with_, with_dlopen, metadata, sbom, trace, probe or []
+        image, binary, tag, extra, env, extras_from, cmd, with_, with_dlopen, metadata, sbom_, trace_, probe or []
     )
     return slim_and_run(engine, settings, made, request, _say)
 
 
 @task(
     help={
-        "bases": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
-        "results": "where to write SWEEP.md and sweep.json (default results/, results/<arch>/ with --platform)",
-        "platform": PLATFORM_HELP,
+        "bases_": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
+        "results_": "where to write SWEEP.md and sweep.json (default results/, results/<arch>/ with --platform)",
+        "platform_": PLATFORM_HELP,
     }
 )
 @_reported
-def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, platform: str | None = None) -> Done:
+def sweep(c: Context, bases_: str = SWEEP_BASES, results_: str | None = None, platform_: str | None = None) -> Done:
     """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
-    chosen = sweep_options(CHECKOUT, bases, results, platform)
+    chosen = sweep_options(CHECKOUT, bases_, results_, platform_)
     return run_sweep(DockerEngine.from_env(), chosen, _say)
 
 
 @task(
-    iterable=["engine"],
+    iterable=["engine_"],
     help={
-        "engine": "NAME=DOCKER_HOST of an Engine to run the ladder on (unix:///path, tcp://host:port, "
+        "engine_": "NAME=DOCKER_HOST of an Engine to run the ladder on (unix:///path, tcp://host:port, "
         "ssh://user@host); repeat for more",
         "base": BASE_HELP,
-        "results": "where to write ENGINES.md and engines.json (default results/, results/<arch>/ with --platform)",
-        "platform": PLATFORM_HELP,
+        "results_": "where to write ENGINES.md and engines.json (default results/, results/<arch>/ with --platform)",
+        "platform_": PLATFORM_HELP,
     },
 )
 @_reported
 def matrix(
-    c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str | None = None, platform: str | None = None
+    c: Context, engine_: list[str], base: str = DEFAULT_BASE, results_: str | None = None, platform_: str | None = None
 ) -> Done:
     """Run the ladder on several Engines, one after another; write results/ENGINES.md and engines.json."""
-    return run_matrix(DockerEngine.connect, matrix_options(CHECKOUT, engine, base, results, platform), _say)
+    return run_matrix(DockerEngine.connect, matrix_options(CHECKOUT, engine_, base, results_, platform_), _say)
 
 
 @task(name="new-stage", help={"name": "the new folder's name, e.g. 12-my-stage", "from_": "the stage to start from"})
