@@ -8,7 +8,8 @@ The layers, from the bottom:
 - the pure domain and the renderers: `stages`, `claims`, `report`, `sweep`,
   `chart`, `results`, ... read and write data; they never reach the Engine;
 - the modules that speak to an Engine through the protocol (`bases`,
-  `measure`, `pipeline`, ...), never through the adapter;
+  `measure`, `pipeline`, the tasks' `commands`, ...), never through the
+  adapter: the shell connects and hands them the Engine;
 - the adapter, `harness.engine`: the only module that imports the Docker SDK;
 - the shell, `tasks.py` (and `harness.nested.cli`, lazily), which alone
   imports the adapter.
