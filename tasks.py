@@ -1,64 +1,43 @@
-"""Invoke tasks: a thin shell over `harness`.  `invoke --list` shows them all."""
+"""Invoke tasks: a thin shell over `harness`.  `invoke --list` shows them all.
+
+Each task reads its options through `harness.commands`, connects to the Engine
+(the only place the adapter is imported), and turns how the command ended
+into an exit code.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import logging
-import os
-import shlex
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
 
-from harness import labels, ownership
-from harness.atomic import write_files
-from harness.bases import ensure_base
-from harness.chart import render_svg
-from harness.elf import Resolver, closure_dict, render_tree
+from harness.commands import options
+from harness.commands.cleanup import clean_checkout
+from harness.commands.done import Done
+from harness.commands.elf_deps import deps_query, show_deps
+from harness.commands.engines import matrix_options, run_matrix
+from harness.commands.image_layers import layer_limits, show_layers
+from harness.commands.ladder import build_stage, ladder_run, provide_bases, run_ladder, verify_stage
+from harness.commands.options import DEFAULT_JOBS, SWEEP_BASES, Checkout
+from harness.commands.releases import run_sweep, sweep_options
+from harness.commands.rerender import report_results
+from harness.commands.session import new_session
+from harness.commands.slim_run import slim_and_run, slim_request
 from harness.engine import DockerEngine
-from harness.errors import BaseUnavailable, EngineLost, EngineUnavailable, HarnessError
-from harness.imagefs import unpacked_image
-from harness.layers import layer_table
-from harness.layers import to_json as layers_to_json
-from harness.layers.cache import LayerCache, cache_root
-from harness.layers.cache import clear as clear_cache
-from harness.layers.limits import Limits, exceeded
-from harness.ledger import Ledger
+from harness.errors import HarnessError, UsageError
 from harness.lock import exclusive_run
-from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
-from harness.measure import analyse_image, content_size
-from harness.model import RunPolicy
-from harness.pipeline import measure_stages, run_stages
-from harness.platforms import Platform, UnknownPlatform
-from harness.reasons import Reason, render_reasons
-from harness.report import readme_with_table, render_markdown, stage_section, summary_table
-from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report, render_json
-from harness.settings import DEFAULT_BASE, Made, Settings
-from harness.slim import Bundle, SlimSpec
-from harness.slimbuild import build_slim_image, slim_summary
-from harness.stagerun import stage_bases
-from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER, copy_stage, discover, load_stage, names_stage
-from harness.sweep import render_sweep_json, render_sweep_markdown
-from harness.sweeprun import parse_bases, sweep_bases
-from harness.tracefiles import render_findings
-from harness.units import human_size
+from harness.ownership import Scope
+from harness.settings import DEFAULT_BASE
+from harness.stages import copy_stage
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
-README = ROOT / "README.md"
-LOCK = ROOT / ".hello-ladder.lock"
-PARTIAL_NAME = "results.partial.json"
-CHART_NAME = "sizes.svg"
-SWEEP_BASES = "debian:bullseye,debian:bookworm,debian:trixie"
+CHECKOUT = Checkout(Path(__file__).resolve().parent)
 
-# Builds wait on downloads and the Engine as much as on the CPU: one stage per core, at most 4.
-DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 BASE_HELP = f"Debian base image the stages build on (default {DEFAULT_BASE})"
 PLATFORM_HELP = (
     "build and run for this platform, e.g. linux/arm64, under emulation where it is not the "
@@ -67,21 +46,26 @@ PLATFORM_HELP = (
 STAGE_HELP = "a stage folder name, or its number: 07 or 07-scratch-libs"
 
 
-def _reported(body: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the harness's errors into one line and exit code 1; Ctrl-C into exit code 130."""
+def _reported(body: Callable[..., Done | None]) -> Callable[..., None]:
+    """Turn how a command ended into an exit code: a failed Done into 1, the harness's errors into one line and
+    exit code 1 (2 for input it cannot take), Ctrl-C into exit code 130."""
 
     @functools.wraps(body)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         # SIGTERM unwinds like Ctrl-C, so that every `finally` removes what it must.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
-            with exclusive_run(LOCK):
-                return body(*args, **kwargs)
+            with exclusive_run(CHECKOUT.lock):
+                done = body(*args, **kwargs)
+        except UsageError as error:
+            raise Exit(f"error: {error}", code=2) from None
         except HarnessError as error:
             raise Exit(f"error: {error}", code=1) from None
         except KeyboardInterrupt:
             raise Exit("interrupted: containers removed, results/ left as it was", code=130) from None
+        if done is not None and not done.ok:
+            raise Exit(done.message, code=1)
 
     return wrapper
 
@@ -94,78 +78,12 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _settings(base: str, no_cache: bool = False, platform: str | None = None) -> Settings:
-    # HELLO_LADDER_NAMESPACE keeps a test run's images apart from the user's.
-    namespace = os.environ.get("HELLO_LADDER_NAMESPACE", labels.DEFAULT_NAMESPACE)
-    return Settings(
-        repo_root=ROOT,
-        base=base,
-        namespace=namespace,
-        no_cache=no_cache,
-        source_date_epoch=_source_date_epoch(),
-        cache_dir=cache_root(),
-        platform=_platform(platform),
-    )
-
-
-def _platform(text: str | None) -> Platform | None:
-    """The platform given; else, on a machine that is not amd64 (arm64), the machine's own: the committed
-    results, the README's table and the stages' defaults (07's paths) are amd64's."""
-    try:
-        if text is None or not text.strip():
-            native = Platform.host()
-            return None if native is None or native.arch.oci == "amd64" else native
-        return Platform.parse(text)
-    except UnknownPlatform as error:
-        raise Exit(f"error: {error}", code=2) from None
-
-
-def _results_dir(results: str | None, settings: Settings) -> Path:
-    """results/ for the Engine's own platform, results/<arch>/ for a platform given, unless --results says."""
-    if results is not None:
-        return Path(results)
-    return RESULTS if settings.platform is None else RESULTS / settings.platform.slug
-
-
-def _source_date_epoch() -> int | None:
-    """SOURCE_DATE_EPOCH (reproducible-builds.org), for the [slim] images' timestamps."""
-    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        raise Exit(f"error: SOURCE_DATE_EPOCH={text!r}: give whole seconds since 1970", code=2)
-    return int(text)
-
-
-def _made(engine: DockerEngine, settings: Settings) -> Made:
-    """This checkout's ledger for this Engine, with a session of its own recorded for the containers to come."""
-    ledger = Ledger.open(ROOT, engine.identity())
-    ledger.record_session(settings.session, settings.namespace)
-    return Made(ledger, settings.session, settings.namespace)
-
-
-@task(help={"base": BASE_HELP, "platform": PLATFORM_HELP})
+@task(help={"base": BASE_HELP, "platform_": PLATFORM_HELP})
 @_reported
-def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
+def bases(c: Context, base: str = DEFAULT_BASE, platform_: str | None = None) -> Done:
     """Provide every base image the stages need: present, pulled, or bootstrapped with mmdebstrap."""
     engine = DockerEngine.from_env()
-    settings = _settings(base, platform=platform)
-    ledger = Ledger.open(ROOT, engine.identity())
-    needed = sorted({ref for folder in discover(settings.stages_dir) for ref in stage_bases(load_stage(folder), settings)})
-    missing = 0
-    for ref in needed:
-        try:
-            status = ensure_base(engine, ref, ledger, LayerCache.for_store(engine.describe().image_store))
-        except BaseUnavailable as error:
-            missing += 1
-            _say(f"unavailable: {error}")
-            continue
-        line = f"{ref}: {status.source.value}, {human_size(status.size_bytes)}"
-        if status.deviation is not None:
-            line += f" (official image: {status.official_size}, {status.deviation:+.1%})"
-        _say(line)
-    if missing:
-        _say(f"{missing} base(s) unavailable: stages that need them will be skipped or reported as errors.")
+    return provide_bases(engine, options.settings(CHECKOUT, base, platform=platform_), _say)
 
 
 @task(
@@ -173,44 +91,27 @@ def bases(c: Context, base: str = DEFAULT_BASE, platform: str | None = None) -> 
         "stage": STAGE_HELP,
         "base": BASE_HELP,
         "no_cache": "rebuild every step instead of using the build cache",
-        "platform": PLATFORM_HELP,
+        "platform_": PLATFORM_HELP,
     }
 )
 @_reported
-def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform: str | None = None) -> None:
+def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform_: str | None = None) -> Done:
     """Build one stage and print its size and layers."""
-    report = run_stages(DockerEngine.from_env(), _settings(base, no_cache, platform), stage, progress=_say)
-    for result in report.stages:
-        _say(stage_section(result))
-    if not report.ok:
-        raise Exit(code=1)
+    return build_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, no_cache, platform_), stage, _say)
 
 
-@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "platform": PLATFORM_HELP})
+@task(help={"stage": STAGE_HELP, "base": BASE_HELP, "platform_": PLATFORM_HELP})
 @_reported
-def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform: str | None = None) -> None:
+def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform_: str | None = None) -> Done:
     """Build one stage (from cache when possible), run it locked down, and check it does what stage.toml says."""
-    report = run_stages(DockerEngine.from_env(), _settings(base, platform=platform), stage, progress=_say)
-    if not report.ok:
-        raise Exit(code=1)
+    return verify_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, platform=platform_), stage, _say)
 
 
-@task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results": "results folder"})
+@task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results_": "results folder"})
 @_reported
-def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) -> None:
+def report(c: Context, stage: str | None = None, results_: str = str(CHECKOUT.results)) -> Done:
     """Render results/RESULTS.md again from results/results.json, or print one stage's section."""
-    results_dir = Path(results)
-    run = read_report(results_dir)
-    if stage is None:
-        markdown = render_markdown(run, read_generated_by(results_dir))
-        write_files(results_dir, {MARKDOWN_NAME: markdown, CHART_NAME: render_svg(run)})
-        _say(f"wrote {results_dir / MARKDOWN_NAME}")
-        return
-    chosen = [s for s in run.stages if names_stage(s.name, stage)]
-    if not chosen:
-        raise Exit(f"error: no stage {stage!r} in {results_dir / JSON_NAME}", code=1)
-    for result in chosen:
-        _say(stage_section(result))
+    return report_results(Path(results_), stage, _say)
 
 
 @task(
@@ -218,11 +119,11 @@ def report(c: Context, stage: str | None = None, results: str = str(RESULTS)) ->
     help={
         "base": BASE_HELP,
         "no_cache": "rebuild every step instead of using the build cache",
-        "results": "where to write RESULTS.md and results.json (default results/, results/<arch>/ with --platform)",
+        "results_": "where to write RESULTS.md and results.json (default results/, results/<arch>/ with --platform)",
         "no_wire": "skip the gzip wire size of each layer (the slow part of the layer figures)",
         "jobs": f"how many stages to build, run and measure at once (default {DEFAULT_JOBS}: the CPUs, at most 4); "
         "the results are the same as with --jobs 1",
-        "platform": PLATFORM_HELP,
+        "platform_": PLATFORM_HELP,
     },
 )
 @_reported
@@ -230,72 +131,29 @@ def all_stages(
     c: Context,
     base: str = DEFAULT_BASE,
     no_cache: bool = False,
-    results: str | None = None,
+    results_: str | None = None,
     no_wire: bool = False,
     jobs: int = 0,
-    platform: str | None = None,
-) -> None:
+    platform_: str | None = None,
+) -> Done:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
-    if jobs < 0:
-        raise Exit("error: --jobs takes a number of stages, 1 or more", code=2)
-    settings = _settings(base, no_cache, platform)
-    results_dir = _results_dir(results, settings)
-    settings = dataclasses.replace(settings, wire_size=not no_wire, sbom_dir=results_dir / "sbom", jobs=jobs or DEFAULT_JOBS)
-    # What the results record as their maker: the options that change what is measured, not where it is written
-    # (nor --jobs: the results are the same with any number).
-    options = [
-        *(["--base", base] if base != DEFAULT_BASE else []),
-        *(["--no-cache"] if no_cache else []),
-        *(["--no-wire"] if no_wire else []),
-        *(["--platform", str(settings.platform)] if settings.platform is not None else []),
-    ]
-    command = shlex.join(["invoke", "all", *options])
-    measured = measure_stages(DockerEngine.from_env(), settings, progress=_say)
-    run = measured.report
-    if measured.lost is not None:
-        write_files(results_dir, {PARTIAL_NAME: render_json(run, command)})
-        raise Exit(
-            f"error: {EngineLost(measured.lost)}\nWhat was measured before is in {results_dir / PARTIAL_NAME}; "
-            f"{MARKDOWN_NAME} and {JSON_NAME} are unchanged.",
-            code=1,
-        ) from None
-    write_files(
-        results_dir,
-        {JSON_NAME: render_json(run, command), MARKDOWN_NAME: render_markdown(run, command), CHART_NAME: render_svg(run)},
-    )
-    if results_dir.resolve() == RESULTS and settings.platform is None:
-        # The README shows the committed results, so it follows them.
-        write_files(ROOT, {README.name: readme_with_table(README.read_text(encoding="utf-8"), run)})
-    _say("")
-    _say(summary_table(run))
-    _say(f"\nwrote {results_dir / MARKDOWN_NAME} and {results_dir / JSON_NAME}")
-    if not run.ok:
-        problems = ", ".join(s.name for s in run.stages if s.outcome.is_problem)
-        raise Exit(f"stages that did not do what their stage.toml expects: {problems}", code=1)
+    run = ladder_run(CHECKOUT, base, no_cache, results_, no_wire, jobs, platform_)
+    return run_ladder(DockerEngine.from_env(), run, _say)
 
 
 @task(
     help={
-        "bases": "also remove the base images this checkout bootstrapped",
+        "bases_": "also remove the base images this checkout bootstrapped",
         "namespace": "only what runs under this tag namespace made (default: every namespace)",
         "dry_run": "list what would be removed, and why each is the project's, without removing anything",
-        "cache": "also empty the cache folder of layer figures and [slim] images ($XDG_CACHE_HOME/hello-ladder)",
+        "cache_": "also empty the cache folder of layer figures and [slim] images ($XDG_CACHE_HOME/hello-ladder)",
     }
 )
 @_reported
-def clean(c: Context, bases: bool = False, namespace: str | None = None, dry_run: bool = False, cache: bool = False) -> None:
+def clean(c: Context, bases_: bool = False, namespace: str | None = None, dry_run: bool = False, cache_: bool = False) -> Done:
     """Remove the images and containers this checkout made (recorded by ID in its ledger), and nothing else."""
-    if cache:
-        folder = cache_root()
-        count = sum(1 for p in folder.rglob("*") if p.is_file()) if dry_run and folder.is_dir() else None
-        _say(f"would empty {folder} ({count} files)" if dry_run else f"emptied {folder} ({clear_cache(folder)} files)")
-    engine = DockerEngine.from_env()
-    ledger = Ledger.open(ROOT, engine.identity())
-    removals = ownership.clean(engine, ledger, ownership.Scope(namespace=namespace, bases=bases), dry_run=dry_run)
-    for removal in removals:
-        _say(("would " if dry_run else "") + removal.describe())
-    verb = "would remove" if dry_run else "removed"
-    _say(f"{verb} {len(removals)} container(s) and image(s) this checkout made, as recorded in {ledger.path.relative_to(ROOT)}")
+    scope = Scope(namespace=namespace, bases=bases_)
+    return clean_checkout(DockerEngine.from_env, CHECKOUT, scope, dry_run, cache_, _say)
 
 
 @task(
@@ -315,30 +173,10 @@ def layers(
     max_dead: str | None = None,
     min_efficiency: str | None = None,
     no_wire: bool = False,
-) -> None:
+) -> Done:
     """Per-layer contents of an image: files added, changed, deleted, dead bytes, dive's efficiency, wire size."""
-    from tabulate import tabulate
-
-    try:
-        limits = Limits.parse(max_dead, min_efficiency)
-    except ValueError:
-        raise Exit("error: --max-dead takes a number of bytes, --min-efficiency a number from 0 to 1", code=2) from None
-    engine = DockerEngine.from_env()
-    analysis = analyse_image(engine, image, wire=not no_wire, cache=LayerCache.for_store(engine.describe().image_store))
-    if json_:
-        _say(json.dumps(layers_to_json(analysis), indent=2))
-    else:
-        headers, rows = layer_table(analysis, human=True)
-        _say(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
-        wire = human_size(analysis.wire_bytes) if analysis.wire_bytes is not None else "not computed"
-        _say(
-            f"\n{image}: {human_size(analysis.size_bytes)} stored, {human_size(analysis.live_bytes)} live, "
-            f"{human_size(analysis.dead_bytes)} dead ({analysis.dead_bytes:,} bytes); dive efficiency "
-            f"{analysis.efficiency:.2%}, wasted {human_size(analysis.wasted_bytes)}; wire {wire}"
-        )
-    failures = exceeded(analysis, limits)
-    if failures:
-        raise Exit(f"{image}: " + "; ".join(failures), code=1)
+    limits = layer_limits(max_dead, min_efficiency)
+    return show_layers(DockerEngine.from_env(), image, json_, limits, not no_wire, _say)
 
 
 @task(
@@ -359,25 +197,10 @@ def deps(
     root: str | None = None,
     json_: bool = False,
     with_dlopen: bool = False,
-) -> None:
+) -> Done:
     """Print what the dynamic loader would load for ELF files in an image or a root folder, as lddtree does."""
-    if (image is None) == (root is None) or not path:
-        raise Exit("error: give --image IMAGE or --root DIR, and at least one --path", code=2)
-
-    def show(root_dir: Path) -> None:
-        closures = Resolver(root_dir).resolve_many(path, with_dlopen=with_dlopen)
-        if json_:
-            _say(json.dumps([closure_dict(closure) for closure in closures], indent=2))
-        else:
-            for closure in closures:
-                _say(render_tree(closure))
-
-    if root is not None:
-        show(Path(root))
-    else:
-        engine = DockerEngine.from_env()
-        with unpacked_image(engine, image, _made(engine, _settings(DEFAULT_BASE)).container_labels()) as root_dir:
-            show(root_dir)
+    query = deps_query(path, image, root, json_, with_dlopen)
+    return show_deps(query, CHECKOUT, DockerEngine.from_env, _say)
 
 
 @task(
@@ -392,8 +215,8 @@ def deps(
         "cmd": "the command to run in the new image (default: the binary)",
         "with_": "bundles of files no ELF reference shows: certs,tzdata,passwd,tmp,nss",
         "with_dlopen": "also copy the optional libraries named in .note.dlopen notes",
-        "sbom": "write the image's SPDX 2.3 document (JSON) to this file",
-        "trace": "run the command (or each --probe) in the source image under strace and copy what it touches",
+        "sbom_": "write the image's SPDX 2.3 document (JSON) to this file",
+        "trace_": "run the command (or each --probe) in the source image under strace and copy what it touches",
         "probe": "a command to trace instead of the command (with --trace); repeat for more",
         "metadata": "write dpkg metadata (status.d) and copyright files for the packages the files come from "
         "(default; --no-metadata leaves them out)",
@@ -412,150 +235,58 @@ def slim(
     with_: str = "",
     with_dlopen: bool = False,
     metadata: bool = True,
-    sbom: str | None = None,
-    trace: bool = False,
+    sbom_: str | None = None,
+    trace_: bool = False,
     probe: list[str] | None = None,
-) -> None:
+) -> Done:
     """Build a FROM scratch image of a program and its closure, run it locked down, and compare sizes."""
     engine = DockerEngine.from_env()
-    settings = _settings(DEFAULT_BASE)
-    made = _made(engine, settings)
-    spec = SlimSpec(
-        PurePosixPath(binary),
-        tuple(PurePosixPath(e) for e in extra),
-        Bundle.parse_list(with_),
-        with_dlopen,
-        extras_from=PurePosixPath(extras_from) if extras_from else None,
-        env=_env_pairs(env),
-        metadata=metadata,
-        trace=trace,
-        probes=tuple(tuple(shlex.split(p)) for p in probe or ()),
+    settings = options.settings(CHECKOUT, DEFAULT_BASE)
+    made = new_session(engine, settings)
+    request = slim_request(
+        image, binary, tag, extra, env, extras_from, cmd, with_, with_dlopen, metadata, sbom_, trace_, probe or []
     )
-    if spec.probes and not trace:
-        raise Exit("error: --probe runs under the tracer: add --trace", code=2)
-    command = tuple(shlex.split(cmd)) if cmd else (binary,)
-    image_labels = labels.image(made.ledger.checkout, settings.namespace, stage="slim")
-    record, plan = build_slim_image(
-        engine, image, spec, tag, command, image_labels, made, _source_date_epoch(), Path(sbom).resolve() if sbom else None
-    )
-    _say(f"{tag}: {slim_summary(plan, record.image_id)}")
-    for line in render_reasons(plan.reasons, dict(plan.sizes)):
-        _say(line)
-    if plan.trace is not None:
-        traced_only = (item.path for item in plan.reasons if item.reason is Reason.TRACE)
-        for line in render_findings(plan.trace, traced_only, plan.unexercised):
-            _say(line)
-    # A traced image runs as it was traced: with a tmpfs at /tmp.
-    policy = RunPolicy(timeout_s=DEFAULT_TIMEOUT_S, user=DEFAULT_USER, tmpfs=("/tmp",) if trace else ())
-    result = engine.run(record.image_id, command, policy, made.container_labels())
-    source_size, slim_size = content_size(engine, image), content_size(engine, record.image_id)
-    _say(
-        f"{tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
-        f"source {image}: {human_size(source_size)} ({source_size:,} bytes), {source_size / slim_size:,.0f} times smaller"
-    )
-    _say(f"run {' '.join(command)}: exit code {result.exit_code}" + (f", error {result.error}" if result.error else ""))
-    if result.stdout:
-        _say(f"stdout: {result.stdout[:500]!r}")
-    if result.stderr:
-        _say(f"stderr: {result.stderr[:500]!r}")
-    if result.error or result.exit_code != 0:
-        raise Exit(code=1)
-
-
-def _env_pairs(items: list[str]) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for item in items:
-        name, equals, value = item.partition("=")
-        if not equals:
-            raise Exit(f"error: --env {item}: give NAME=VALUE", code=2)
-        pairs.append((name, value))
-    return tuple(pairs)
+    return slim_and_run(engine, settings, made, request, _say)
 
 
 @task(
     help={
-        "bases": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
-        "results": "where to write SWEEP.md and sweep.json (default results/, results/<arch>/ with --platform)",
-        "platform": PLATFORM_HELP,
+        "bases_": "comma-separated Debian bases, e.g. debian:bullseye,debian:bookworm,debian:trixie",
+        "results_": "where to write SWEEP.md and sweep.json (default results/, results/<arch>/ with --platform)",
+        "platform_": PLATFORM_HELP,
     }
 )
 @_reported
-def sweep(c: Context, bases: str = SWEEP_BASES, results: str | None = None, platform: str | None = None) -> None:
+def sweep(c: Context, bases_: str = SWEEP_BASES, results_: str | None = None, platform_: str | None = None) -> Done:
     """Run the Debian-based stages on each of several Debian releases; write results/SWEEP.md and sweep.json."""
-    command = f"invoke sweep --bases {bases}" + (f" --platform {platform}" if platform else "")
-    settings = _settings(DEFAULT_BASE, platform=platform)
-    reports = sweep_bases(DockerEngine.from_env(), settings, parse_bases(bases), _say)
-    results_dir = _results_dir(results, settings)
-    write_files(
-        results_dir,
-        {"SWEEP.md": render_sweep_markdown(reports, command), "sweep.json": render_sweep_json(reports, command)},
-    )
-    _say(f"wrote {results_dir / 'SWEEP.md'} and {results_dir / 'sweep.json'}")
-    if not all(report.ok for report in reports):
-        raise Exit("some stages did not do what their stage.toml expects on some release", code=1)
+    chosen = sweep_options(CHECKOUT, bases_, results_, platform_)
+    return run_sweep(DockerEngine.from_env(), chosen, _say)
 
 
 @task(
-    iterable=["engine"],
+    iterable=["engine_"],
     help={
-        "engine": "NAME=DOCKER_HOST of an Engine to run the ladder on (unix:///path, tcp://host:port, "
+        "engine_": "NAME=DOCKER_HOST of an Engine to run the ladder on (unix:///path, tcp://host:port, "
         "ssh://user@host); repeat for more",
         "base": BASE_HELP,
-        "results": "where to write ENGINES.md and engines.json (default results/, results/<arch>/ with --platform)",
-        "platform": PLATFORM_HELP,
+        "results_": "where to write ENGINES.md and engines.json (default results/, results/<arch>/ with --platform)",
+        "platform_": PLATFORM_HELP,
     },
 )
 @_reported
 def matrix(
-    c: Context, engine: list[str], base: str = DEFAULT_BASE, results: str | None = None, platform: str | None = None
-) -> None:
+    c: Context, engine_: list[str], base: str = DEFAULT_BASE, results_: str | None = None, platform_: str | None = None
+) -> Done:
     """Run the ladder on several Engines, one after another; write results/ENGINES.md and engines.json."""
-    try:
-        targets = [EngineTarget.parse(text) for text in engine]
-    except ValueError as error:
-        raise Exit(f"error: {error}", code=2) from None
-    if not targets:
-        raise Exit("error: give at least one --engine NAME=DOCKER_HOST", code=2)
-    command = "invoke matrix " + " ".join(f"--engine {t.name}={t.host}" for t in targets)
-    command += f" --platform {platform}" if platform else ""
-    # Sizes and outcomes: the wire sizes are in RESULTS.md for the default Engine.
-    settings = dataclasses.replace(_settings(base, platform=platform), wire_size=False)
-    runs = [_run_on(target, settings) for target in targets]
-    results_dir = _results_dir(results, settings)
-    write_files(
-        results_dir, {"ENGINES.md": render_matrix_markdown(runs, command), "engines.json": render_matrix_json(runs, command)}
-    )
-    _say(f"wrote {results_dir / 'ENGINES.md'} and {results_dir / 'engines.json'}")
-    problems = [run.target.name for run in runs if run.error or run.report is None or not run.report.ok]
-    if problems:
-        raise Exit(
-            f"Engines where the ladder did not run or some stage did not do what it expects: {', '.join(problems)}", code=1
-        )
-
-
-def _run_on(target: EngineTarget, settings: Settings) -> EngineRun:
-    """The ladder on one Engine; an Engine that cannot be reached or is lost part-way is recorded, not fatal."""
-    _say(f"== {target.name} ({target.host})")
-    try:
-        measured = measure_stages(
-            DockerEngine.connect(target.host), settings, progress=lambda line: _say(f"[{target.name}] {line}")
-        )
-    except EngineUnavailable as error:
-        _say(f"[{target.name}] {error}")
-        return EngineRun(target, None, str(error))
-    if measured.lost is not None:
-        lost = EngineLost(measured.lost)
-        _say(f"[{target.name}] {lost}")
-        return EngineRun(target, measured.report, str(lost))
-    return EngineRun(target, measured.report)
+    return run_matrix(DockerEngine.connect, matrix_options(CHECKOUT, engine_, base, results_, platform_), _say)
 
 
 @task(name="new-stage", help={"name": "the new folder's name, e.g. 12-my-stage", "from_": "the stage to start from"})
 @_reported
 def new_stage(c: Context, name: str, from_: str) -> None:
     """Copy a stage folder as the starting point of a new stage."""
-    target = copy_stage(ROOT / "stages", from_, name)
-    _say(f"created {target.relative_to(ROOT)}: edit its Dockerfile and stage.toml, then `invoke verify --stage {name}`")
+    target = copy_stage(CHECKOUT.root / "stages", from_, name)
+    _say(f"created {target.relative_to(CHECKOUT.root)}: edit its Dockerfile and stage.toml, then `invoke verify --stage {name}`")
 
 
 @task

@@ -8,6 +8,7 @@ from html import escape
 from harness.model import RunReport
 from harness.units import human_size, parse_size
 
+CHART_NAME = "sizes.svg"  # beside RESULTS.md
 ROW = 26
 LABEL_WIDTH = 170
 BAR_WIDTH = 520

@@ -20,6 +20,10 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+class UsageError(HarnessError):
+    """A command given input it cannot take (a flag's value, a missing option): the shell exits with code 2."""
+
+
 class EvidenceError(HarnessError):
     """An error of the house shape, `<subject>: <what failed>: <evidence>`, the evidence folded onto one line."""
 

@@ -19,22 +19,15 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
-from spdx_tools.spdx.model import (
-    Actor,
-    ActorType,
-    Checksum,
-    ChecksumAlgorithm,
-    CreationInfo,
-    Document,
-    ExternalPackageRef,
-    ExternalPackageRefCategory,
-    File,
-    Package,
-    PackageVerificationCode,
-    Relationship,
-    RelationshipType,
-    SpdxNoAssertion,
-)
+# From the modules that define them: spdx-tools' own annotations type them, but `spdx_tools.spdx.model`
+# re-exports them implicitly, which strict mypy does not follow.
+from spdx_tools.spdx.model.actor import Actor, ActorType
+from spdx_tools.spdx.model.checksum import Checksum, ChecksumAlgorithm
+from spdx_tools.spdx.model.document import CreationInfo, Document
+from spdx_tools.spdx.model.file import File
+from spdx_tools.spdx.model.package import ExternalPackageRef, ExternalPackageRefCategory, Package, PackageVerificationCode
+from spdx_tools.spdx.model.relationship import Relationship, RelationshipType
+from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 

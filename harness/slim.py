@@ -70,15 +70,50 @@ def plan_slim(
     resolver = Resolver(root, source_path)
     fs = RootFS(root)
     closure = resolver.resolve(spec.binary, with_dlopen=spec.with_dlopen)
-    copies: list[PurePosixPath] = [*closure.files]
     reasons = Reasons()
     reasons.add(closure.files, Reason.ELF, str(spec.binary))
-    elves = [spec.binary]  # every ELF file whose closure is copied
-    generated: list[Generated] = []
-    env: list[tuple[str, str]] = []
+    extras = _extra_files(fs, resolver, spec, reasons)
+    bundled = _bundle_files(fs, resolver, closure, spec)
+    bundle_names = ", ".join(bundle.value for bundle in spec.bundles)
+    reasons.add(bundled.copies, Reason.BUNDLE, bundle_names)
+    reasons.add((item.path for item in bundled.generated), Reason.BUNDLE, bundle_names)
+    copies = [*closure.files, *extras.copies, *bundled.copies]
+    elves = [spec.binary, *extras.elves, *bundled.elves]  # every ELF file whose closure is copied
+    findings = trace_findings(fs, resolver, traced) if traced else None
+    if findings is not None:
+        copies += findings.paths()
+        elves += [elf for elf in findings.elves if elf not in elves]
+        for item in findings.files:
+            reasons.add((item.path,), Reason.TRACE, f"{item.access.value} by `{item.command}`")
+    env = [*bundled.env, *_with_library_path(spec.env, library_path(root, elves, spec.env, source_path))]
+    provenance = DpkgDatabase(root).provenance(tuple(dict.fromkeys(copies)))
+    metadata = package_metadata(root, provenance) if spec.metadata else None
+    described = _metadata_files(metadata, reasons)
+    copies += described.copies
+    generated = (*bundled.generated, *described.generated)
+    final = tuple(dict.fromkeys(copies))
+    sizes = tuple((path, bytes_of(fs, path)) for path in final)
+    missed = unexercised(fs, findings, final) if findings is not None else ()
+    return SlimPlan(closure, final, generated, tuple(env), provenance, metadata, reasons.result(), sizes, findings, missed)
+
+
+@dataclass(frozen=True)
+class _Files:
+    """What one part of the plan (the extras, the bundles) adds to the image."""
+
+    copies: tuple[PurePosixPath, ...] = ()
+    elves: tuple[PurePosixPath, ...] = ()  # of the copies, the ELF files whose closure is copied too
+    generated: tuple[Generated, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def _extra_files(fs: RootFS, resolver: Resolver, spec: SlimSpec, reasons: Reasons) -> _Files:
+    """The extras the user names (--extra, extras_from), each with why it is there."""
     extras = [(extra, "--extra") for extra in spec.extras]
     if spec.extras_from is not None:
         extras += [(extra, f"listed in {spec.extras_from}") for extra in _listed_paths(fs, spec.extras_from)]
+    copies: list[PurePosixPath] = []
+    elves: list[PurePosixPath] = []
     for extra, why in extras:
         tree = _tree(fs, extra, why)
         copies += tree
@@ -89,6 +124,15 @@ def plan_slim(
                 copies += resolver.resolve(path).files
                 reasons.add(resolver.resolve(path).files, Reason.EXTRA, f"ELF closure of {path}")
                 elves.append(path)
+    return _Files(tuple(copies), tuple(elves))
+
+
+def _bundle_files(fs: RootFS, resolver: Resolver, closure: Closure, spec: SlimSpec) -> _Files:
+    """The files of the bundles asked for (--with), copied from the source or generated."""
+    copies: list[PurePosixPath] = []
+    elves: list[PurePosixPath] = []
+    generated: list[Generated] = []
+    env: list[tuple[str, str]] = []
     for bundle in spec.bundles:
         if bundle is Bundle.CERTS:
             copies += _tree(fs, CA_BUNDLE, "bundle certs (install ca-certificates in the source image)")
@@ -99,44 +143,41 @@ def plan_slim(
             generated += [
                 Generated(PurePosixPath("/etc/passwd"), PASSWD, 0o644),
                 Generated(PurePosixPath("/etc/group"), GROUP, 0o644),
+                Generated(PurePosixPath("/home/nonroot"), None, 0o700),
             ]
-            generated.append(Generated(PurePosixPath("/home/nonroot"), None, 0o700))
         elif bundle is Bundle.TMP:
             generated.append(Generated(PurePosixPath("/tmp"), None, 0o1777))
         elif bundle is Bundle.NSS:
-            copies += _tree(fs, NSSWITCH, "bundle nss")
-            # glibc dlopens its NSS modules from the folder it was loaded from.
-            libc = next((dep for dep in closure.needed if dep.soname.startswith("libc.so")), None)
-            if libc is None:
-                raise SlimError(f"bundle nss: {spec.binary} does not load glibc, so it loads no NSS modules")
-            for module in NSS_MODULES:
-                found = fs.resolve(libc.path.parent / module)
-                if found is None:
-                    raise SlimError(f"bundle nss: {libc.path.parent / module}: not in the source image")
-                copies += resolver.resolve(found.path).files
-                elves.append(found.path)
-    reasons.add(copies, Reason.BUNDLE, ", ".join(bundle.value for bundle in spec.bundles))
-    reasons.add((item.path for item in generated), Reason.BUNDLE, ", ".join(bundle.value for bundle in spec.bundles))
-    findings = trace_findings(fs, resolver, traced) if traced else None
-    if findings is not None:
-        copies += findings.paths()
-        elves += [elf for elf in findings.elves if elf not in elves]
-        for item in findings.files:
-            reasons.add((item.path,), Reason.TRACE, f"{item.access.value} by `{item.command}`")
-    env += _with_library_path(spec.env, library_path(root, elves, spec.env, source_path))
-    program_files = tuple(dict.fromkeys(copies))
-    provenance = DpkgDatabase(root).provenance(program_files)
-    metadata = None
-    if spec.metadata:
-        metadata = package_metadata(root, provenance)
-        copies += metadata.copies
-        generated += [Generated(item.path, item.content, 0o644) for item in metadata.files]
-        reasons.add(metadata.copies, Reason.METADATA)
-        reasons.add((item.path for item in metadata.files), Reason.METADATA)
-    final = tuple(dict.fromkeys(copies))
-    sizes = tuple((path, bytes_of(fs, path)) for path in final)
-    missed = unexercised(fs, findings, final) if findings is not None else ()
-    return SlimPlan(closure, final, tuple(generated), tuple(env), provenance, metadata, reasons.result(), sizes, findings, missed)
+            nss = _nss_files(fs, resolver, closure, spec.binary)
+            copies += nss.copies
+            elves += nss.elves
+    return _Files(tuple(copies), tuple(elves), tuple(generated), tuple(env))
+
+
+def _nss_files(fs: RootFS, resolver: Resolver, closure: Closure, binary: PurePosixPath) -> _Files:
+    """nsswitch.conf, and the NSS modules the program's glibc would load with their closures."""
+    copies = _tree(fs, NSSWITCH, "bundle nss")
+    # glibc dlopens its NSS modules from the folder it was loaded from.
+    libc = next((dep for dep in closure.needed if dep.soname.startswith("libc.so")), None)
+    if libc is None:
+        raise SlimError(f"bundle nss: {binary} does not load glibc, so it loads no NSS modules")
+    elves = []
+    for module in NSS_MODULES:
+        found = fs.resolve(libc.path.parent / module)
+        if found is None:
+            raise SlimError(f"bundle nss: {libc.path.parent / module}: not in the source image")
+        copies += resolver.resolve(found.path).files
+        elves.append(found.path)
+    return _Files(tuple(copies), tuple(elves))
+
+
+def _metadata_files(metadata: PackageMetadata | None, reasons: Reasons) -> _Files:
+    """The packages' dpkg metadata and copyright files: copied or generated; none when left out."""
+    if metadata is None:
+        return _Files()
+    reasons.add(metadata.copies, Reason.METADATA)
+    reasons.add((item.path for item in metadata.files), Reason.METADATA)
+    return _Files(metadata.copies, generated=tuple(Generated(item.path, item.content, 0o644) for item in metadata.files))
 
 
 def library_path(

@@ -27,7 +27,7 @@ from harness.engine_protocol import (
     RunPolicy,
     RunResult,
 )
-from harness.errors import BuildFailed, EngineError
+from harness.errors import BuildFailed, EngineError, EngineUnavailable
 
 
 @dataclass
@@ -168,6 +168,19 @@ class FakeEngine:
     def export_filesystem(self, image: str, labels: dict[str, str]) -> Iterator[Iterator[bytes]]:
         """Every image's file system is the same small root, holding what the repository's [slim] stages read."""
         yield iter([_slim_sources_root_tar()])
+
+
+class LosingEngine(FakeEngine):
+    """A fake Engine that stops answering at the n-th build."""
+
+    def __init__(self, lose_at: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.lose_at = lose_at
+
+    def build(self, stage: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if len(self.built) + 1 == self.lose_at:
+            raise EngineUnavailable("connection refused")
+        return super().build(stage, *args, **kwargs)  # type: ignore[arg-type]
 
 
 @functools.cache

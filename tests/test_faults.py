@@ -20,7 +20,7 @@ import pytest
 
 from harness import labels, ownership
 from harness.engine import DockerEngine
-from harness.errors import EngineLost, EngineUnavailable
+from harness.errors import EngineLost
 from harness.ledger import Ledger
 from harness.lock import RunInProgress, exclusive_run
 from harness.model import Outcome, RunPolicy
@@ -28,7 +28,7 @@ from harness.pipeline import measure_stages, run_stages
 from harness.settings import Made, Settings
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke, nested_engine
-from .fakes import FakeEngine, _image
+from .fakes import LosingEngine, _image
 
 BASE = "debian:bookworm"
 
@@ -78,19 +78,6 @@ def interrupt_invoke_all(repo: Path, args: list[str], ready: Callable[[], bool],
 
 
 # --- without an Engine -------------------------------------------------------
-
-
-class LosingEngine(FakeEngine):
-    """A fake Engine that stops answering at the n-th build."""
-
-    def __init__(self, lose_at: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.lose_at = lose_at
-
-    def build(self, stage: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        if len(self.built) + 1 == self.lose_at:
-            raise EngineUnavailable("connection refused")
-        return super().build(stage, *args, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.fault(

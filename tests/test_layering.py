@@ -8,7 +8,8 @@ The layers, from the bottom:
 - the pure domain and the renderers: `stages`, `claims`, `report`, `sweep`,
   `chart`, `results`, ... read and write data; they never reach the Engine;
 - the modules that speak to an Engine through the protocol (`bases`,
-  `measure`, `pipeline`, ...), never through the adapter;
+  `measure`, `pipeline`, the tasks' `commands`, ...), never through the
+  adapter: the shell connects and hands them the Engine;
 - the adapter, the package `harness.engine` (one module per resource, as the
   SDK's `APIClient` has one mixin per resource): the only one that imports the
   Docker SDK;

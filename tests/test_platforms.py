@@ -11,6 +11,7 @@ import pytest
 
 from harness import platforms
 from harness.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
+from harness.commands import options
 from harness.imagewrite import rootfs_archive
 from harness.ledger import Ledger
 from harness.model import Outcome
@@ -183,20 +184,21 @@ def _config(archive: bytes) -> dict:
 
 def test_without_a_platform_an_arm64_machine_builds_for_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     """amd64 keeps the committed results and 07's defaults; an arm64 machine gets arm64's names, natively."""
-    import tasks
-
     monkeypatch.setattr(platforms.host_platform, "machine", lambda: "aarch64")
-    assert tasks._platform(None) == ARM64
+    assert options.platform_choice(None) == ARM64
     assert emulation_missing(ARM64) is None
     monkeypatch.setattr(platforms.host_platform, "machine", lambda: "x86_64")
-    assert tasks._platform(None) is None
-    assert tasks._platform("linux/arm64") == ARM64
+    assert options.platform_choice(None) is None
+    assert options.platform_choice("linux/arm64") == ARM64
 
 
-def test_a_platforms_results_go_to_a_folder_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tasks
-
+def test_a_platforms_results_go_to_a_folder_of_their_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    checkout = options.Checkout(tmp_path)
     monkeypatch.setattr(platforms.host_platform, "machine", lambda: "x86_64")
-    assert tasks._results_dir(None, tasks._settings("debian:bookworm")) == tasks.RESULTS
-    assert tasks._results_dir(None, tasks._settings("debian:bookworm", platform="linux/arm64")) == tasks.RESULTS / "arm64"
-    assert tasks._results_dir("/elsewhere", tasks._settings("debian:bookworm", platform="linux/arm64")) == Path("/elsewhere")
+    native, arm64 = (
+        options.settings(checkout, "debian:bookworm"),
+        options.settings(checkout, "debian:bookworm", platform="linux/arm64"),
+    )
+    assert options.results_dir(None, native, checkout) == tmp_path / "results"
+    assert options.results_dir(None, arm64, checkout) == tmp_path / "results" / "arm64"
+    assert options.results_dir("/elsewhere", arm64, checkout) == Path("/elsewhere")

@@ -1,0 +1,14 @@
+"""A run's record in the checkout's ledger, made before its first container."""
+
+from __future__ import annotations
+
+from harness.engine_protocol import Engine
+from harness.ledger import Ledger
+from harness.settings import Made, Settings
+
+
+def new_session(engine: Engine, settings: Settings) -> Made:
+    """This checkout's ledger for this Engine, with a session of its own recorded for the containers to come."""
+    ledger = Ledger.open(settings.repo_root, engine.identity())
+    ledger.record_session(settings.session, settings.namespace)
+    return Made(ledger, settings.session, settings.namespace)
