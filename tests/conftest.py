@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -41,6 +42,16 @@ def invoke(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: f
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def ctrl_c_heard() -> None:
+    """`preexec_fn` of a child a test interrupts with SIGINT: the signal as a terminal's Ctrl-C delivers it.
+
+    A shell starts background jobs with SIGINT ignored and children inherit
+    that; Python then never turns SIGINT into KeyboardInterrupt.  Without this,
+    a test suite started in the background sends a Ctrl-C nobody hears.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def in_ci() -> bool:

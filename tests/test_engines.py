@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import ownership
 from harness.engine import DockerEngine
 from harness.layers import EntryKind, read_save
+from harness.ledger import Ledger
 from harness.measure import analyse_image
 from harness.model import DEFAULT_RUNTIME, Outcome, RunReport
 from harness.pipeline import run_stages
@@ -26,6 +28,10 @@ from harness.unpack import ChunkStream
 from .conftest import REPO_ROOT, TEST_NAMESPACE, nested_engine
 
 pytestmark = pytest.mark.docker
+
+# A namespace of its own for the --no-cache rebuild of 08 on the first Engine: under the ladder's, the new
+# image would take the tag the ladder fixture's 08 holds, and the tests that check that tag would fail.
+REBUILD_NAMESPACE = "hello-ladder-test-rebuild"
 
 
 @pytest.fixture(scope="module")
@@ -141,11 +147,16 @@ def test_a_slim_stage_rebuilt_from_nothing_on_another_engine_is_the_same_image(
     """
 
     def config_digest(on: DockerEngine) -> str:
-        settings = Settings(REPO_ROOT, namespace=TEST_NAMESPACE, no_cache=True, wire_size=False, source_date_epoch=1_700_000_000)
-        report = run_stages(on, settings, progress=lambda line: None, keep=lambda folder: folder.name == "08-scratch-auto")
-        stage = report.stage("08-scratch-auto")
-        assert stage is not None and stage.outcome is Outcome.PASS and stage.image_info is not None, stage
-        return saved_config_digest(on, stage.image_info.image_id)
+        settings = Settings(
+            REPO_ROOT, namespace=REBUILD_NAMESPACE, no_cache=True, wire_size=False, source_date_epoch=1_700_000_000
+        )
+        try:
+            report = run_stages(on, settings, progress=lambda line: None, keep=lambda folder: folder.name == "08-scratch-auto")
+            stage = report.stage("08-scratch-auto")
+            assert stage is not None and stage.outcome is Outcome.PASS and stage.image_info is not None, stage
+            return saved_config_digest(on, stage.image_info.image_id)
+        finally:
+            ownership.clean(on, Ledger.open(REPO_ROOT, on.identity()), ownership.Scope(namespace=REBUILD_NAMESPACE))
 
     assert config_digest(engine) == config_digest(containerd_engine)
 

@@ -27,7 +27,7 @@ from harness.model import Outcome, RunPolicy
 from harness.pipeline import measure_stages, run_stages
 from harness.settings import Made, Settings
 
-from .conftest import FAULT_NAMESPACE, REPO_ROOT, invoke, nested_engine
+from .conftest import FAULT_NAMESPACE, REPO_ROOT, ctrl_c_heard, invoke, nested_engine
 from .fakes import LosingEngine, _image
 
 BASE = "debian:bookworm"
@@ -64,6 +64,7 @@ def interrupt_invoke_all(repo: Path, args: list[str], ready: Callable[[], bool],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_heard,
     )
     try:
         deadline = time.monotonic() + 120

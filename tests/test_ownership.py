@@ -24,7 +24,7 @@ from harness import labels, ownership
 from harness.ledger import ROLE_BASE, ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.ownership import EngineContainer, EngineImage, Scope
 
-from .conftest import invoke
+from .conftest import ctrl_c_heard, invoke
 from .test_faults import add_stage, copy_repo, stage_toml
 
 BASE = "debian:bookworm"
@@ -226,6 +226,7 @@ def _interrupt(repo: Path, env: dict[str, str], ready: Callable[[], bool]) -> tu
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_heard,
     )
     deadline = time.monotonic() + 900
     try:
