@@ -8,8 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,40 @@ def invoke(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: f
     )
 
 
-def ctrl_c_heard() -> None:
-    """`preexec_fn` of a child a test interrupts with SIGINT: the signal as a terminal's Ctrl-C delivers it.
+def interrupt_invoke(
+    repo: Path,
+    args: list[str],
+    ready: Callable[[], bool],
+    signum: signal.Signals,
+    *,
+    env: dict[str, str] | None = None,
+    ready_within: float = 120,
+    exit_within: float = 60,
+) -> tuple[int, str]:
+    """Start `invoke ARGS` in `repo`, send `signum` once `ready()` holds; its exit code and stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=repo,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ctrl_c_heard,
+    )
+    try:
+        deadline = time.monotonic() + ready_within
+        while not ready():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=exit_within)
+    finally:
+        process.kill()
+    return process.returncode, stderr
+
+
+def _ctrl_c_heard() -> None:
+    """`preexec_fn` of a child a test interrupts: SIGINT as a terminal's Ctrl-C delivers it.
 
     A shell starts background jobs with SIGINT ignored and children inherit
     that; Python then never turns SIGINT into KeyboardInterrupt.  Without this,

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -27,7 +27,7 @@ from harness.model import Outcome, RunPolicy
 from harness.pipeline import measure_stages, run_stages
 from harness.settings import Made, Settings
 
-from .conftest import FAULT_NAMESPACE, REPO_ROOT, ctrl_c_heard, invoke, nested_engine
+from .conftest import FAULT_NAMESPACE, REPO_ROOT, interrupt_invoke, invoke, nested_engine
 from .fakes import LosingEngine, _image
 
 BASE = "debian:bookworm"
@@ -53,29 +53,6 @@ def add_stage(repo: Path, name: str, dockerfile: str, toml: str) -> None:
 
 def stage_toml(command: str, expect: str = 'stdout = "hello!\\n"', extra: str = "") -> str:
     return f'title = "t"\nchanges = "c"\nstep = "s"\ncommand = {command}\n{extra}\n[expect]\n{expect}\n'
-
-
-def interrupt_invoke_all(repo: Path, args: list[str], ready: Callable[[], bool], signum: signal.Signals) -> tuple[int, str]:
-    """Start `invoke all` in `repo`, send `signum` once `ready()` holds, and return its exit code and stderr."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "all", *args],
-        cwd=repo,
-        env={**os.environ, "HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=ctrl_c_heard,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready():
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.2)
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    return process.returncode, stderr
 
 
 # --- without an Engine -------------------------------------------------------
@@ -312,7 +289,9 @@ def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
     (results / "RESULTS.md").write_text("earlier md")
     before = sorted(p.name for p in results.iterdir())
     try:
-        returncode, stderr = interrupt_invoke_all(repo, [], lambda: bool(no_test_containers()), signum)  # once it runs
+        returncode, stderr = interrupt_invoke(
+            repo, ["all"], lambda: bool(no_test_containers()), signum, env={"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
+        )  # once it runs
     finally:
         clean_copy(engine, repo)
     assert returncode == 130, stderr
@@ -335,7 +314,9 @@ def test_an_interrupted_build_leaves_no_container(engine: DockerEngine, base_ima
         return bool({c.id for c in client.containers.list(all=True)} - before)
 
     try:
-        returncode, stderr = interrupt_invoke_all(repo, ["--no-cache"], step_container_runs, signal.SIGINT)
+        returncode, stderr = interrupt_invoke(
+            repo, ["all", "--no-cache"], step_container_runs, signal.SIGINT, env={"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
+        )
     finally:
         clean_copy(engine, repo)
     assert returncode == 130, stderr

@@ -13,8 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -24,7 +22,7 @@ from harness import labels, ownership
 from harness.ledger import ROLE_BASE, ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.ownership import EngineContainer, EngineImage, Scope
 
-from .conftest import ctrl_c_heard, invoke
+from .conftest import interrupt_invoke, invoke
 from .test_faults import add_stage, copy_repo, stage_toml
 
 BASE = "debian:bookworm"
@@ -182,7 +180,15 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
                 all=True, sparse=True, filters={"label": labels.selector(namespace=NAMESPACE) + [labels.SESSION]}
             )
 
-        returncode, stderr = _interrupt(repo, env, lambda: bool(session_containers()))
+        returncode, stderr = interrupt_invoke(
+            repo,
+            ["all", "--no-wire"],
+            lambda: bool(session_containers()),
+            signal.SIGINT,
+            env=env,
+            ready_within=900,
+            exit_within=120,
+        )
         assert returncode == 130, stderr
         made_by_project |= _recorded(repo, client)
         users_are_intact("an interrupted run")
@@ -215,29 +221,6 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
             except docker.errors.ImageNotFound:
                 pass
         invoke(repo, "clean", "--bases", env=env, timeout=300)
-
-
-def _interrupt(repo: Path, env: dict[str, str], ready: Callable[[], bool]) -> tuple[int, str]:
-    """Start `invoke all` in `repo`, send SIGINT once `ready()` holds; its exit code and stderr."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "all", "--no-wire"],
-        cwd=repo,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=ctrl_c_heard,
-    )
-    deadline = time.monotonic() + 900
-    try:
-        while not ready():
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    return process.returncode, stderr
 
 
 @pytest.mark.fault(
