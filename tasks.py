@@ -35,6 +35,7 @@ from harness.lock import exclusive_run
 from harness.ownership import Scope
 from harness.settings import DEFAULT_BASE
 from harness.stages import copy_stage
+from harness.statusboard import StatusBoard
 
 CHECKOUT = Checkout(Path(__file__).resolve().parent)
 
@@ -97,14 +98,20 @@ def bases(c: Context, base: str = DEFAULT_BASE, platform_: str | None = None) ->
 @_reported
 def build(c: Context, stage: str, base: str = DEFAULT_BASE, no_cache: bool = False, platform_: str | None = None) -> Done:
     """Build one stage and print its size and layers."""
-    return build_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, no_cache, platform_), stage, _say)
+    with StatusBoard.for_terminal() as board:
+        return build_stage(
+            DockerEngine.from_env(), options.settings(CHECKOUT, base, no_cache, platform_), stage, board.say, board
+        )
 
 
 @task(help={"stage": STAGE_HELP, "base": BASE_HELP, "platform_": PLATFORM_HELP})
 @_reported
 def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform_: str | None = None) -> Done:
     """Build one stage (from cache when possible), run it locked down, and check it does what stage.toml says."""
-    return verify_stage(DockerEngine.from_env(), options.settings(CHECKOUT, base, platform=platform_), stage, _say)
+    with StatusBoard.for_terminal() as board:
+        return verify_stage(
+            DockerEngine.from_env(), options.settings(CHECKOUT, base, platform=platform_), stage, board.say, board
+        )
 
 
 @task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results_": "results folder"})
@@ -138,7 +145,8 @@ def all_stages(
 ) -> Done:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
     run = ladder_run(CHECKOUT, base, no_cache, results_, no_wire, jobs, platform_)
-    return run_ladder(DockerEngine.from_env(), run, _say)
+    with StatusBoard.for_terminal() as board:
+        return run_ladder(DockerEngine.from_env(), run, board.say, board)
 
 
 @task(

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,10 +100,17 @@ def mmdebstrap_command(base: DebianBase, output: Path) -> list[str]:
     return [*command, base.suite, str(output)]
 
 
-def ensure_base(engine: Engine, ref: str, ledger: Ledger | None = None, cache: LayerCache | None = None) -> BaseStatus:
+def ensure_base(
+    engine: Engine,
+    ref: str,
+    ledger: Ledger | None = None,
+    cache: LayerCache | None = None,
+    announce: Callable[[str], None] = log.info,
+) -> BaseStatus:
     """Make sure `ref` exists in the Engine, by the cheapest means that works; a bootstrap is recorded in `ledger`.
 
-    Its size is read from its layers (with `cache`, not saved again once read).
+    Its size is read from its layers (with `cache`, not saved again once read).  A bootstrap takes half
+    a minute or more: `announce` says so before it starts.
     """
     if engine.has_image(ref):
         return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref, cache))
@@ -129,6 +137,9 @@ def ensure_base(engine: Engine, ref: str, ledger: Ledger | None = None, cache: L
             "Install it (as root: `apt-get install -y mmdebstrap`) and run `invoke bases` again, "
             f"or `docker load -i IMAGE.tar` an image tagged {ref}.",
         )
+    announce(
+        f"{ref}: not in the Engine, and no registry serves it: bootstrapping it from Debian's packages with mmdebstrap (half a minute or more)"
+    )
     image_id = bootstrap_debian(engine, debian, ref)
     if ledger is not None:
         ledger.record_image(image_id, ROLE_BASE, (ref,))

@@ -62,6 +62,14 @@ class BuildSteps:
 
 
 _BUILDAH_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+(?:/\d+)?: (?P<instruction>.+)$")
+# Either dialect's step line, for a person following the build: `Step 2/5 : RUN make`, `[1/2] STEP 2/5: RUN make`.
+_ANY_STEP = re.compile(r"^(?:\[\d+/\d+\] )?(?:Step|STEP) (?P<number>\d+(?:/\d+)?) ?: (?P<instruction>.+)$")
+
+
+def step_of(line: str) -> str | None:
+    """`step 2/5: RUN make` if `line` starts a build step (either dialect), else None."""
+    found = _ANY_STEP.match(line.strip())
+    return None if found is None else f"step {found['number']}: {found['instruction']}"
 
 
 class BuildOutput:

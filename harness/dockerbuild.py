@@ -6,6 +6,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from harness.buildlog import step_of
 from harness.context import DOCKERFILE_NAME, build_context
 from harness.dockerfile import name_build_stages
 from harness.engine_protocol import BuildRecord, Engine
@@ -79,6 +80,8 @@ def _build_one(
     def on_line(line: str) -> None:
         seen.read(line)
         log.debug("%s: %s", stage.name, line)
+        if (step := step_of(line)) is not None:
+            made.board.doing(stage.name, step if target is None else f"compile stage, {step}")
 
     record: BuildRecord | None = None
     try:

@@ -23,6 +23,7 @@ from harness.model import Outcome, RunReport, StageResult
 from harness.settings import Made, Progress, Settings
 from harness.stagerun import BaseCache, process_folder, stage_bases
 from harness.stages import discover, load_stage, names_stage
+from harness.statusboard import StatusBoard
 from harness.versions import measuring_versions
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,10 @@ def run_stages(
     wanted: str | None = None,
     progress: Progress = log.info,
     keep: Callable[[Path], bool] = lambda folder: True,
+    board: StatusBoard | None = None,
 ) -> RunReport:
     """Build, verify and measure every selected stage (and kept by `keep`); EngineLost if the Engine goes away."""
-    measured = measure_stages(engine, settings, wanted, progress, keep)
+    measured = measure_stages(engine, settings, wanted, progress, keep, board)
     if measured.lost is not None:
         raise EngineLost(measured.lost)
     return measured.report
@@ -68,17 +70,19 @@ def measure_stages(
     wanted: str | None = None,
     progress: Progress = log.info,
     keep: Callable[[Path], bool] = lambda folder: True,
+    board: StatusBoard | None = None,
 ) -> Measured:
     """Build, verify and measure every selected stage (and kept by `keep`), then sweep what the run left untagged.
 
     An Engine lost part-way is returned, not raised: the stages measured before it are kept,
-    the rest are errors, and nothing is asked of the Engine any more.
+    the rest are errors, and nothing is asked of the Engine any more.  `board` is told
+    what each stage under way is doing (see harness.statusboard).
     """
     ledger = Ledger.open(settings.repo_root, engine.identity())
     ledger.record_session(settings.session, settings.namespace)
-    made = Made(ledger, settings.session, settings.namespace)
+    made = Made(ledger, settings.session, settings.namespace, board or StatusBoard.silent())
     layer_cache = None if settings.cache_dir is None else LayerCache.for_store(engine.describe().image_store, settings.cache_dir)
-    bases = BaseCache(engine, ledger, layer_cache)
+    bases = BaseCache(engine, ledger, layer_cache, announce=progress)
     results: list[StageResult] = []
     lost: EngineUnavailable | None = None
     try:
@@ -134,20 +138,19 @@ def _processed(
         for folder in folders:
             if lost is None:
                 try:
-                    yield folder, process_folder(engine, settings, folder, bases, progress, made)
+                    yield folder, _watched(engine, settings, folder, bases, progress, made)
                     continue
                 except EngineUnavailable as error:
                     lost = error
             yield folder, lost
         return
     for ref in sorted({ref for folder in folders for ref in _folder_bases(folder, settings)}):
-        progress(f"{ref}: providing the base image")
-        bases.provide(ref)
+        bases.provide(ref)  # a bootstrap is announced
     held: dict[str, list[str]] = {folder.name: [] for folder in folders}
 
     def one(folder: Path) -> StageResult:
         progress(f"{folder.name}: started")
-        return process_folder(engine, settings, folder, bases, held[folder.name].append, made)
+        return _watched(engine, settings, folder, bases, held[folder.name].append, made)
 
     pool = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="stage")
     futures = [(folder, pool.submit(one, folder)) for folder in folders]
@@ -172,6 +175,15 @@ def _processed(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _watched(engine: Engine, settings: Settings, folder: Path, bases: BaseCache, progress: Progress, made: Made) -> StageResult:
+    """`process_folder`, with the board told the stage is under way until it is done."""
+    made.board.begin(folder.name)
+    try:
+        return process_folder(engine, settings, folder, bases, progress, made)
+    finally:
+        made.board.end(folder.name)
 
 
 def _folder_bases(folder: Path, settings: Settings) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from harness import labels
 from harness.ledger import Ledger
 from harness.platforms import Platform
+from harness.statusboard import StatusBoard
 
 DEFAULT_BASE = "debian:bookworm"
 Progress = Callable[[str], None]
@@ -67,11 +68,13 @@ class Settings:
 
 @dataclass(frozen=True)
 class Made:
-    """Where a run records what it makes: the checkout's ledger for this Engine, and the run's container labels."""
+    """Where a run records what it makes (the checkout's ledger for this Engine, the run's container labels),
+    and what it is doing (for a person following it)."""
 
     ledger: Ledger
     session: str
     namespace: str
+    board: StatusBoard = field(default_factory=StatusBoard.silent, compare=False)
 
     def container_labels(self, **extra: str) -> dict[str, str]:
         return labels.container(self.session, self.namespace, **extra)

@@ -54,6 +54,7 @@ def build_slim_stage(
         lines = before.lines
         progress(f"{stage.name}: the source image and [slim] spec are unchanged: image {before.image_id} reused")
     else:
+        made.board.doing(stage.name, "writing the scratch image: the closure and the extras")
         record, plan = build_slim_image(
             engine,
             source_build.image_id,

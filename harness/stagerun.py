@@ -38,6 +38,7 @@ class BaseCache:
     engine: Engine
     ledger: Ledger | None = None
     layers: LayerCache | None = None  # layer reads by content, for the bases and the stages alike
+    announce: Progress = field(default=lambda line: None)  # says a bootstrap is starting, before its silence
     statuses: dict[str, BaseStatus | BaseUnavailable] = field(default_factory=dict)
     packages: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -50,7 +51,7 @@ class BaseCache:
     def provide(self, ref: str) -> BaseStatus | BaseUnavailable:
         if ref not in self.statuses:
             try:
-                self.statuses[ref] = ensure_base(self.engine, ref, self.ledger, self.layers)
+                self.statuses[ref] = ensure_base(self.engine, ref, self.ledger, self.layers, self.announce)
             except BaseUnavailable as error:
                 self.statuses[ref] = error
         return self.statuses[ref]
@@ -119,6 +120,7 @@ def process_folder(
         return facts.result(Outcome.SKIPPED, f"{settings.platform}: {missing}")
     base_refs = stage_bases(stage, settings)
     for ref in base_refs:
+        made.board.doing(stage.name, f"providing {ref}")
         status = bases.provide(ref)
         if isinstance(status, BaseUnavailable):
             skip = stage.when_base_missing is WhenBaseMissing.SKIP
@@ -129,6 +131,7 @@ def process_folder(
         return facts.result(Outcome.ERROR, str(error), log_tail=error.log_tail)
     facts = dataclasses.replace(facts, image=known_as)
     # Run and measure the image this build made, by ID: a tag can be moved by anyone at any time.
+    made.board.doing(stage.name, f"running {' '.join(stage.command)}")
     observed = engine.run(
         info.image_id,
         stage.command,
@@ -136,7 +139,7 @@ def process_folder(
         made.container_labels(stage=stage.name),
     )
     outcome, reason = judge(stage.expect, observed)
-    progress(f"{stage.name}: reading its layers")
+    made.board.doing(stage.name, "reading its layers")
     base_packages: dict[str, int] = {}
     for ref in base_refs:
         base_packages.update(bases.installed(ref))
@@ -145,6 +148,7 @@ def process_folder(
     except SaveStreamError as error:
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return facts.result(Outcome.ERROR, str(error), image_info=info, build=build, observed=observed)
+    made.board.doing(stage.name, "reading what a scanner sees in it")
     scanned = scanner_view(engine, info.image_id, made.container_labels(stage=stage.name), bases.layers)
     return facts.result(
         outcome,

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import io
 import json
+import re
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -94,6 +95,12 @@ class FakeEngine:
             text = member.read().decode()
         self.built.append((tag, text, labels))
         self.targets.append(target)
+        if on_line is not None:
+            # The classic builder's step lines, one per instruction, as a person following the build sees them.
+            joined = re.sub(r"\\\n", " ", text)  # continuation lines are one instruction
+            instructions = [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+            for number, instruction in enumerate(instructions, 1):
+                on_line(f"Step {number}/{len(instructions)} : {instruction}")
         self.build_calls.append({"tag": tag, "build_args": dict(build_args), "platform": platform})
         if stage in self.failing_builds:
             raise BuildFailed(stage, "RUN make", ("Step 3/3 : RUN make", "make: *** No rule"), self.failing_builds[stage])

@@ -70,6 +70,24 @@ def test_a_failing_mmdebstrap_is_reported_with_its_last_lines(monkeypatch: pytes
         ensure_base(FakeEngine(), "debian:nosuch")
 
 
+def test_a_bootstrap_is_announced_before_it_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_mmdebstrap(tmp_path, MMDEBSTRAP_WRITES_2048_BYTES, monkeypatch)
+    engine = FakeEngine()
+    said: list[tuple[str, int]] = []
+    ensure_base(engine, "debian:bookworm", announce=lambda line: said.append((line, len(engine.imported))))
+    # Said once, before anything was imported: the half-minute of silence comes after it.
+    assert len(said) == 1
+    line, imported_then = said[0]
+    assert imported_then == 0
+    assert line.startswith("debian:bookworm: ") and "bootstrapping" in line and "mmdebstrap" in line
+
+
+def test_a_present_base_is_not_announced() -> None:
+    said: list[str] = []
+    ensure_base(FakeEngine(images={"debian:bookworm": _image(1)}), "debian:bookworm", announce=said.append)
+    assert said == []
+
+
 def test_a_bootstrapped_base_carries_no_label_and_is_recorded_by_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_mmdebstrap(tmp_path, MMDEBSTRAP_WRITES_2048_BYTES, monkeypatch)
     engine = FakeEngine()

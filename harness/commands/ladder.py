@@ -22,6 +22,7 @@ from harness.results import JSON_NAME, MARKDOWN_NAME, render_json
 from harness.settings import DEFAULT_BASE, Progress, Settings
 from harness.stagerun import stage_bases
 from harness.stages import discover, load_stage
+from harness.statusboard import StatusBoard
 from harness.units import human_size
 
 PARTIAL_NAME = "results.partial.json"
@@ -34,7 +35,7 @@ def provide_bases(engine: Engine, settings: Settings, say: Progress) -> Done:
     missing = 0
     for ref in needed:
         try:
-            status = ensure_base(engine, ref, ledger, LayerCache.for_store(engine.describe().image_store))
+            status = ensure_base(engine, ref, ledger, LayerCache.for_store(engine.describe().image_store), say)
         except BaseUnavailable as error:
             missing += 1
             say(f"unavailable: {error}")
@@ -48,17 +49,17 @@ def provide_bases(engine: Engine, settings: Settings, say: Progress) -> Done:
     return Done()
 
 
-def build_stage(engine: Engine, settings: Settings, stage: str, say: Progress) -> Done:
+def build_stage(engine: Engine, settings: Settings, stage: str, say: Progress, board: StatusBoard | None = None) -> Done:
     """One stage built, run and checked, then its section of the report."""
-    report = run_stages(engine, settings, stage, progress=say)
+    report = run_stages(engine, settings, stage, progress=say, board=board)
     for result in report.stages:
         say(stage_section(result))
     return Done(report.ok)
 
 
-def verify_stage(engine: Engine, settings: Settings, stage: str, say: Progress) -> Done:
+def verify_stage(engine: Engine, settings: Settings, stage: str, say: Progress, board: StatusBoard | None = None) -> Done:
     """One stage built (from cache when possible), run and checked; the progress lines tell how it went."""
-    return Done(run_stages(engine, settings, stage, progress=say).ok)
+    return Done(run_stages(engine, settings, stage, progress=say, board=board).ok)
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,12 @@ def ladder_run(
     return LadderRun(chosen, folder, shlex.join(["invoke", "all", *options]), checkout.readme if committed else None)
 
 
-def run_ladder(engine: Engine, run: LadderRun, say: Progress) -> Done:
-    """Every stage measured, the results written (a partial file alone if the Engine is lost), the summary said."""
-    measured = measure_stages(engine, run.settings, progress=say)
+def run_ladder(engine: Engine, run: LadderRun, say: Progress, board: StatusBoard | None = None) -> Done:
+    """Every stage measured, the results written (a partial file alone if the Engine is lost), the summary said.
+
+    `board`, if any, shows the stages under way; `say` should then be its `say`, so lines land above it.
+    """
+    measured = measure_stages(engine, run.settings, progress=say, board=board)
     report = measured.report
     if measured.lost is not None:
         write_files(run.results_dir, {PARTIAL_NAME: render_json(report, run.command)})
