@@ -117,6 +117,8 @@ class Ledger:
         def change(state: LedgerState) -> LedgerState:
             earlier = state.image(image_id)
             merged = tuple(dict.fromkeys([*(earlier.tags if earlier else ()), *tags]))
+            if earlier is not None and earlier.tags == merged and earlier.namespace == namespace:
+                return state  # known as it is (a warm run's images): nothing to write, no fsync
             entry = ImageEntry(image_id, earlier.role if earlier else role, merged, namespace, _now())
             return LedgerState((*(e for e in state.images if e.image_id != image_id), entry), state.sessions)
 

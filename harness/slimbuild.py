@@ -15,7 +15,6 @@ from harness.imagewrite import image_archive, layer_tar
 from harness.ledger import ROLE_BUILDER, ROLE_STAGE
 from harness.publish import publish
 from harness.reasons import describe
-from harness.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.settings import Made, Progress, Settings
 from harness.slim import SlimPlan, layer_entries, plan_slim
 from harness.slimcache import SlimMade, SlimMemo, slim_key
@@ -127,6 +126,10 @@ def build_slim_image(
         # The containerd store names an image by its manifest's digest, not its config's.
         log.info("%s: the Engine names the loaded image %s, its config is %s", tag, image_id, archive.image_id)
     if sbom is not None:
+        # Imported here: spdx-tools costs a sixth of a second to import, on every run, and a warm run
+        # reuses the [slim] images with their documents, so it never writes one.
+        from harness.sbom import SbomSubject, render_spdx_json, spdx_document
+
         document = spdx_document(
             SbomSubject(sbom.name.removesuffix(".spdx.json"), tag, image_id, epoch),
             layer,

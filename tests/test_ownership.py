@@ -45,6 +45,18 @@ def test_the_ledger_records_by_id_and_survives_a_reopen(tmp_path: Path) -> None:
     assert not list((tmp_path / ".hello-ladder").glob("*.tmp"))  # written to a temporary name, then renamed
 
 
+def test_recording_an_image_known_as_it_is_writes_nothing(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path, "ENGINE:A")
+    ledger.record_image("sha256:1", ROLE_STAGE, ("ns/01:x",), "ns")
+    written = ledger.path.stat().st_mtime_ns, ledger.path.read_text(encoding="utf-8")
+    ledger.path.chmod(0o444)  # a write would replace the file; its mode would not survive
+    ledger.record_image("sha256:1", ROLE_STAGE, ("ns/01:x",), "ns")
+    assert (ledger.path.stat().st_mtime_ns, ledger.path.read_text(encoding="utf-8")) == written
+    assert ledger.path.stat().st_mode & 0o777 == 0o444
+    ledger.record_image("sha256:1", ROLE_STAGE, ("ns/01:y",), "ns")  # a new tag is written
+    assert ledger.read().image("sha256:1").tags == ("ns/01:x", "ns/01:y")  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("text", ["", "{", '{"format": 1}', '{"format": 99, "images": [], "sessions": []}', "[1, 2]"])
 def test_a_missing_or_corrupt_ledger_reads_as_empty_so_clean_removes_less(tmp_path: Path, text: str) -> None:
     ledger = Ledger.open(tmp_path, "ENGINE")
