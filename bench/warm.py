@@ -40,6 +40,7 @@ import docker  # noqa: E402
 import docker.errors  # noqa: E402
 
 from harness.context import DOCKERFILE_NAME, build_context  # noqa: E402
+from harness.redact import redact  # noqa: E402
 from harness.stages import discover, load_stage, names_stage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +76,7 @@ def plain_loop(client: docker.DockerClient, folders: list[Path], no_cache: bool,
                 pull=False,
             )
         except docker.errors.BuildError as error:
-            print(f"  plain loop: {folder.name}: not built ({error.msg})", file=sys.stderr)
+            print(f"  plain loop: {folder.name}: not built ({redact(str(error.msg))})", file=sys.stderr)
             continue
         built.add(str(image.id))
         try:

@@ -180,6 +180,14 @@ class EngineContainer:
         return None if value is None or self.image_labels.get(key) == value else value
 
 
+@dataclass(frozen=True)
+class EngineVolume:
+    """A volume, with its labels: a volume has no image, so every label it carries is its own."""
+
+    name: str
+    labels: Mapping[str, str]
+
+
 class Engine(Protocol):
     """What the harness needs from a container engine."""
 
@@ -226,6 +234,10 @@ class Engine(Protocol):
     def save_image(self, image: str) -> Iterator[bytes]: ...
 
     def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]: ...
+
+    def list_volumes(self, label_key: str) -> tuple[EngineVolume, ...]: ...
+
+    def remove_volume(self, name: str) -> None: ...
 
     def remove_container(self, container_id: str) -> None: ...
 

@@ -8,6 +8,7 @@ from typing import BinaryIO, cast
 from harness.engine_protocol import Engine, ImageInfo
 from harness.layers import ImageAnalysis, analyse_layers, analyse_save_stream, analyse_saved, read_save
 from harness.layers.cache import ImageOutline, LayerCache
+from harness.layers.declared import Declared
 from harness.layers.figures import LayerFigures, figures_of
 from harness.redact import redact
 from harness.unpack import ChunkStream
@@ -83,8 +84,9 @@ def layer_figures(
 
 def measure_layers(
     engine: Engine, info: ImageInfo, base_packages: dict[str, int], wire: bool = True, cache: LayerCache | None = None
-) -> tuple[ImageInfo, LayerFigures]:
-    """The figures of the image `info` describes, and `info` with its history lined up with its layers.
+) -> tuple[ImageInfo, LayerFigures, Declared | None]:
+    """The figures of the image `info` describes, `info` with its history lined up with its layers, and what it declares
+    to an SBOM scanner (`harness.layers.declared`).
 
     The save stream's config says which history entries added a layer (`empty_layer`); the Engine's
     history, one entry per config entry, gives their sizes as the Engine counts them.
@@ -99,7 +101,7 @@ def measure_layers(
             len(analysis.history_empty_layer),
         )
         aligned = info
-    return aligned, _figures(analysis, base_packages)
+    return aligned, _figures(analysis, base_packages), analysis.declared
 
 
 def _figures(analysis: ImageAnalysis, base_packages: dict[str, int]) -> LayerFigures:

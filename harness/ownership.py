@@ -7,7 +7,7 @@ The rule:
   also carries another tag (the user's `docker tag`) is untagged, not deleted;
 - a container is the project's when it carries, as its own label (not one
   copied from its image), a session nonce this checkout recorded before the
-  run created it;
+  run created it; so is a volume (a trace's), which has no image to copy from;
 - nothing is forced: an image with a child (a user's image built on it) or
   a container using it only loses the project's tags; its layers stay.
 """
@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 
 from harness import labels
-from harness.engine_protocol import Engine, EngineContainer, EngineImage
+from harness.engine_protocol import Engine, EngineContainer, EngineImage, EngineVolume
 from harness.enginelock import EngineLocks
 from harness.errors import ImageInUse
 from harness.ledger import ROLE_BASE, Ledger, LedgerState
@@ -33,14 +33,14 @@ class Scope:
     namespace: str | None = None  # None: every namespace
     bases: bool = False  # also the bases this checkout bootstrapped
     untagged_only: bool = False  # the end-of-run sweep: only images that lost every tag
-    sessions: frozenset[str] | None = None  # only the containers of these runs (None: every recorded run)
+    sessions: frozenset[str] | None = None  # only the containers and volumes of these runs (None: every recorded run)
     images: bool = True
     keep: frozenset[str] = frozenset()  # image IDs to leave: a run's own results, even if another took their tag
 
 
 @dataclass(frozen=True)
 class Removal:
-    kind: str  # "image" or "container"
+    kind: str  # "image", "container" or "volume"
     ident: str
     untag: tuple[str, ...]  # image tags to remove (all of them: the image is deleted)
     delete: bool  # False: only the project's tags go, another tag keeps the image
@@ -53,12 +53,18 @@ class Removal:
 
 
 def plan(
-    ledger: Ledger, state: LedgerState, images: tuple[EngineImage, ...], containers: tuple[EngineContainer, ...], scope: Scope
+    ledger: Ledger,
+    state: LedgerState,
+    images: tuple[EngineImage, ...],
+    containers: tuple[EngineContainer, ...],
+    scope: Scope,
+    volumes: tuple[EngineVolume, ...] = (),
 ) -> tuple[Removal, ...]:
     """What `scope` removes, each with why it is the project's; a pure function of the ledger and the Engine's lists."""
     removals: list[Removal] = []
-    for container in containers:
-        nonce = container.own_label(labels.SESSION)
+    runs = [("container", c.container_id, c.own_label(labels.SESSION)) for c in containers]
+    runs += [("volume", v.name, v.labels.get(labels.SESSION)) for v in volumes]
+    for kind, ident, nonce in runs:
         session = state.session(nonce) if nonce else None
         if session is None or (scope.sessions is not None and nonce not in scope.sessions):
             continue
@@ -67,7 +73,7 @@ def plan(
         why = (
             f"its own label {labels.SESSION}={nonce} is a run of this checkout, recorded {session.recorded} in {ledger.path.name}"
         )
-        removals.append(Removal("container", container.container_id, (), True, why))
+        removals.append(Removal(kind, ident, (), True, why))
     if not scope.images:
         return tuple(removals)
     for image in images:
@@ -93,19 +99,23 @@ def plan(
 
 
 def apply(engine: Engine, ledger: Ledger, removals: tuple[Removal, ...], wait: bool = True) -> tuple[Removal, ...]:
-    """Carry out `removals` (containers first); return those done.  Never forced.
+    """Carry out `removals` (containers first, then the volumes they held); return those done.  Never forced.
 
     Images go only while no build runs on the Engine (harness.enginelock): with
     `wait`, after the builds in progress; without, now or not at all (they stay
     in the ledger, for the next sweep or `invoke clean`).
     """
-    containers = [removal for removal in removals if removal.kind == "container"]
-    images = tuple(removal for removal in removals if removal.kind != "container")
-    for removal in containers:
-        engine.remove_container(removal.ident)
+    # A run's containers, then its volumes: a volume a container still holds cannot go.
+    runs = tuple(sorted((r for r in removals if r.kind != "image"), key=lambda r: r.kind != "container"))
+    images = tuple(removal for removal in removals if removal.kind == "image")
+    for removal in runs:
+        if removal.kind == "container":
+            engine.remove_container(removal.ident)
+        else:
+            engine.remove_volume(removal.ident)
     if not images:
-        # Containers alone (an interrupted run's): no image goes, so no build need be waited for.
-        return tuple(containers)
+        # A run's containers and volumes alone (an interrupted run's): no image goes, so no build need be waited for.
+        return runs
     # Removing an image removes its untagged parents too: the build cache another
     # checkout's build may be reusing at this moment.
     locks = EngineLocks.for_engine(ledger.engine_id)
@@ -114,10 +124,10 @@ def apply(engine: Engine, ledger: Ledger, removals: tuple[Removal, ...], wait: b
             log.warning(
                 "%d images left for the next run's sweep or `invoke clean`: a build is in progress on this Engine", len(images)
             )
-            return tuple(containers)
+            return runs
         done, gone = _remove_images(engine, images)
     ledger.forget(image_ids=frozenset(gone))
-    return (*containers, *done)
+    return (*runs, *done)
 
 
 def _remove_images(engine: Engine, removals: tuple[Removal, ...]) -> tuple[list[Removal], set[str]]:
@@ -148,7 +158,7 @@ def clean(engine: Engine, ledger: Ledger, scope: Scope, dry_run: bool = False, w
     state = ledger.read()
     images = engine.list_images()
     containers = engine.list_containers(labels.SESSION)
-    removals = plan(ledger, state, images, containers, scope)
+    removals = plan(ledger, state, images, containers, scope, engine.list_volumes(labels.SESSION))
     if dry_run:
         return removals
     done = apply(engine, ledger, removals, wait)

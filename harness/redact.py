@@ -12,9 +12,12 @@ import re
 
 PLACEHOLDER = "<mirror>"
 _APT_LIST = re.compile(r"(var/lib/apt/lists/)(?:partial/)?[^/_]+_")
-_URL_HOST = re.compile(r"\b(https?://)[^/\s]+")
+_URL_HOST = re.compile(r"\b(https?://)[^/\s\"]+")
+# A failed name lookup quotes the host too: `dial tcp: lookup <host> on 10.0.0.53:53: no such host`.
+_LOOKUP_HOST = re.compile(r"\b(lookup )[^\s:]+")
 
 
 def redact(text: str) -> str:
-    """`text` with the host names in apt list paths and URLs replaced by PLACEHOLDER."""
-    return _URL_HOST.sub(rf"\1{PLACEHOLDER}", _APT_LIST.sub(rf"\1{PLACEHOLDER}_", text))
+    """`text` with the host names in apt list paths, URLs and failed lookups replaced by PLACEHOLDER."""
+    text = _APT_LIST.sub(rf"\1{PLACEHOLDER}_", text)
+    return _LOOKUP_HOST.sub(rf"\1{PLACEHOLDER}", _URL_HOST.sub(rf"\1{PLACEHOLDER}", text))

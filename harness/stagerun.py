@@ -144,12 +144,11 @@ def process_folder(
     for ref in base_refs:
         base_packages.update(bases.installed(ref))
     try:
-        info, figures = measure_layers(engine, info, base_packages, wire=settings.wire_size, cache=bases.layers)
+        info, figures, declared = measure_layers(engine, info, base_packages, wire=settings.wire_size, cache=bases.layers)
     except SaveStreamError as error:
         # The image was built and run; only its save stream could not be read: this stage alone is an error.
         return facts.result(Outcome.ERROR, str(error), image_info=info, build=build, observed=observed)
-    made.board.doing(stage.name, "reading what a scanner sees in it")
-    scanned = scanner_view(engine, info.image_id, made.container_labels(stage=stage.name), bases.layers)
+    scanned = scanner_view(engine, info.image_id, made.container_labels(stage=stage.name), bases.layers, declared)
     return facts.result(
         outcome,
         reason,

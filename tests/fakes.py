@@ -20,6 +20,7 @@ from harness.engine_protocol import (
     EngineContainer,
     EngineFacts,
     EngineImage,
+    EngineVolume,
     ImageInfo,
     ImageOrigin,
     Instrumentation,
@@ -47,6 +48,7 @@ class FakeEngine:
     loaded: list[bytes] = field(default_factory=list)  # the archives given to load_image
     traces: dict[str, str] = field(default_factory=dict)  # traced command, joined by spaces -> strace's output
     targets: list[str | None] = field(default_factory=list)  # each build's target stage, in order
+    volumes: list[EngineVolume] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)  # the images given to save_image
 
     def describe(self) -> EngineFacts:
@@ -147,6 +149,12 @@ class FakeEngine:
 
     def remove_container(self, container_id: str) -> None:
         return None
+
+    def list_volumes(self, label_key: str) -> tuple[EngineVolume, ...]:
+        return tuple(volume for volume in self.volumes if label_key in volume.labels)
+
+    def remove_volume(self, name: str) -> None:
+        self.volumes = [volume for volume in self.volumes if volume.name != name]
 
     def image_origin(self, ref: str) -> ImageOrigin:
         return ImageOrigin(1_700_000_000, "amd64", "linux")

@@ -32,9 +32,9 @@ BUILDAH_FIRST_BUILD = """\
 [2/2] STEP 2/3: COPY --from=0 /hello /hello
 --> 4a9c273f5b2
 [2/2] STEP 3/3: LABEL "hello-ladder.managed"="true"
-[2/2] COMMIT docker.io/hello-ladder/07-scratch-libs:debian-bookworm
+[2/2] COMMIT localhost/hello-ladder/07-scratch-libs:debian-bookworm
 --> d0c4fc9d4c0
-Successfully tagged docker.io/hello-ladder/07-scratch-libs:debian-bookworm
+Successfully tagged localhost/hello-ladder/07-scratch-libs:debian-bookworm
 d0c4fc9d4c0f9b91d70b879b5f38cb5c9b81abef399887dd9b7973075c338efb
 """
 
@@ -45,9 +45,9 @@ STEP 2/3: RUN echo hi > /x
 --> fc6034655cf
 STEP 3/3: LABEL "hello-ladder.managed"="true"
 --> Using cache 4573212d0d87696f1d3c0136151270e370c34e7820796e2b60edc4b9844af338
-COMMIT docker.io/library/probe:b
+COMMIT localhost/probe:b
 --> 4573212d0d8
-Successfully tagged docker.io/library/probe:b
+Successfully tagged localhost/probe:b
 """
 
 CLASSIC_BUILD = """\

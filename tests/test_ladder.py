@@ -18,6 +18,7 @@ from harness.engine import DockerEngine
 from harness.imagefs import unpacked_image
 from harness.model import Outcome, RunReport
 from harness.pkgmeta import DOC, STATUS_D
+from harness.scanview import scanner_view
 from harness.settings import Made
 from harness.units import human_size, parse_size
 
@@ -149,3 +150,20 @@ def test_layer_figures_show_why_purging_in_new_layers_grows_the_image(ladder: Ru
     assert scratch.layer_figures.dead_bytes == 0 and scratch.layer_figures.efficiency == 1.0
     leftovers = dict(naive.layer_figures.leftover_packages)
     assert "gcc-12" in leftovers and "libc6" not in leftovers  # libc6 came with the base
+
+
+def test_what_a_scanner_sees_read_from_the_layers_is_what_an_export_shows(
+    ladder: RunReport, engine: DockerEngine, made: Made
+) -> None:
+    """The scanner view the run recorded (from the layers it read for the sizes) against a full export of each image."""
+    compared = 0
+    for stage in ladder.stages:
+        # The two toolchain images (1.2 and 1.8GB) are left out: exporting them adds a minute to the suite.
+        if stage.image_info is None or stage.scanner is None or (stage.size_bytes or 0) > 800_000_000:
+            continue
+        exported = scanner_view(engine, stage.image_info.image_id, made.container_labels(stage="scanner-check"))
+        assert stage.scanner == exported, stage.name
+        compared += 1
+    # Debian images with dpkg's status, scratch images with status.d ([slim] stages), and bare scratch ones.
+    assert compared >= 15, compared
+    assert any(s.scanner and s.scanner.packages and s.name.startswith("08") for s in ladder.stages)

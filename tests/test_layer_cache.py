@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.layers.cache import LayerCache, cache_root, clear
+from harness.layers.cache import VERSION, LayerCache, cache_root, clear
 from harness.measure import analyse_image
 
 from .fakes import FakeEngine
@@ -127,7 +127,7 @@ def test_a_corrupt_or_foreign_entry_is_recomputed_with_a_warning(
     elif damage == "foreign":
         path.write_bytes(entry_path(cache, tool_id).read_bytes())  # another layer's read under this digest
     else:
-        text = gzip.decompress(path.read_bytes()).replace(b'"version":1', b'"version":99')
+        text = gzip.decompress(path.read_bytes()).replace(f'"version":{VERSION}'.encode(), b'"version":99')
         path.write_bytes(gzip.compress(text))
     caplog.set_level(logging.WARNING, logger="harness.layers.cache")
     again = analyse_image(engine, image, cache=cache)

@@ -7,6 +7,7 @@ path), and two checkouts running `invoke all` at once on one Engine.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -19,10 +20,13 @@ import docker
 import pytest
 
 from harness import labels, ownership
+from harness.engine import DockerEngine
+from harness.engine_protocol import EngineVolume
 from harness.ledger import ROLE_BASE, ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.ownership import EngineContainer, EngineImage, Scope
 
 from .conftest import interrupt_invoke, invoke
+from .fakes import FakeEngine
 from .test_faults import add_stage, copy_repo, stage_toml
 
 BASE = "debian:bookworm"
@@ -115,6 +119,21 @@ def test_inherited_labels_never_make_an_image_or_a_container_the_projects(tmp_pa
     assert {r.ident for r in scoped} == {"c-ours", "sha256:stage", "sha256:compiler"}  # no base without --bases
     swept = ownership.plan(ledger, ledger.read(), images, (), Scope(namespace="ns", untagged_only=True))
     assert {r.ident for r in swept} == {"sha256:compiler"}
+
+
+def test_a_killed_runs_volumes_are_the_projects_by_their_session_and_go_after_its_containers(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    volumes = (
+        EngineVolume("v-trace", {labels.SESSION: "run1"}),  # a trace's tools or output, left by a SIGKILL
+        EngineVolume("v-unknown", {labels.SESSION: "someone-elses"}),
+    )
+    containers = (EngineContainer("c-trace", "t", {labels.SESSION: "run1"}, {}),)
+    removals = ownership.plan(ledger, ledger.read(), (), containers, Scope(images=False), volumes)
+    assert [(r.kind, r.ident) for r in removals] == [("container", "c-trace"), ("volume", "v-trace")]
+    assert ownership.plan(ledger, ledger.read(), (), (), Scope(namespace="other"), volumes) == ()
+    engine = FakeEngine(volumes=list(volumes))
+    ownership.clean(engine, ledger, Scope())
+    assert [volume.name for volume in engine.volumes] == ["v-unknown"]
 
 
 def test_a_tag_the_project_did_not_make_keeps_the_image(tmp_path: Path) -> None:
@@ -284,3 +303,25 @@ def test_two_checkouts_at_once_on_one_engine(engine: object, tmp_path: Path) -> 
     finally:
         for repo in repos:
             invoke(repo, "clean", env={"HELLO_LADDER_NAMESPACE": env["HELLO_LADDER_NAMESPACE"]}, timeout=300)
+
+
+@pytest.mark.fault("a trace killed by SIGKILL leaves its volumes", "invoke clean removes them, and no one else's")
+@pytest.mark.docker
+def test_a_killed_traces_volumes_go_with_clean_and_no_one_elses(engine: DockerEngine, tmp_path: Path) -> None:
+    client = docker.from_env()
+    ledger = Ledger.open(tmp_path, engine.identity())
+    ledger.record_session("killed-run", NAMESPACE)
+    # What a trace makes before it starts its container (harness.engine.containers), with the run's labels.
+    ours = [client.volumes.create(labels=labels.container("killed-run", NAMESPACE)) for _ in range(2)]
+    theirs = client.volumes.create(labels=labels.container("another-checkouts-run", NAMESPACE))
+    try:
+        planned = ownership.clean(engine, ledger, Scope(namespace=NAMESPACE), dry_run=True)
+        assert {r.ident for r in planned if r.kind == "volume"} == {v.name for v in ours}
+        ownership.clean(engine, ledger, Scope(namespace=NAMESPACE))
+        left = {v.name for v in client.volumes.list(filters={"label": labels.SESSION})}
+        assert not left & {v.name for v in ours}
+        assert theirs.name in left
+    finally:
+        for volume in (*ours, theirs):
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove(force=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from harness.layers.declared import is_metadata, packages_in
 from harness.model import ScannerView
 from harness.report import render_markdown
 from harness.results import from_dict, to_dict
-from harness.scanview import is_metadata, packages_in
 
 from .test_report import ladder
 

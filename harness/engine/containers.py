@@ -16,7 +16,15 @@ from docker.types import LogConfig, Ulimit
 
 from harness import labels as labels_module
 from harness.engine.connection import Connection, converted
-from harness.engine_protocol import OUTPUT_FOLDER, EngineContainer, Instrumentation, InstrumentedRun, RunPolicy, RunResult
+from harness.engine_protocol import (
+    OUTPUT_FOLDER,
+    EngineContainer,
+    EngineVolume,
+    Instrumentation,
+    InstrumentedRun,
+    RunPolicy,
+    RunResult,
+)
 
 
 class Containers(Connection):
@@ -165,6 +173,17 @@ class Containers(Connection):
         with converted(f"removing container {container_id[:12]}"):
             with contextlib.suppress(docker.errors.NotFound):
                 self._client.api.remove_container(container_id, force=True)
+
+    def list_volumes(self, label_key: str) -> tuple[EngineVolume, ...]:
+        """Every volume carrying the label `label_key` (a trace's, left by a run that was killed)."""
+        with converted("listing volumes"):
+            found = self._client.api.volumes(filters={"label": label_key}).get("Volumes") or []
+        return tuple(EngineVolume(str(entry["Name"]), dict(entry.get("Labels") or {})) for entry in found)
+
+    def remove_volume(self, name: str) -> None:
+        with converted(f"removing volume {name[:12]}"):
+            with contextlib.suppress(docker.errors.NotFound):
+                self._client.api.remove_volume(name, force=True)
 
 
 STOP_GRACE_S = 10.0

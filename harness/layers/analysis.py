@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.layers.compressed import Compression
+from harness.layers.declared import Declared, declared_in
 from harness.layers.dive import DiveFigures, dive_figures
 from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages
 from harness.layers.layertar import EntryKind, LayerTar
@@ -105,6 +106,8 @@ class ImageAnalysis:
     packages: tuple[Package, ...] | None = None  # dpkg packages of the final view, None without dpkg
     # The config history's `empty_layer` flags, oldest first: which history entries added a layer.
     history_empty_layer: tuple[bool, ...] = ()
+    # The packages an SBOM scanner sees, and the bytes of the metadata; None where a status file was not captured.
+    declared: Declared | None = None
 
 
 # --------------------------------------------------------------------------- the image
@@ -135,6 +138,7 @@ def analyse_layers(
         for i, (layer, c) in enumerate(zip(layers, counts, strict=True))
     )
     packages = _packages(view, layers)
+    declared = declared_in(view, layers)
     final_paths = len(view.items)
     del view  # the merged view and dive's trees need not be alive together
     dive = dive_figures([layer.entries for layer in layers])
@@ -156,6 +160,7 @@ def analyse_layers(
         final_paths=final_paths,
         packages=packages,
         history_empty_layer=tuple(history_empty_layer),
+        declared=declared,
     )
 
 

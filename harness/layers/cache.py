@@ -43,7 +43,7 @@ from harness.layers.layertar import EntryKind, LayerEntry, LayerTar
 log = logging.getLogger(__name__)
 
 # What a cached read means: bump when reading a layer tar yields something else.
-VERSION = 1
+VERSION = 2  # 2: status.d files captured (harness.layers.declared)
 FORMAT = "hello-ladder layer read"
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 

@@ -3,8 +3,10 @@
 Nothing is extracted and no content is kept: a layer tar is parsed as it streams,
 keeping per-path metadata only (`LayerEntry`), while its bytes go through a
 byte counter, SHA-256 and a gzip compressor whose output is only counted.  The one
-exception is `capture`: the content of a few small files (by default
-`/var/lib/dpkg/status`) is kept, per layer, for `harness.layers.dpkg`.
+exception is `capture`: the content of a few small files is kept, per layer:
+by default dpkg's status file and every file of distroless's status.d (a path
+ending in `/` captures the files below it), for `harness.layers.dpkg` and
+`harness.layers.declared`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from harness.layers.tarstream import (
 )
 from harness.layers.wire import WIRE_LEVEL, CompressPool, LayerDigest
 
-DEFAULT_CAPTURE = frozenset({"/var/lib/dpkg/status"})
+DEFAULT_CAPTURE = frozenset({"/var/lib/dpkg/status", "/var/lib/dpkg/status.d/"})
 CAPTURE_LIMIT = 64 << 20  # a captured file larger than this is not kept
 
 WHITEOUT_PREFIX = ".wh."
@@ -134,6 +136,7 @@ class LayerTar:
 def _layer_entries(src: ByteSource, subject: str, capture: frozenset[str], captured: dict[str, bytes]) -> list[LayerEntry]:
     entries: list[LayerEntry] = []
     append = entries.append
+    below = tuple(path for path in capture if path.endswith("/"))
     for header in iter_headers(src, subject):
         path = normalise(header.name, subject)
         if path == "/":
@@ -161,7 +164,7 @@ def _layer_entries(src: ByteSource, subject: str, capture: frozenset[str], captu
             link = normalise(link, subject, "hard link")
             if link == "/":
                 raise HostileMember(subject, "hostile hard link", f"{header.name!r} links to the root")
-        if kind is EntryKind.FILE and path in capture and header.data_size <= CAPTURE_LIMIT:
+        if kind is EntryKind.FILE and (path in capture or path.startswith(below)) and header.data_size <= CAPTURE_LIMIT:
             captured[path] = src.read_exact(header.data_size)
         append(LayerEntry(path, kind, header.size, header.mode, header.uid, header.gid, link))
     return entries
