@@ -159,7 +159,7 @@ def all_stages(
 )
 @_reported
 def clean(c: Context, bases_: bool = False, namespace: str | None = None, dry_run: bool = False, cache_: bool = False) -> Done:
-    """Remove the images and containers this checkout made (recorded by ID in its ledger), and nothing else."""
+    """Remove the images, containers and volumes this checkout made (as its ledger recorded them), and nothing else."""
     scope = Scope(namespace=namespace, bases=bases_)
     return clean_checkout(DockerEngine.from_env, CHECKOUT, scope, dry_run, cache_, _say)
 
