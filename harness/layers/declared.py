@@ -14,7 +14,7 @@ hold all of it, so nothing is exported or read again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from harness.layers.dpkg import DPKG_STATUS, installed_packages, parse_status
@@ -56,15 +56,29 @@ def packages_in(texts: Iterable[tuple[bool, str]]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def _metadata_paths(view: MergedView) -> Iterator[str]:
+    """The view's paths below dpkg's database, and each package's would-be copyright file: found through the
+    children index, not by testing each of the view's paths (a toolchain image has a hundred thousand)."""
+    stack = ["/" + DPKG_DATABASE.rstrip("/")]
+    while stack:
+        for child in view.children.get(stack.pop(), ()):
+            yield child
+            stack.append(child)
+    for package in view.children.get("/" + DOC.rstrip("/"), ()):
+        yield package + "/copyright"
+
+
 def declared_in(view: MergedView, layers: Sequence[LayerTar]) -> Declared | None:
     """What the final view declares; None if a status file's content was not captured (too large to keep)."""
     metadata_bytes = 0
     texts: list[tuple[bool, str]] = []
     links: dict[int, dict[str, str]] = {}  # layer -> its symlinks' targets, for the metadata symlinks of the view
-    for path, (is_dir, layer, content, size) in view.items.items():
+    for path in _metadata_paths(view):
+        item = view.items.get(path)
+        if item is None or item[0]:
+            continue  # a directory, or (for a copyright file) no such path
+        _, layer, content, size = item
         name = path.lstrip("/")
-        if is_dir or not is_metadata(name):
-            continue
         if content >= 0:
             metadata_bytes += size  # a regular file's bytes; a hard link counts none, as in a tar of the view
             if name == STATUS or is_status_d_entry(name):
