@@ -64,8 +64,8 @@ def test_command(readme: str) -> str:
     return commands[-1]
 
 
-def engine_is_empty(client: docker.DockerClient) -> str | None:
-    """None if the Engine holds nothing; else what it holds."""
+def engine_contents(client: docker.DockerClient) -> str | None:
+    """What the Engine holds; None if nothing."""
     images = client.images.list(all=True)
     containers = client.containers.list(all=True)
     if images or containers:
@@ -121,7 +121,7 @@ def main() -> int:
     parser.add_argument("--logs", type=Path, default=Path("."), help="where each run's output goes (suite-<commit>.log)")
     args = parser.parse_args()
     client = docker.from_env()
-    held = engine_is_empty(client)
+    held = engine_contents(client)
     if held is not None:
         sys.exit(f"the Engine holds {held}: this benchmark needs an empty Engine of its own (see its docstring)")
     version = client.version()

@@ -8,7 +8,7 @@ from typing import BinaryIO, cast
 from harness.engine_protocol import Engine, ImageInfo
 from harness.layers import ImageAnalysis, analyse_layers, analyse_save_stream, analyse_saved, read_save
 from harness.layers.cache import ImageOutline, LayerCache
-from harness.layers.declared import Declared
+from harness.layers.declared import ScannerView
 from harness.layers.figures import LayerFigures, figures_of
 from harness.redact import redact
 from harness.unpack import ChunkStream
@@ -84,7 +84,7 @@ def layer_figures(
 
 def measure_layers(
     engine: Engine, info: ImageInfo, base_packages: dict[str, int], wire: bool = True, cache: LayerCache | None = None
-) -> tuple[ImageInfo, LayerFigures, Declared | None]:
+) -> tuple[ImageInfo, LayerFigures, ScannerView | None]:
     """The figures of the image `info` describes, `info` with its history lined up with its layers, and what it declares
     to an SBOM scanner (`harness.layers.declared`).
 

@@ -18,6 +18,7 @@ from harness.engine_protocol import (  # noqa: F401
     RunPolicy,
     RunResult,
 )
+from harness.layers.declared import ScannerView
 
 # What a run keeps of the layer analysis is the analysis' own output type (also imported from here).
 from harness.layers.figures import LayerFigure, LayerFigures  # noqa: F401
@@ -38,19 +39,6 @@ class Outcome(enum.Enum):
     @property
     def is_problem(self) -> bool:
         return self in (Outcome.FAIL, Outcome.ERROR)
-
-
-@dataclass(frozen=True)
-class ScannerView:
-    """What an SBOM scanner reads in an image: the Debian packages declared, and what declaring them costs.
-
-    `metadata_bytes` counts the files that exist for scanners and licences: dpkg's
-    database (`/var/lib/dpkg/status`, `status.d/`, `info/`) and every package's
-    `/usr/share/doc/<package>/copyright`, measured in the image as built.
-    """
-
-    packages: tuple[str, ...]
-    metadata_bytes: int | None = None  # None: read from results written before it was measured
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from typing import Any
 from harness.atomic import write_files  # noqa: F401
 from harness.engine_protocol import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunResult
 from harness.errors import ResultsWriteError
+from harness.layers.declared import ScannerView
 from harness.layers.figures import LayerFigure, LayerFigures
-from harness.model import DEFAULT_RUNTIME, Outcome, RunReport, ScannerView, StageResult
+from harness.model import DEFAULT_RUNTIME, Outcome, RunReport, StageResult
 from harness.units import human_size
 
 JSON_NAME = "results.json"

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 
 from harness.engine_protocol import Engine
 from harness.layers.cache import LayerCache
-from harness.layers.declared import STATUS, Declared, is_metadata, is_status_d_entry, packages_in
-from harness.model import ScannerView
+from harness.layers.declared import STATUS, ScannerView, is_metadata, is_status_d_entry, packages_in
 from harness.unpack import ChunkStream
 
 
@@ -22,7 +21,7 @@ def scanner_view(
     image: str,
     container_labels: Mapping[str, str],
     cache: LayerCache | None = None,
-    declared: Declared | None = None,
+    declared: ScannerView | None = None,
 ) -> ScannerView:
     """The packages `image` declares, sorted, and the bytes of its metadata; `container_labels` go on the export container.
 
@@ -30,7 +29,7 @@ def scanner_view(
     with `cache`, an image (by ID) read before is not exported again: its ID is a digest of its content.
     """
     if declared is not None:
-        return ScannerView(declared.packages, declared.metadata_bytes)
+        return declared
     if cache is not None:
         known = cache.image_figures("scanner", image)
         if known is not None:

@@ -18,10 +18,11 @@ from harness.engine_protocol import BuildRecord, Engine, ImageInfo, RunPolicy, R
 from harness.errors import BaseUnavailable, BuildFailed, StageConfigError
 from harness.layers import SaveStreamError
 from harness.layers.cache import LayerCache
+from harness.layers.declared import ScannerView
 from harness.layers.figures import LayerFigures
 from harness.ledger import ROLE_STAGE, Ledger
 from harness.measure import installed_packages, measure_layers
-from harness.model import Outcome, ScannerView, StageResult
+from harness.model import Outcome, StageResult
 from harness.platforms import emulation_missing
 from harness.publish import publish
 from harness.scanview import scanner_view

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.layers.declared import is_metadata, packages_in
-from harness.model import ScannerView
+from harness.layers.declared import ScannerView, is_metadata, packages_in
 from harness.report import render_markdown
 from harness.results import from_dict, to_dict
 

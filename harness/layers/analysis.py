@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.layers.compressed import Compression
-from harness.layers.declared import Declared, declared_in
+from harness.layers.declared import ScannerView, declared_in
 from harness.layers.dive import DiveFigures, dive_figures
 from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages
 from harness.layers.layertar import EntryKind, LayerTar
@@ -107,7 +107,7 @@ class ImageAnalysis:
     # The config history's `empty_layer` flags, oldest first: which history entries added a layer.
     history_empty_layer: tuple[bool, ...] = ()
     # The packages an SBOM scanner sees, and the bytes of the metadata; None where a status file was not captured.
-    declared: Declared | None = None
+    declared: ScannerView | None = None
 
 
 # --------------------------------------------------------------------------- the image

@@ -28,11 +28,16 @@ DOC = "usr/share/doc/"
 
 
 @dataclass(frozen=True)
-class Declared:
-    """The packages an image declares, sorted, and the bytes of its metadata."""
+class ScannerView:
+    """What an SBOM scanner reads in an image: the Debian packages declared, and what declaring them costs.
+
+    `metadata_bytes` counts the files that exist for scanners and licences: dpkg's
+    database (`/var/lib/dpkg/status`, `status.d/`, `info/`) and every package's
+    `/usr/share/doc/<package>/copyright`, measured in the image as built.
+    """
 
     packages: tuple[str, ...]
-    metadata_bytes: int
+    metadata_bytes: int | None = None  # None: read from results written before it was measured
 
 
 def is_metadata(name: str) -> bool:
@@ -68,7 +73,7 @@ def _metadata_paths(view: MergedView) -> Iterator[str]:
         yield package + "/copyright"
 
 
-def declared_in(view: MergedView, layers: Sequence[LayerTar]) -> Declared | None:
+def declared_in(view: MergedView, layers: Sequence[LayerTar]) -> ScannerView | None:
     """What the final view declares; None if a status file's content was not captured (too large to keep)."""
     metadata_bytes = 0
     texts: list[tuple[bool, str]] = []
@@ -93,4 +98,4 @@ def declared_in(view: MergedView, layers: Sequence[LayerTar]) -> Declared | None
         target = links[layer].get(path)
         if target is not None:
             metadata_bytes += len(target.encode("utf-8", "surrogateescape"))
-    return Declared(packages_in(texts), metadata_bytes)
+    return ScannerView(packages_in(texts), metadata_bytes)
