@@ -29,12 +29,12 @@ from harness.commands.releases import run_sweep, sweep_options
 from harness.commands.rerender import report_results
 from harness.commands.session import new_session
 from harness.commands.slim_run import slim_and_run, slim_request
+from harness.custody.lock import exclusive_run
+from harness.custody.ownership import Scope
 from harness.engine import DockerEngine
-from harness.errors import HarnessError, UsageError
-from harness.lock import exclusive_run
-from harness.ownership import Scope
-from harness.settings import DEFAULT_BASE
-from harness.stages import copy_stage
+from harness.records.errors import HarnessError, UsageError
+from harness.records.settings import DEFAULT_BASE
+from harness.stages.stage import copy_stage
 from harness.statusboard import StatusBoard
 
 CHECKOUT = Checkout(Path(__file__).resolve().parent)

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.layers import analyse_save_stream, layer_table, to_json  # noqa: E402
-from harness.unpack import ChunkStream  # noqa: E402
+from harness.layers.unpack import ChunkStream  # noqa: E402
 
 MB = 1000 * 1000
 FILE = 1 << 20

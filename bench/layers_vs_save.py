@@ -21,8 +21,8 @@ import docker  # noqa: E402
 
 from harness import labels  # noqa: E402
 from harness.engine import DockerEngine  # noqa: E402
-from harness.measure import analyse_image, content_size  # noqa: E402
-from harness.units import human_size  # noqa: E402
+from harness.records.units import human_size  # noqa: E402
+from harness.run.measure import analyse_image, content_size  # noqa: E402
 
 TARGET = 1.5
 

@@ -18,10 +18,10 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.model import Outcome, StageResult  # noqa: E402
-from harness.report import runtime_sections  # noqa: E402
-from harness.results import read_report  # noqa: E402
-from harness.units import human_size, parse_size  # noqa: E402
+from harness.records.report import Outcome, StageResult  # noqa: E402
+from harness.records.units import human_size, parse_size  # noqa: E402
+from harness.render.markdown import runtime_sections  # noqa: E402
+from harness.render.results import read_report  # noqa: E402
 
 REFERENCE = (
     '"a Python hello in a scratch image: under 25 MB, where debian:bookworm with python3 installed is about '

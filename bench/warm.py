@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import docker  # noqa: E402
 import docker.errors  # noqa: E402
 
-from harness.context import DOCKERFILE_NAME, build_context  # noqa: E402
-from harness.redact import redact  # noqa: E402
-from harness.stages import discover, load_stage, names_stage  # noqa: E402
+from harness.records.redact import redact  # noqa: E402
+from harness.stages.context import DOCKERFILE_NAME, build_context  # noqa: E402
+from harness.stages.stage import discover, load_stage, names_stage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_TARGET = 1.5

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.errors import ResultsWriteError
+from harness.records.errors import ResultsWriteError
 
 
 def write_files(results_dir: Path, contents: Mapping[str, str]) -> None:

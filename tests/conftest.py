@@ -17,13 +17,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import ownership
+from harness.custody import ownership
+from harness.custody.ledger import ROLE_TEST, Ledger
 from harness.engine import DockerEngine
-from harness.errors import EngineUnavailable
-from harness.ledger import ROLE_TEST, Ledger
-from harness.model import RunReport
-from harness.pipeline import run_stages
-from harness.settings import Made, Settings
+from harness.records.errors import EngineUnavailable
+from harness.records.report import RunReport
+from harness.records.settings import Made, Settings
+from harness.run.pipeline import run_stages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # HELLO_LADDER_TEST_NAMESPACE keeps one engineer's test images apart from another's on a shared Engine.

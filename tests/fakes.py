@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine_protocol import (
+from harness.records.engine import (
     BuildRecord,
     EngineContainer,
     EngineFacts,
@@ -29,12 +29,12 @@ from harness.engine_protocol import (
     RunPolicy,
     RunResult,
 )
-from harness.errors import BuildFailed, EngineError, EngineUnavailable
+from harness.records.errors import BuildFailed, EngineError, EngineUnavailable
 
 
 @dataclass
 class FakeEngine:
-    """Implements harness.engine_protocol.Engine without a Docker Engine."""
+    """Implements harness.records.engine.Engine without a Docker Engine."""
 
     images: dict[str, ImageInfo] = field(default_factory=dict)
     pullable: set[str] = field(default_factory=set)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from harness.elf import Resolver, RootFS
 from harness.elf.corpus import LddResult, dynamic_elf_files, parse_ldd_output
 from harness.engine import DockerEngine
-from harness.imagefs import unpacked_image
-from harness.model import RunPolicy
-from harness.settings import Made
+from harness.records.report import RunPolicy
+from harness.records.settings import Made
+from harness.run.imagefs import unpacked_image
 
 CHUNK = 150
 LDD_LOOP = 'for f in "$@"; do echo "== $f"; ldd "$f" 2>&1; done'

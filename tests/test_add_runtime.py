@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.model import RunReport
+from harness.records.report import RunReport
 
 from .conftest import REPO_ROOT, invoke
 

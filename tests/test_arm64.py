@@ -16,14 +16,14 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness import ownership
-from harness.bases import ensure_base
+from harness.custody import ownership
 from harness.engine import DockerEngine
-from harness.imagefs import unpacked_image
-from harness.model import Outcome, RunReport
-from harness.pipeline import run_stages
-from harness.platforms import Platform, emulation_missing
-from harness.settings import Made, Settings
+from harness.records.platform import Platform, emulation_missing
+from harness.records.report import Outcome, RunReport
+from harness.records.settings import Made, Settings
+from harness.run.bases import ensure_base
+from harness.run.imagefs import unpacked_image
+from harness.run.pipeline import run_stages
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE, build_recorded, in_ci
 from .ldd_agreement import compare_with_ldd

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import bases
-from harness.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
-from harness.errors import BaseUnavailable
-from harness.ledger import Ledger
+from harness.custody.ledger import Ledger
+from harness.records.errors import BaseUnavailable
+from harness.run import bases
+from harness.run.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
 
 from .fakes import MMDEBSTRAP_WRITES_2048_BYTES, FakeEngine, _image, fake_mmdebstrap
 

@@ -8,7 +8,6 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from harness import platforms
 from harness.commands import options
 from harness.commands.cleanup import clean_checkout, empty_cache
 from harness.commands.done import Done
@@ -19,12 +18,13 @@ from harness.commands.ladder import build_stage, ladder_run, provide_bases, run_
 from harness.commands.releases import sweep_options
 from harness.commands.rerender import render_again, show_stage
 from harness.commands.slim_run import env_pairs, run_lines, slim_request
-from harness.engine_protocol import Engine, RunResult
-from harness.errors import EngineUnavailable, HarnessError, UsageError
+from harness.custody.ownership import Scope
 from harness.layers.limits import Limits
-from harness.ownership import Scope
-from harness.settings import Progress
-from harness.slimspec import Bundle, SlimError
+from harness.records import platform as platforms
+from harness.records.engine import Engine, RunResult
+from harness.records.errors import EngineUnavailable, HarnessError, UsageError
+from harness.records.settings import Progress
+from harness.stages.slimspec import Bundle, SlimError
 
 from .conftest import REPO_ROOT
 from .fakes import FakeEngine, LosingEngine, _image

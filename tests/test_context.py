@@ -2,7 +2,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from harness.context import DOCKERFILE_NAME, build_context
+from harness.stages.context import DOCKERFILE_NAME, build_context
 
 
 def members(context: bytes) -> dict[str, tarfile.TarInfo]:

@@ -1,4 +1,4 @@
-from harness.dockerfile import base_images, expand, instructions, label_build_stages, name_build_stages
+from harness.stages.dockerfile import base_images, expand, instructions, label_build_stages, name_build_stages
 
 from .conftest import REPO_ROOT
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from harness.buildlog import BuildSteps
-from harness.context import DOCKERFILE_NAME, labels_in_dockerfile
 from harness.engine import DockerEngine
-from harness.errors import BuildFailed
-from harness.model import RunPolicy
+from harness.records.buildlog import BuildSteps
+from harness.records.errors import BuildFailed
+from harness.records.report import RunPolicy
+from harness.stages.context import DOCKERFILE_NAME, labels_in_dockerfile
 
 # As Podman 4.3 (buildah 1.28) streams them through the compat API, one `stream` chunk per line.
 BUILDAH_FIRST_BUILD = """\

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import ownership
-from harness.enginelock import EngineLocks
-from harness.ledger import ROLE_STAGE, Ledger
-from harness.publish import publish
-from harness.settings import Made
+from harness.custody import ownership
+from harness.custody.enginelock import EngineLocks
+from harness.custody.ledger import ROLE_STAGE, Ledger
+from harness.custody.publish import publish
+from harness.records.settings import Made
 
 from .fakes import FakeEngine, _image
 

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import ownership
+from harness.custody import ownership
+from harness.custody.ledger import Ledger
 from harness.engine import DockerEngine
 from harness.layers import EntryKind, read_save
-from harness.ledger import Ledger
-from harness.measure import analyse_image
-from harness.model import DEFAULT_RUNTIME, Outcome, RunReport
-from harness.pipeline import run_stages
-from harness.settings import Settings
-from harness.stages import load_stage
-from harness.unpack import ChunkStream
+from harness.layers.unpack import ChunkStream
+from harness.records.report import DEFAULT_RUNTIME, Outcome, RunReport
+from harness.records.settings import Settings
+from harness.run.measure import analyse_image
+from harness.run.pipeline import run_stages
+from harness.stages.stage import load_stage
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE, nested_engine
 

@@ -18,14 +18,15 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import labels, ownership
+from harness.custody import ownership
+from harness.custody.ledger import Ledger
+from harness.custody.lock import RunInProgress, exclusive_run
 from harness.engine import DockerEngine
-from harness.errors import EngineLost
-from harness.ledger import Ledger
-from harness.lock import RunInProgress, exclusive_run
-from harness.model import Outcome, RunPolicy
-from harness.pipeline import measure_stages, run_stages
-from harness.settings import Made, Settings
+from harness.records import labels
+from harness.records.errors import EngineLost
+from harness.records.report import Outcome, RunPolicy
+from harness.records.settings import Made, Settings
+from harness.run.pipeline import measure_stages, run_stages
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, interrupt_invoke, invoke, nested_engine
 from .fakes import LosingEngine, _image
@@ -111,7 +112,7 @@ def test_a_second_invoke_all_refuses_while_the_first_holds_the_lock(tmp_path: Pa
         [
             sys.executable,
             "-c",
-            "import sys,time; from harness.lock import exclusive_run\n"
+            "import sys,time; from harness.custody.lock import exclusive_run\n"
             "from pathlib import Path\nwith exclusive_run(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(60)",
             str(repo / ".hello-ladder.lock"),
         ],
@@ -142,7 +143,7 @@ def fault_made(engine: DockerEngine, made: Made) -> Made:
 @pytest.fixture(scope="module")
 def base_image(engine: DockerEngine, fault_made: Made) -> Iterator[str]:
     """The Debian base the stages use, provided (bootstrapped if need be) once; what the faults made goes after."""
-    from harness.bases import ensure_base
+    from harness.run.bases import ensure_base
 
     ensure_base(engine, BASE, fault_made.ledger)
     yield BASE

@@ -9,12 +9,12 @@ import os
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from harness import labels
-from harness.imagewrite import ImageOrigin, host_entries, image_archive, layer_tar, parse_created
-from harness.ledger import Ledger
-from harness.settings import Made
-from harness.slim import SlimSpec
-from harness.slimbuild import build_slim_image
+from harness.custody.ledger import Ledger
+from harness.records import labels
+from harness.records.settings import Made
+from harness.run.slimbuild import build_slim_image
+from harness.slim.imagewrite import ImageOrigin, host_entries, image_archive, layer_tar, parse_created
+from harness.slim.plan import SlimSpec
 
 from .fakes import FakeEngine
 

@@ -11,16 +11,16 @@ import hashlib
 import docker
 import pytest
 
-from harness import labels
-from harness.bases import OFFICIAL_SIZES, SIZE_TOLERANCE, ensure_base
-from harness.claims import evaluate
 from harness.engine import DockerEngine
-from harness.imagefs import unpacked_image
-from harness.model import Outcome, RunReport
-from harness.pkgmeta import DOC, STATUS_D
-from harness.scanview import scanner_view
-from harness.settings import Made
-from harness.units import human_size, parse_size
+from harness.records import labels
+from harness.records.report import Outcome, RunReport
+from harness.records.settings import Made
+from harness.records.units import human_size, parse_size
+from harness.render.claims import evaluate
+from harness.run.bases import OFFICIAL_SIZES, SIZE_TOLERANCE, ensure_base
+from harness.run.imagefs import unpacked_image
+from harness.run.scanview import scanner_view
+from harness.slim.pkgmeta import DOC, STATUS_D
 
 pytestmark = pytest.mark.docker
 

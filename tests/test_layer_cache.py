@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.layers.cache import VERSION, LayerCache, cache_root, clear
-from harness.measure import analyse_image
+from harness.run.measure import analyse_image
 
 from .fakes import FakeEngine
 from .layers.test_layers_build import F, layer_tar, save_stream
@@ -186,7 +186,7 @@ def test_in_the_oci_layout_a_known_layer_is_skipped_and_only_the_changed_one_rea
 
 
 def test_the_scanner_view_of_an_image_is_read_once_by_its_id(tmp_path: Path) -> None:
-    from harness.scanview import scanner_view
+    from harness.run.scanview import scanner_view
 
     engine, cache = SavingEngine(), LayerCache(tmp_path)
     exports: list[str] = []

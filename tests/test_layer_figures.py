@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness import ownership
+from harness.custody import ownership
 from harness.engine import DockerEngine
 from harness.layers import analyse_save_stream
-from harness.measure import analyse_image
-from harness.settings import Made
-from harness.unpack import ChunkStream
+from harness.layers.unpack import ChunkStream
+from harness.records.settings import Made
+from harness.run.measure import analyse_image
 
 from .conftest import TEST_NAMESPACE, build_recorded
 
@@ -41,7 +41,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def built(engine: DockerEngine, made: Made) -> Iterator[dict[str, str]]:
-    from harness.bases import ensure_base
+    from harness.run.bases import ensure_base
 
     ensure_base(engine, BASE, made.ledger)
     client = docker.from_env()

@@ -2,7 +2,7 @@
 
 The layers, from the bottom:
 
-- records: the Engine protocol and its records (`harness.engine_protocol`),
+- records: the Engine protocol and its records (`harness.records.engine`),
   `model`, `errors`, `units` and the other modules these import: the
   standard library only;
 - the pure domain and the renderers: `stages`, `claims`, `report`, `sweep`,
@@ -35,34 +35,34 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "harness"
 
 ADAPTER = "harness.engine"
-PROTOCOL = "harness.engine_protocol"
+PROTOCOL = "harness.records.engine"
 SDK = frozenset({"docker", "requests", "urllib3"})
 # Pure: the records every layer passes, with nothing but the standard library beneath them.
 RECORDS = (
-    "harness.engine_protocol",
-    "harness.model",
-    "harness.errors",
-    "harness.units",
-    "harness.slimspec",
-    "harness.debian",
-    "harness.service",
-    "harness.labels",
-    "harness.redact",
+    "harness.records.engine",
+    "harness.records.report",
+    "harness.records.errors",
+    "harness.records.units",
+    "harness.stages.slimspec",
+    "harness.debian.release",
+    "harness.records.service",
+    "harness.records.labels",
+    "harness.records.redact",
     "harness.layers.figures",
 )
 # Read and write data only: never the Engine, nor a module that speaks to one.
 RENDERERS = (
-    "harness.report",
-    "harness.sweep",
-    "harness.chart",
-    "harness.claims",
-    "harness.results",
-    "harness.matrix",
+    "harness.render.markdown",
+    "harness.render.sweep",
+    "harness.render.chart",
+    "harness.render.claims",
+    "harness.render.results",
+    "harness.render.matrix",
     "harness.layers.render",
     "harness.elf.render",
 )
-STAGES = "harness.stages"
-RESOLVER = ("harness.slim", "harness.elf", "elftools")
+STAGES = "harness.stages.stage"
+RESOLVER = ("harness.slim.plan", "harness.elf", "elftools")
 
 
 def _in_adapter(module: str) -> bool:
@@ -128,7 +128,7 @@ def direct_imports(module: str) -> frozenset[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             if base == "__future__":
                 continue
-            # `from harness import labels` imports the module harness.labels.
+            # `from harness import labels` imports the module harness.records.labels.
             targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in _sources() else base for alias in node.names]
         for target in targets:
             if target.split(".")[0] in ("harness", "tasks"):
@@ -178,7 +178,7 @@ def test_the_graph_is_read() -> None:
     """The checks below mean something only if the reader sees the imports that are there."""
     assert "docker" in closure(ADAPTER)
     assert PROTOCOL in closure(ADAPTER)
-    assert {"harness.bases", "harness.measure", "harness.pipeline"} <= _engine_users()
+    assert {"harness.run.bases", "harness.run.measure", "harness.run.pipeline"} <= _engine_users()
     assert ADAPTER in direct_imports("tasks")
     assert ADAPTER not in direct_imports("harness.nested.cli")  # imported inside a function: lazily
 

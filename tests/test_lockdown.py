@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.bases import ensure_base
 from harness.engine import DockerEngine
-from harness.model import RunPolicy
-from harness.settings import Made
+from harness.records.report import RunPolicy
+from harness.records.settings import Made
+from harness.run.bases import ensure_base
 
 pytestmark = pytest.mark.docker
 

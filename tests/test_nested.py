@@ -9,14 +9,15 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from harness import labels, nested
+from harness import nested
 from harness.engine import DockerEngine
-from harness.errors import EngineUnavailable, NestedEngineError
-from harness.model import EngineFacts
 from harness.nested import NestedEngine, Store, bounding_set, capabilities, container_spec, daemon_config
 from harness.nested.cli import parse_args
 from harness.nested.plan import uplink_mtu
-from harness.service import ServiceSpec, ServiceState
+from harness.records import labels
+from harness.records.errors import EngineUnavailable, NestedEngineError
+from harness.records.report import EngineFacts
+from harness.records.service import ServiceSpec, ServiceState
 
 from .conftest import REPO_ROOT
 
@@ -114,7 +115,7 @@ def test_the_container_spec() -> None:
 
 @dataclass
 class FakeHost:
-    """Implements harness.service.ServiceHost without an Engine; a started service answers at once unless told."""
+    """Implements harness.records.service.ServiceHost without an Engine; a started service answers at once unless told."""
 
     containers: dict[str, ServiceState] = field(default_factory=dict)
     started: list[ServiceSpec] = field(default_factory=list)

@@ -19,11 +19,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness import labels, ownership
+from harness.custody import ownership
+from harness.custody.ledger import ROLE_BASE, ROLE_BUILDER, ROLE_STAGE, Ledger
+from harness.custody.ownership import EngineContainer, EngineImage, Scope
 from harness.engine import DockerEngine
-from harness.engine_protocol import EngineVolume
-from harness.ledger import ROLE_BASE, ROLE_BUILDER, ROLE_STAGE, Ledger
-from harness.ownership import EngineContainer, EngineImage, Scope
+from harness.records import labels
+from harness.records.engine import EngineVolume
 
 from .conftest import interrupt_invoke, invoke
 from .fakes import FakeEngine

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.dockerbuild import StageTops
-from harness.ledger import ROLE_BUILDER, Ledger
-from harness.model import ImageInfo, LayerRecord, Outcome, RunResult
-from harness.pipeline import run_stages
-from harness.settings import Settings
+from harness.custody.ledger import ROLE_BUILDER, Ledger
+from harness.records.report import ImageInfo, LayerRecord, Outcome, RunResult
+from harness.records.settings import Settings
+from harness.run.build import StageTops
+from harness.run.pipeline import run_stages
 
 from .conftest import REPO_ROOT
 from .fakes import FakeEngine, _image
@@ -164,7 +164,7 @@ def test_a_broken_stage_is_an_error_and_the_others_still_run(repo: Path) -> None
 
 
 def test_a_missing_debian_base_is_an_error_not_a_skip(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("harness.bases.shutil.which", lambda name: None)
+    monkeypatch.setattr("harness.run.bases.shutil.which", lambda name: None)
     report = run_stages(FakeEngine(), Settings(repo), "01", progress=lambda line: None)
     [stage] = report.stages
     assert stage.outcome is Outcome.ERROR
@@ -179,7 +179,7 @@ def test_another_base_changes_the_tags_and_build_args(repo: Path) -> None:
 
 
 def test_an_unknown_stage_is_a_clear_error(repo: Path) -> None:
-    from harness.errors import StageConfigError
+    from harness.records.errors import StageConfigError
 
     with pytest.raises(StageConfigError, match="no such stage"):
         run_stages(FakeEngine(), Settings(repo), "99", progress=lambda line: None)
@@ -224,8 +224,8 @@ def test_a_slim_stage_with_the_same_source_and_spec_reuses_its_image(repo: Path,
 
 def test_two_jobs_give_the_results_of_one_in_name_order(repo: Path, tmp_path: Path) -> None:
     """Stages processed two at a time: the same results, byte for byte apart from build times, in the same order."""
-    from harness.report import render_markdown
-    from harness.results import render_json
+    from harness.render.markdown import render_markdown
+    from harness.render.results import render_json
 
     def run(jobs: int) -> tuple[str, str, list[str]]:
         engine = FakeEngine(images=dict(BASES))

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import platforms
-from harness.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
 from harness.commands import options
-from harness.imagewrite import rootfs_archive
-from harness.ledger import Ledger
-from harness.model import Outcome
-from harness.pipeline import run_stages
-from harness.platforms import KNOWN, Platform, UnknownPlatform, emulation_missing
-from harness.report import render_markdown
-from harness.results import from_dict, to_dict
-from harness.settings import Settings
+from harness.custody.ledger import Ledger
+from harness.records import platform as platforms
+from harness.records.platform import KNOWN, Platform, UnknownPlatform, emulation_missing
+from harness.records.report import Outcome
+from harness.records.settings import Settings
+from harness.render.markdown import render_markdown
+from harness.render.results import from_dict, to_dict
+from harness.run.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
+from harness.run.pipeline import run_stages
+from harness.slim.imagewrite import rootfs_archive
 
 from .fakes import MMDEBSTRAP_WRITES_2048_BYTES, FakeEngine, _image, fake_mmdebstrap
 from .test_pipeline import repo  # noqa: F401  (the fixture)
@@ -104,7 +104,7 @@ def test_the_hosts_own_platform_needs_no_emulation(tmp_path: Path, monkeypatch: 
 
 
 def test_without_emulation_every_stage_is_skipped_with_the_reason(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    monkeypatch.setattr("harness.stagerun.emulation_missing", lambda target: "no emulation for aarch64: (reason)")
+    monkeypatch.setattr("harness.run.stage.emulation_missing", lambda target: "no emulation for aarch64: (reason)")
     engine = FakeEngine()
     report = run_stages(engine, Settings(repo, platform=ARM64), progress=lambda line: None)
     assert {stage.outcome for stage in report.stages} == {Outcome.SKIPPED}
@@ -113,7 +113,7 @@ def test_without_emulation_every_stage_is_skipped_with_the_reason(repo: Path, mo
 
 
 def test_a_platform_run_builds_for_it_on_its_own_base(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    monkeypatch.setattr("harness.stagerun.emulation_missing", lambda target: None)
+    monkeypatch.setattr("harness.run.stage.emulation_missing", lambda target: None)
     engine = FakeEngine(images={"arm64v8/debian:bookworm": _image(1)})
     report = run_stages(engine, Settings(repo, platform=ARM64), "07", progress=lambda line: None)
     [stage] = report.stages

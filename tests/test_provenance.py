@@ -8,9 +8,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from harness.pkgmeta import package_metadata
-from harness.provenance import DpkgDatabase
-from harness.slim import SlimSpec, plan_slim
+from harness.slim.pkgmeta import package_metadata
+from harness.slim.plan import SlimSpec, plan_slim
+from harness.slim.provenance import DpkgDatabase
 
 STATUS = """\
 Package: libc6

@@ -1,4 +1,4 @@
-from harness.redact import redact
+from harness.records.redact import redact
 
 
 def test_mirror_hosts_are_kept_out_of_results() -> None:

@@ -6,10 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness.atomic import write_files
-from harness.chart import render_svg
-from harness.claims import evaluate
-from harness.errors import ResultsWriteError
-from harness.model import (
+from harness.records.errors import ResultsWriteError
+from harness.records.report import (
     BuildRecord,
     EngineFacts,
     ImageInfo,
@@ -21,9 +19,11 @@ from harness.model import (
     RunResult,
     StageResult,
 )
-from harness.report import readme_with_table, render_markdown, summary_table
-from harness.results import from_dict, read_generated_by, read_report, render_json, to_dict
-from harness.sweep import render_sweep_json, render_sweep_markdown
+from harness.render.chart import render_svg
+from harness.render.claims import evaluate
+from harness.render.markdown import readme_with_table, render_markdown, summary_table
+from harness.render.results import from_dict, read_generated_by, read_report, render_json, to_dict
+from harness.render.sweep import render_sweep_json, render_sweep_markdown
 
 from .conftest import REPO_ROOT
 
@@ -127,15 +127,15 @@ def test_json_round_trips() -> None:
 
 
 def test_claims_are_computed_once_and_carried_by_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.claims
+    import harness.render.claims
 
     calls: list[RunReport] = []
 
-    def counting(report: RunReport) -> tuple[harness.claims.Claim, ...]:
+    def counting(report: RunReport) -> tuple[harness.render.claims.Claim, ...]:
         calls.append(report)
         return evaluate(report)
 
-    monkeypatch.setattr(harness.claims, "evaluate", counting)
+    monkeypatch.setattr(harness.render.claims, "evaluate", counting)
     report = ladder()
     render_json(report, "invoke all"), render_markdown(report), render_sweep_markdown([report], "invoke sweep")
     assert calls == [report]
@@ -199,7 +199,7 @@ def test_each_stage_says_what_its_step_saved() -> None:
 def test_the_chart_is_svg_with_a_bar_per_measured_stage() -> None:
     import xml.etree.ElementTree as ElementTree
 
-    from harness.chart import render_svg
+    from harness.render.chart import render_svg
 
     svg = render_svg(ladder(s03=None))
     root = ElementTree.fromstring(svg)

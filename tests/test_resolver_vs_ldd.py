@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from harness import ownership
-from harness.bases import ensure_base
+from harness.custody import ownership
 from harness.engine import DockerEngine
-from harness.settings import Made
+from harness.records.settings import Made
+from harness.run.bases import ensure_base
 
 from .conftest import TEST_NAMESPACE, build_recorded
 from .ldd_agreement import compare_with_ldd

@@ -14,16 +14,16 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from harness.dockerfile import instructions
 from harness.elf import Resolver
 from harness.engine import DockerEngine
-from harness.imagefs import unpacked_image
 from harness.layers import EntryKind, read_save
-from harness.model import DEFAULT_RUNTIME, Outcome, RunPolicy, RunReport, StageResult
-from harness.pkgmeta import DOC, STATUS_D
-from harness.settings import Made
-from harness.stages import Stage, discover, load_stage
-from harness.unpack import ChunkStream
+from harness.layers.unpack import ChunkStream
+from harness.records.report import DEFAULT_RUNTIME, Outcome, RunPolicy, RunReport, StageResult
+from harness.records.settings import Made
+from harness.run.imagefs import unpacked_image
+from harness.slim.pkgmeta import DOC, STATUS_D
+from harness.stages.dockerfile import instructions
+from harness.stages.stage import Stage, discover, load_stage
 
 from .conftest import REPO_ROOT
 

@@ -8,14 +8,14 @@ from pathlib import Path, PurePosixPath
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from harness import labels
-from harness.imagewrite import host_entries, layer_tar
-from harness.ledger import Ledger
-from harness.provenance import DpkgDatabase
-from harness.sbom import SbomSubject, render_spdx_json, spdx_document
-from harness.settings import Made
-from harness.slim import SlimSpec
-from harness.slimbuild import build_slim_image
+from harness.custody.ledger import Ledger
+from harness.records import labels
+from harness.records.settings import Made
+from harness.render.sbom import SbomSubject, render_spdx_json, spdx_document
+from harness.run.slimbuild import build_slim_image
+from harness.slim.imagewrite import host_entries, layer_tar
+from harness.slim.plan import SlimSpec
+from harness.slim.provenance import DpkgDatabase
 
 from .fakes import FakeEngine
 from .test_provenance import COPIED, root  # noqa: F401  (the fixture)

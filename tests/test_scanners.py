@@ -24,21 +24,22 @@ import pytest
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from harness import labels, ownership
-from harness.bases import ensure_base
-from harness.context import DOCKERFILE_NAME, build_context
+from harness.custody import ownership
+from harness.custody.ledger import ROLE_BUILDER
 from harness.elf import RootFS
 from harness.engine import DockerEngine
-from harness.imagefs import unpacked_image
-from harness.ledger import ROLE_BUILDER
-from harness.measure import analyse_image
-from harness.model import RunPolicy
-from harness.pkgmeta import DOC, STATUS_D
-from harness.settings import Made, Settings
-from harness.slim import SlimPlan
-from harness.slimbuild import build_slim_image
-from harness.stagerun import build_stage
-from harness.stages import Stage, load_stage
+from harness.records import labels
+from harness.records.report import RunPolicy
+from harness.records.settings import Made, Settings
+from harness.run.bases import ensure_base
+from harness.run.imagefs import unpacked_image
+from harness.run.measure import analyse_image
+from harness.run.slimbuild import build_slim_image
+from harness.run.stage import build_stage
+from harness.slim.pkgmeta import DOC, STATUS_D
+from harness.slim.plan import SlimPlan
+from harness.stages.context import DOCKERFILE_NAME, build_context
+from harness.stages.stage import Stage, load_stage
 
 from .conftest import REPO_ROOT
 

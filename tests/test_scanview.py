@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from harness.layers.declared import ScannerView, is_metadata, packages_in
-from harness.report import render_markdown
-from harness.results import from_dict, to_dict
+from harness.render.markdown import render_markdown
+from harness.render.results import from_dict, to_dict
 
 from .test_report import ladder
 

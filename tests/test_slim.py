@@ -8,10 +8,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from harness.elf.errors import MissingLibraries
-from harness.errors import StageConfigError
-from harness.imagewrite import layer_tar
-from harness.slim import Bundle, SlimError, SlimSpec, layer_entries, plan_slim
-from harness.stages import load_stage
+from harness.records.errors import StageConfigError
+from harness.slim.imagewrite import layer_tar
+from harness.slim.plan import Bundle, SlimError, SlimSpec, layer_entries, plan_slim
+from harness.stages.stage import load_stage
 
 from .conftest import REPO_ROOT
 from .test_stages import VALID, make_stage

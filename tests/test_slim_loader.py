@@ -6,15 +6,15 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from harness import labels
-from harness.bases import ensure_base
-from harness.context import DOCKERFILE_NAME, build_context
+from harness.custody.ledger import ROLE_BUILDER
 from harness.engine import DockerEngine
-from harness.ledger import ROLE_BUILDER
-from harness.model import RunPolicy
-from harness.settings import Made
-from harness.slim import SlimSpec
-from harness.slimbuild import build_slim_image
+from harness.records import labels
+from harness.records.report import RunPolicy
+from harness.records.settings import Made
+from harness.run.bases import ensure_base
+from harness.run.slimbuild import build_slim_image
+from harness.slim.plan import SlimSpec
+from harness.stages.context import DOCKERFILE_NAME, build_context
 
 from .conftest import REPO_ROOT
 

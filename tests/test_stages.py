@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import StageConfigError
-from harness.stages import DEFAULT_USER, WhenBaseMissing, discover, load_stage
+from harness.records.errors import StageConfigError
+from harness.stages.stage import DEFAULT_USER, WhenBaseMissing, discover, load_stage
 
 from .conftest import REPO_ROOT
 
@@ -108,7 +108,7 @@ def test_missing_dockerfile_and_bad_names_are_errors(tmp_path: Path) -> None:
 
 
 def test_new_stage_copies_a_stage_that_loads(tmp_path: Path) -> None:
-    from harness.stages import copy_stage
+    from harness.stages.stage import copy_stage
 
     make_stage(tmp_path, "06-scratch-dynamic")
     copy = copy_stage(tmp_path, "06", "12-my-stage")

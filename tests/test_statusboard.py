@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.pipeline import run_stages
-from harness.settings import Settings
+from harness.records.settings import Settings
+from harness.run.pipeline import run_stages
 from harness.statusboard import StatusBoard
 
 from .conftest import REPO_ROOT

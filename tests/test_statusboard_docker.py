@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import ownership
+from harness.custody import ownership
+from harness.custody.ledger import Ledger
 from harness.engine import DockerEngine
-from harness.ledger import Ledger
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE
 from .test_statusboard import screen

@@ -1,7 +1,7 @@
 import dataclasses
 import json
 
-from harness.sweep import TUTORIAL_RELEASE, is_debian_based, render_sweep_json, render_sweep_markdown
+from harness.render.sweep import TUTORIAL_RELEASE, is_debian_based, render_sweep_json, render_sweep_markdown
 
 from .conftest import REPO_ROOT
 from .test_report import ladder
@@ -33,8 +33,8 @@ def test_the_sweep_puts_releases_side_by_side_with_the_tutorial_first() -> None:
 def test_a_sweep_runs_the_debian_based_stages_once_per_base(tmp_path) -> None:
     import shutil
 
-    from harness.settings import Settings
-    from harness.sweeprun import parse_bases, sweep_bases
+    from harness.records.settings import Settings
+    from harness.run.sweep import parse_bases, sweep_bases
 
     from .fakes import FakeEngine, _image
 

@@ -8,11 +8,11 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from harness.elf import Resolver, RootFS
-from harness.model import RunResult
-from harness.reasons import FileReason, Reason, render_reasons, totals
-from harness.tracefiles import Noise, render_findings, trace_findings, unexercised
-from harness.tracelog import Access, TracedRun, parse, parse_line, unquote
-from harness.tracer import STRACE_OPTIONS, TraceError, TracerBundle, trace_commands
+from harness.records.report import RunResult
+from harness.slim.reasons import FileReason, Reason, render_reasons, totals
+from harness.slim.tracefiles import Noise, render_findings, trace_findings, unexercised
+from harness.slim.tracelog import Access, TracedRun, parse, parse_line, unquote
+from harness.slim.tracer import STRACE_OPTIONS, TraceError, TracerBundle, trace_commands
 
 from .fakes import FakeEngine
 

@@ -12,19 +12,19 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from harness import labels
-from harness.bases import ensure_base
-from harness.context import DOCKERFILE_NAME, build_context
+from harness.custody.ledger import ROLE_BUILDER
 from harness.engine import DockerEngine
-from harness.ledger import ROLE_BUILDER
-from harness.measure import content_size
-from harness.model import RunPolicy
-from harness.reasons import Reason
-from harness.settings import Made
-from harness.slim import SlimSpec
-from harness.slimbuild import build_slim_image
-from harness.tracelog import Access
-from harness.tracer import trace_commands
+from harness.records import labels
+from harness.records.report import RunPolicy
+from harness.records.settings import Made
+from harness.run.bases import ensure_base
+from harness.run.measure import content_size
+from harness.run.slimbuild import build_slim_image
+from harness.slim.plan import SlimSpec
+from harness.slim.reasons import Reason
+from harness.slim.tracelog import Access
+from harness.slim.tracer import trace_commands
+from harness.stages.context import DOCKERFILE_NAME, build_context
 
 from .conftest import REPO_ROOT, in_ci, nested_engine
 

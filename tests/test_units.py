@@ -1,6 +1,6 @@
 import pytest
 
-from harness.units import human_size, parse_size
+from harness.records.units import human_size, parse_size
 
 # (bytes, what `docker images` printed for an image of exactly that size),
 # each pair read off Docker CLI 28.2 against Engine 20.10 on this project's machine.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.unpack import ChunkStream, UnpackLimits, UnsafeArchive, safe_name, unpack
+from harness.layers.unpack import ChunkStream, UnpackLimits, UnsafeArchive, safe_name, unpack
 
 
 def member(

@@ -1,8 +1,8 @@
 import pytest
 
-from harness.model import Outcome, RunResult
-from harness.stages import Expectation
-from harness.verify import judge
+from harness.records.report import Outcome, RunResult
+from harness.run.verify import judge
+from harness.stages.stage import Expectation
 
 PRINTS = Expectation(stdout="hello!\n")
 FAILS = Expectation(failure="no such file or directory")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import ownership
+from harness.custody import ownership
+from harness.custody.ledger import ROLE_BUILDER, Ledger
 from harness.engine import DockerEngine
-from harness.ledger import ROLE_BUILDER, Ledger
-from harness.model import Outcome
-from harness.pipeline import run_stages
-from harness.settings import Settings
+from harness.records.report import Outcome
+from harness.records.settings import Settings
+from harness.run.pipeline import run_stages
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE
 

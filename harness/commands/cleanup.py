@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness import ownership
 from harness.commands.done import Done
 from harness.commands.options import Checkout
-from harness.engine_protocol import Engine
+from harness.custody import ownership
+from harness.custody.ledger import Ledger
 from harness.layers.cache import cache_root, clear
-from harness.ledger import Ledger
-from harness.settings import Progress
+from harness.records.engine import Engine
+from harness.records.settings import Progress
 
 
 def clean_checkout(

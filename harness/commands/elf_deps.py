@@ -11,10 +11,10 @@ from harness.commands.done import Done
 from harness.commands.options import Checkout, settings
 from harness.commands.session import new_session
 from harness.elf import Closure, Resolver, closure_dict, render_tree
-from harness.engine_protocol import Engine
-from harness.errors import UsageError
-from harness.imagefs import unpacked_image
-from harness.settings import DEFAULT_BASE, Progress
+from harness.records.engine import Engine
+from harness.records.errors import UsageError
+from harness.records.settings import DEFAULT_BASE, Progress
+from harness.run.imagefs import unpacked_image
 
 
 @dataclass(frozen=True)

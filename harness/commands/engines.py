@@ -10,11 +10,11 @@ from pathlib import Path
 from harness.atomic import write_files
 from harness.commands.done import Done
 from harness.commands.options import Checkout, results_dir, settings
-from harness.engine_protocol import Engine
-from harness.errors import EngineLost, EngineUnavailable, UsageError
-from harness.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
-from harness.pipeline import measure_stages
-from harness.settings import Progress, Settings
+from harness.records.engine import Engine
+from harness.records.errors import EngineLost, EngineUnavailable, UsageError
+from harness.records.settings import Progress, Settings
+from harness.render.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
+from harness.run.pipeline import measure_stages
 
 Connect = Callable[[str], Engine]  # a DOCKER_HOST -> the Engine answering there
 

@@ -7,14 +7,14 @@ import json
 from tabulate import tabulate
 
 from harness.commands.done import Done
-from harness.engine_protocol import Engine
-from harness.errors import UsageError
 from harness.layers import ImageAnalysis, layer_table, to_json
 from harness.layers.cache import LayerCache
 from harness.layers.limits import Limits, exceeded
-from harness.measure import analyse_image
-from harness.settings import Progress
-from harness.units import human_size
+from harness.records.engine import Engine
+from harness.records.errors import UsageError
+from harness.records.settings import Progress
+from harness.records.units import human_size
+from harness.run.measure import analyse_image
 
 
 def layer_limits(max_dead: str | None, min_efficiency: str | None) -> Limits:

@@ -8,22 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.atomic import write_files
-from harness.bases import ensure_base
-from harness.chart import CHART_NAME, render_svg
 from harness.commands.done import Done
 from harness.commands.options import DEFAULT_JOBS, Checkout, results_dir, settings
-from harness.engine_protocol import Engine
-from harness.errors import BaseUnavailable, EngineLost, UsageError
+from harness.custody.ledger import Ledger
 from harness.layers.cache import LayerCache
-from harness.ledger import Ledger
-from harness.pipeline import measure_stages, run_stages
-from harness.report import readme_with_table, render_markdown, stage_section, summary_table
-from harness.results import JSON_NAME, MARKDOWN_NAME, render_json
-from harness.settings import DEFAULT_BASE, Progress, Settings
-from harness.stagerun import stage_bases
-from harness.stages import discover, load_stage
+from harness.records.engine import Engine
+from harness.records.errors import BaseUnavailable, EngineLost, UsageError
+from harness.records.settings import DEFAULT_BASE, Progress, Settings
+from harness.records.units import human_size
+from harness.render.chart import CHART_NAME, render_svg
+from harness.render.markdown import readme_with_table, render_markdown, stage_section, summary_table
+from harness.render.results import JSON_NAME, MARKDOWN_NAME, render_json
+from harness.run.bases import ensure_base
+from harness.run.pipeline import measure_stages, run_stages
+from harness.run.stage import stage_bases
+from harness.stages.stage import discover, load_stage
 from harness.statusboard import StatusBoard
-from harness.units import human_size
 
 PARTIAL_NAME = "results.partial.json"
 

@@ -9,11 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import labels
-from harness.errors import UsageError
 from harness.layers.cache import cache_root
-from harness.platforms import Platform, UnknownPlatform
-from harness.settings import Settings
+from harness.records import labels
+from harness.records.errors import UsageError
+from harness.records.platform import Platform, UnknownPlatform
+from harness.records.settings import Settings
 
 # Builds wait on downloads and the Engine as much as on the CPU: one stage per core, at most 4.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))

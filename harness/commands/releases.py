@@ -8,10 +8,10 @@ from pathlib import Path
 from harness.atomic import write_files
 from harness.commands.done import Done
 from harness.commands.options import Checkout, results_dir, settings
-from harness.engine_protocol import Engine
-from harness.settings import DEFAULT_BASE, Progress, Settings
-from harness.sweep import render_sweep_json, render_sweep_markdown
-from harness.sweeprun import parse_bases, sweep_bases
+from harness.records.engine import Engine
+from harness.records.settings import DEFAULT_BASE, Progress, Settings
+from harness.render.sweep import render_sweep_json, render_sweep_markdown
+from harness.run.sweep import parse_bases, sweep_bases
 
 
 @dataclass(frozen=True)

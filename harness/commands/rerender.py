@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.atomic import write_files
-from harness.chart import CHART_NAME, render_svg
 from harness.commands.done import Done
-from harness.report import render_markdown, stage_section
-from harness.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report
-from harness.settings import Progress
-from harness.stages import names_stage
+from harness.records.settings import Progress
+from harness.render.chart import CHART_NAME, render_svg
+from harness.render.markdown import render_markdown, stage_section
+from harness.render.results import JSON_NAME, MARKDOWN_NAME, read_generated_by, read_report
+from harness.stages.stage import names_stage
 
 
 def report_results(results_dir: Path, stage: str | None, say: Progress) -> Done:

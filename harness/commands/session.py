@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.engine_protocol import Engine
-from harness.ledger import Ledger
-from harness.settings import Made, Settings
+from harness.custody.ledger import Ledger
+from harness.records.engine import Engine
+from harness.records.settings import Made, Settings
 
 
 def new_session(engine: Engine, settings: Settings) -> Made:

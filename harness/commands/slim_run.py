@@ -7,19 +7,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from harness import labels
 from harness.commands.done import Done
-from harness.engine_protocol import Engine, RunPolicy, RunResult
-from harness.errors import UsageError
-from harness.measure import content_size
-from harness.reasons import Reason, render_reasons
-from harness.settings import Made, Progress, Settings
-from harness.slim import SlimPlan
-from harness.slimbuild import build_slim_image, slim_summary
-from harness.slimspec import Bundle, SlimSpec
-from harness.stages import DEFAULT_TIMEOUT_S, DEFAULT_USER
-from harness.tracefiles import render_findings
-from harness.units import human_size
+from harness.records import labels
+from harness.records.engine import Engine, RunPolicy, RunResult
+from harness.records.errors import UsageError
+from harness.records.settings import Made, Progress, Settings
+from harness.records.units import human_size
+from harness.run.measure import content_size
+from harness.run.slimbuild import build_slim_image, slim_summary
+from harness.slim.plan import SlimPlan
+from harness.slim.reasons import Reason, render_reasons
+from harness.slim.tracefiles import render_findings
+from harness.stages.slimspec import Bundle, SlimSpec
+from harness.stages.stage import DEFAULT_TIMEOUT_S, DEFAULT_USER
 
 
 @dataclass(frozen=True)

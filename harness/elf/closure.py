@@ -160,10 +160,15 @@ class Resolver:
 
     def _load(self, run: _Run, main: _Loaded, obj: _Loaded, name: str) -> _Loaded | None:
         if "$" in name:  # ld.so expands tokens before matching loaded names (expand_dst in dl-deps.c)
-            expanded = expand(name, obj.origin, self._layout(main.info.abi))
-            if expanded is None:
+            candidates = [
+                expanded if "/" not in expanded or expanded.startswith("/") else "/" + expanded
+                for expanded in expand(name, obj.origin, self._layout(main.info.abi))
+            ]
+            # Of the names $PLATFORM may take, the one a file exists for (the kernel's when none does).
+            if not candidates:
                 return None
-            name = expanded if "/" not in expanded or expanded.startswith("/") else "/" + expanded
+            existing = [candidate for candidate in candidates if "/" not in candidate or self.fs.resolve(candidate)]
+            name = (existing or candidates)[0]
         known = run.by_name.get(name)
         if known is not None:
             return known

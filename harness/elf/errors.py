@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from harness.errors import EvidenceError
+from harness.records.errors import EvidenceError
 
 
 class ElfError(EvidenceError):

@@ -4,7 +4,7 @@ Everything goes through the Docker SDK for Python (`docker.from_env()`, so
 DOCKER_HOST and remote Engines work); nothing shells out to the CLI.  The
 SDK's exceptions are converted to the harness's own here and nowhere else
 (`harness.engine.connection.converted`).  `DockerEngine` implements
-`harness.engine_protocol.Engine`, the narrow interface the rest of the
+`harness.records.engine.Engine`, the narrow interface the rest of the
 harness uses (and imports from there, not here); like the SDK's own
 `APIClient`, it is put together from one part per resource.
 """

@@ -9,10 +9,10 @@ from typing import Any
 
 import docker.errors
 
-from harness.buildlog import BuildOutput
-from harness.context import labels_in_dockerfile
 from harness.engine.connection import Connection, converted
-from harness.engine_protocol import BuildRecord
+from harness.records.buildlog import BuildOutput
+from harness.records.engine import BuildRecord
+from harness.stages.context import labels_in_dockerfile
 
 
 class Builds(Connection):

@@ -13,8 +13,8 @@ import docker.errors
 import requests
 import requests.exceptions
 
-from harness.engine_protocol import EngineFacts
-from harness.errors import EngineError, EngineUnavailable
+from harness.records.engine import EngineFacts
+from harness.records.errors import EngineError, EngineUnavailable
 
 
 @contextlib.contextmanager

@@ -14,9 +14,9 @@ from docker.models.containers import Container
 from docker.models.volumes import Volume
 from docker.types import LogConfig, Ulimit
 
-from harness import labels as labels_module
 from harness.engine.connection import Connection, converted
-from harness.engine_protocol import (
+from harness.records import labels as labels_module
+from harness.records.engine import (
     OUTPUT_FOLDER,
     EngineContainer,
     EngineVolume,

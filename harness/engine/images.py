@@ -11,9 +11,9 @@ from typing import cast
 import docker.errors
 
 from harness.engine.connection import Connection, converted
-from harness.engine_protocol import EngineImage, ImageInfo, ImageOrigin, LayerRecord
-from harness.errors import EngineError, ImageInUse
-from harness.imagewrite import parse_created, parse_env
+from harness.records.engine import EngineImage, ImageInfo, ImageOrigin, LayerRecord
+from harness.records.errors import EngineError, ImageInUse
+from harness.slim.imagewrite import parse_created, parse_env
 
 
 class Images(Connection):

@@ -8,7 +8,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from harness.engine.connection import Connection, converted
-from harness.service import ServiceSpec, ServiceState
+from harness.records.service import ServiceSpec, ServiceState
 
 
 class Services(Connection):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
+from harness.debian.dpkg import DPKG_STATUS, Package, installed_packages, parse_status
 from harness.layers.analysis import (
     ImageAnalysis,
     Layer,
@@ -24,7 +25,6 @@ from harness.layers.analysis import (
     analyse_saved,
 )
 from harness.layers.dive import DiveFigures, DivePath, dive_figures
-from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages, parse_status
 from harness.layers.layertar import EntryKind, LayerEntry, LayerTar, read_layer_tar
 from harness.layers.manifest import HistoryEntry, SavedImage
 from harness.layers.render import TABLE_HEADERS, layer_table, short_instruction, to_json

@@ -40,10 +40,10 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.debian.dpkg import DPKG_STATUS, Package, installed_packages
 from harness.layers.compressed import Compression
 from harness.layers.declared import ScannerView, declared_in
 from harness.layers.dive import DiveFigures, dive_figures
-from harness.layers.dpkg import DPKG_STATUS, Package, installed_packages
 from harness.layers.layertar import EntryKind, LayerTar
 from harness.layers.manifest import SavedImage
 from harness.layers.mergedview import LayerChanges, MergedView, apply_layer

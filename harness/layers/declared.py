@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from harness.layers.dpkg import DPKG_STATUS, installed_packages, parse_status
+from harness.debian.dpkg import DPKG_STATUS, installed_packages, parse_status
 from harness.layers.layertar import EntryKind, LayerTar
 from harness.layers.mergedview import MergedView
 

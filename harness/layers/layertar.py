@@ -5,7 +5,7 @@ keeping per-path metadata only (`LayerEntry`), while its bytes go through a
 byte counter, SHA-256 and a gzip compressor whose output is only counted.  The one
 exception is `capture`: the content of a few small files is kept, per layer:
 by default dpkg's status file and every file of distroless's status.d (a path
-ending in `/` captures the files below it), for `harness.layers.dpkg` and
+ending in `/` captures the files below it), for `harness.debian.dpkg` and
 `harness.layers.declared`.
 """
 

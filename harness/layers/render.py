@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.debian.dpkg import Package
 from harness.layers.analysis import ImageAnalysis, Layer
 from harness.layers.dive import DiveFigures
-from harness.layers.dpkg import Package
 
 
 def short_instruction(created_by: str | None, width: int = 48) -> str:
@@ -36,7 +36,7 @@ def layer_table(
     wire bytes = the compressed blob's length, or gzip length at level 6.  `human` formats sizes as `docker images` does.
     """
     if human:
-        from harness.units import human_size
+        from harness.records.units import human_size
 
         def fmt(value: int | None) -> object:
             return "-" if value is None else human_size(value)

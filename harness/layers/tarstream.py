@@ -16,8 +16,8 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from harness.errors import EvidenceError
 from harness.layers.bytesource import ByteSource, SourceEnded
+from harness.records.errors import EvidenceError
 
 BLOCK = 512
 _META_LIMIT = 16 << 20  # PAX / GNU long-name payloads

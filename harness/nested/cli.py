@@ -9,9 +9,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.errors import HarnessError, NestedEngineError
 from harness.nested.lifecycle import Probe, start, status_rows, stop
 from harness.nested.plan import NestedEngine, Store
+from harness.records.errors import HarnessError, NestedEngineError
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from harness import labels
-from harness.engine_protocol import EngineFacts
-from harness.errors import EngineError, EngineUnavailable, HarnessError, NestedEngineError
 from harness.nested.plan import (
     ENGINE_LABEL,
     IMAGE,
@@ -34,7 +31,10 @@ from harness.nested.plan import (
     mmdebstrap_command,
     uplink_mtu,
 )
-from harness.service import ServiceHost, ServiceState
+from harness.records import labels
+from harness.records.engine import EngineFacts
+from harness.records.errors import EngineError, EngineUnavailable, HarnessError, NestedEngineError
+from harness.records.service import ServiceHost, ServiceState
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from harness import labels
-from harness.errors import NestedEngineError
-from harness.service import BindMount, ServiceSpec
+from harness.records import labels
+from harness.records.errors import NestedEngineError
+from harness.records.service import BindMount, ServiceSpec
 
 RUN_ROOT = Path("/run/hello-ladder/engines")  # one folder per Engine: its socket and daemon.json
 DATA_ROOT = Path("/var/lib/hello-ladder/engines")  # one folder per Engine: its /var/lib/docker

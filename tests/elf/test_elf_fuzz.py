@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.elf import Closure, ElfError, Resolver
-from harness.errors import HarnessError
+from harness.records.errors import HarnessError
 
 _BENCH = Path(__file__).resolve().parents[2] / "bench" / "fuzz_elf.py"
 _spec = importlib.util.spec_from_file_location("bench_fuzz_elf", _BENCH)

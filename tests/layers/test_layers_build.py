@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from harness.unpack import ChunkStream
+from harness.layers.unpack import ChunkStream
 
 EMPTY_LAYER_TAR = bytes(1024)
 

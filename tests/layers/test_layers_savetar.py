@@ -24,7 +24,6 @@ from test_layers_build import (
     tar_header,
 )
 
-from harness.errors import HarnessError
 from harness.layers import (
     CorruptTar,
     EntryKind,
@@ -34,6 +33,7 @@ from harness.layers import (
     read_layer_tar,
     read_save,
 )
+from harness.records.errors import HarnessError
 
 
 def read(data: bytes, **kwargs):

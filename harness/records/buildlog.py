@@ -1,0 +1,110 @@
+"""What a build's output says: which instruction it is at, and whether every step came from the cache.
+
+The one place that reads the builder's text (the API's classic build stream,
+or Podman's buildah speaking the same API); the engine feeds `BuildOutput`
+each decoded chunk of the stream, and it feeds `BuildSteps` each line.
+Another builder's output is another dialect here, tested beside the others
+in tests/test_engine_dialects.py, not edits across the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from harness.records.engine import BuildRecord
+from harness.records.errors import BuildFailed
+from harness.records.redact import redact
+
+LOG_TAIL_LINES = 15
+
+
+class BuildSteps:
+    """Which instruction a build stream is at, and whether every step so far came from the cache.
+
+    Two dialects reach the API.  The Engine's classic builder writes
+    `Step 2/5 : RUN make` and, for a step it runs, `---> Running in <id>`.
+    Podman's (buildah) writes `STEP 2/5: RUN make`, with `[1/2] ` before it in a
+    multi-stage build, and `--> Using cache <id>` after a step it did not run:
+    there a step is built unless that line follows it (a FROM is never built).
+    """
+
+    def __init__(self) -> None:
+        self.instruction = "(before the first instruction)"
+        self._cached = True
+        self._unconfirmed = False  # a buildah step with no `Using cache` line yet
+
+    def feed(self, line: str) -> None:
+        text = line.strip()
+        step = _BUILDAH_STEP.match(text)
+        if step is not None:
+            self._settle()
+            self.instruction = step["instruction"]
+            self._unconfirmed = not self.instruction.upper().startswith("FROM ")
+        elif text.startswith("--> Using cache"):
+            self._unconfirmed = False
+        elif line.startswith("Step "):
+            self.instruction = line.partition(" : ")[2] or line
+        elif text.startswith("---> Running in"):
+            self._cached = False
+
+    @property
+    def fully_cached(self) -> bool:
+        self._settle()
+        return self._cached
+
+    def _settle(self) -> None:
+        if self._unconfirmed:
+            self._cached = False
+            self._unconfirmed = False
+
+
+_BUILDAH_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+(?:/\d+)?: (?P<instruction>.+)$")
+# Either dialect's step line, for a person following the build: `Step 2/5 : RUN make`, `[1/2] STEP 2/5: RUN make`.
+_ANY_STEP = re.compile(r"^(?:\[\d+/\d+\] )?(?:Step|STEP) (?P<number>\d+(?:/\d+)?) ?: (?P<instruction>.+)$")
+
+
+def step_of(line: str) -> str | None:
+    """`step 2/5: RUN make` if `line` starts a build step (either dialect), else None."""
+    found = _ANY_STEP.match(line.strip())
+    return None if found is None else f"step {found['number']}: {found['instruction']}"
+
+
+class BuildOutput:
+    """A build's decoded stream, chunk by chunk: the image it made, its last lines, and the error that ends it."""
+
+    def __init__(self, stage: str, on_line: Callable[[str], None] | None = None) -> None:
+        self.stage = stage
+        self.on_line = on_line
+        self.tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self.steps = BuildSteps()
+        self.image_id = ""
+
+    def read(self, chunk: dict[str, Any]) -> None:
+        if "error" in chunk:
+            reason = redact(str(chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip())
+            raise self.failed(reason)
+        self.image_id = _aux_id(chunk) or self.image_id
+        for line in str(chunk.get("stream", "")).splitlines():
+            if not line.strip():
+                continue
+            self.tail.append(redact(line.rstrip()))
+            if self.on_line is not None:
+                self.on_line(line.rstrip())
+            self.steps.feed(line)
+
+    def failed(self, reason: str) -> BuildFailed:
+        return BuildFailed(self.stage, self.steps.instruction, tuple(self.tail), reason)
+
+    def record(self, seconds: float) -> BuildRecord:
+        """The build's record, once its stream has ended; BuildFailed if it named no image."""
+        if not self.image_id:
+            raise self.failed("the Engine reported no image id")
+        return BuildRecord(image_id=self.image_id, seconds=seconds, fully_cached=self.steps.fully_cached)
+
+
+def _aux_id(chunk: dict[str, Any]) -> str | None:
+    aux = chunk.get("aux")
+    return str(aux["ID"]) if isinstance(aux, dict) and "ID" in aux else None

@@ -1,0 +1,99 @@
+"""The records passed between the harness's modules: what was built, run and measured."""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from harness.layers.declared import ScannerView
+
+# What a run keeps of the layer analysis is the analysis' own output type (also imported from here).
+from harness.layers.figures import LayerFigure, LayerFigures  # noqa: F401
+
+# The Engine's records live beside its protocol; they are imported here too for the modules that read them from here.
+from harness.records.engine import (  # noqa: F401
+    BuildRecord,
+    EngineFacts,
+    ImageInfo,
+    Instrumentation,
+    InstrumentedRun,
+    LayerRecord,
+    RunPolicy,
+    RunResult,
+)
+
+if TYPE_CHECKING:
+    from harness.render.claims import Claim
+
+# The tutorial's own program; other runtimes get a table of their own in the report.
+DEFAULT_RUNTIME = "c"
+
+
+class Outcome(enum.Enum):
+    PASS = "pass"  # did what stage.toml expects
+    FAIL = "fail"  # built, but did not do what stage.toml expects
+    SKIPPED = "skipped"  # not attempted, for the stated reason
+    ERROR = "error"  # could not be built or configured
+
+    @property
+    def is_problem(self) -> bool:
+        return self in (Outcome.FAIL, Outcome.ERROR)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Everything measured for one stage; the row of the results table."""
+
+    name: str
+    title: str
+    changes: str
+    outcome: Outcome
+    image: str | None = None
+    article_size: str | None = None
+    expected: dict[str, str] = field(default_factory=dict)
+    image_info: ImageInfo | None = None
+    build: BuildRecord | None = None
+    observed: RunResult | None = None
+    reason: str | None = None
+    log_tail: tuple[str, ...] = ()
+    runtime: str = DEFAULT_RUNTIME
+    layer_figures: LayerFigures | None = None
+    scanner: ScannerView | None = None  # None: not read
+
+    @property
+    def size_bytes(self) -> int | None:
+        """The headline size: the layers' uncompressed content, the same on every image store."""
+        return None if self.layer_figures is None else self.layer_figures.content_bytes
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A whole run: the base it used, the Engine that measured it, and every stage's result."""
+
+    base: str
+    engine: EngineFacts
+    stages: tuple[StageResult, ...]
+    # (distribution, version) of the libraries that measured it (harness.render.versions); () in older results.
+    versions: tuple[tuple[str, str], ...] = ()
+    platform: str | None = None  # `linux/arm64` when the run was for a platform given; None: the Engine's own
+
+    @property
+    def ok(self) -> bool:
+        return not any(stage.outcome.is_problem for stage in self.stages)
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((stage for stage in self.stages if stage.name == name), None)
+
+    @functools.cached_property
+    def claims(self) -> tuple[Claim, ...]:
+        """The tutorial's claims checked against this run: computed once, on first use, and carried with it.
+
+        Every reader (results.json, RESULTS.md, SWEEP.md) takes them from here.
+        A report read back from results.json computes them again from its stages:
+        the file's copy is never trusted.
+        """
+        from harness.render.claims import evaluate  # claims reads this module's records
+
+        return evaluate(self)

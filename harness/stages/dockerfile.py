@@ -1,0 +1,137 @@
+"""The little of Dockerfile syntax the harness needs to read.
+
+Two jobs: find the external base images a Dockerfile starts from (so that
+`invoke bases` can provide them before any build), and label the build
+stages that are not the last one.  The Engine applies build-time labels to
+the final stage only; the label given to earlier stages (the compiler stage
+of a multi-stage build) says which namespace built it.  It owns nothing:
+what the project made is recorded by ID (`harness.custody.ledger`), and a compiler
+stage is found in the build's own output (`harness.run.build.StageTops`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One logical instruction: its keyword, its arguments, and the physical lines it spans."""
+
+    keyword: str
+    arguments: str
+    first_line: int
+    last_line: int
+
+
+def instructions(text: str) -> tuple[Instruction, ...]:
+    """Split a Dockerfile into logical instructions, joining `\\` continuations and skipping comments."""
+    result: list[Instruction] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index].strip()
+        if not line or line.startswith("#"):
+            index += 1
+            continue
+        first = index
+        parts = [line]
+        while parts[-1].endswith("\\") and index + 1 < len(lines):
+            parts[-1] = parts[-1][:-1]
+            index += 1
+            following = lines[index].strip()
+            parts.append("" if following.startswith("#") else following)
+        keyword, _, arguments = " ".join(parts).partition(" ")
+        result.append(Instruction(keyword.upper(), arguments.strip(), first, index))
+        index += 1
+    return tuple(result)
+
+
+def base_images(text: str, build_args: dict[str, str]) -> tuple[str, ...]:
+    """The images the Dockerfile's FROM lines pull in from outside, in order, without duplicates.
+
+    `scratch` and references to earlier stages (by name or index) are not
+    external.  `ARG` defaults declared before the first FROM apply, and
+    `build_args` override them, as in `docker build --build-arg`.
+    """
+    variables: dict[str, str] = {}
+    stage_names: set[str] = set()
+    images: list[str] = []
+    seen_from = False
+    for instruction in instructions(text):
+        if instruction.keyword == "ARG" and not seen_from:
+            name, _, default = instruction.arguments.partition("=")
+            variables[name.strip()] = build_args.get(name.strip(), default.strip().strip("\"'"))
+        elif instruction.keyword == "FROM":
+            image, alias = _from_arguments(instruction.arguments)
+            image = expand(image, variables)
+            if image != "scratch" and image not in stage_names and not image.isdigit() and image not in images:
+                images.append(image)
+            stage_names.add(alias or str(len(stage_names)))
+            seen_from = True
+    return tuple(images)
+
+
+def expand(value: str, variables: dict[str, str]) -> str:
+    """Substitute `$NAME` and `${NAME}`; an unknown name becomes empty, as in Docker."""
+    return _VARIABLE.sub(lambda match: variables.get(match["braced"] or match["bare"], ""), value)
+
+
+def _from_arguments(arguments: str) -> tuple[str, str | None]:
+    words = [word for word in arguments.split() if not word.startswith("--")]
+    if not words:
+        return "", None
+    alias = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+    return words[0], alias
+
+
+def label_build_stages(text: str, labels: dict[str, str]) -> str:
+    """Insert a LABEL after the FROM of every stage but the last one.
+
+    The last stage is labelled by the build request itself; adding nothing
+    to it keeps the final image's history exactly what the Dockerfile says.
+    """
+    froms = [instruction for instruction in instructions(text) if instruction.keyword == "FROM"]
+    if len(froms) < 2:
+        return text
+    label_line = "LABEL " + " ".join(f'"{key}"="{value}"' for key, value in sorted(labels.items()))
+    insert_after = {instruction.last_line for instruction in froms[:-1]}
+    output: list[str] = []
+    for number, line in enumerate(text.splitlines()):
+        output.append(line)
+        if number in insert_after:
+            output.append(label_line)
+    return "\n".join(output) + "\n"
+
+
+BUILDER_PREFIX = "hello-ladder-builder-"
+
+
+def name_build_stages(text: str) -> tuple[str, tuple[str, ...]]:
+    """Give every stage but the last a name (`AS hello-ladder-builder-N`) where it has none; the text and the names.
+
+    A build can then stop at a compile stage (`target=`) and answer with its
+    image's ID, the one thing every builder (the classic builder, Buildah)
+    reports the same way.  A name changes nothing else: later stages still
+    refer to earlier ones by index (`COPY --from=0`), and the cache keys are
+    the instructions, not the names.
+    """
+    froms = [instruction for instruction in instructions(text) if instruction.keyword == "FROM"]
+    if len(froms) < 2:
+        return text, ()
+    names: list[str] = []
+    append_to: dict[int, str] = {}
+    for index, instruction in enumerate(froms[:-1]):
+        _, alias = _from_arguments(instruction.arguments)
+        if alias is None:
+            alias = f"{BUILDER_PREFIX}{index}"
+            append_to[instruction.last_line] = alias
+        names.append(alias.lower())
+    output = [
+        f"{line.rstrip()} AS {append_to[number]}" if number in append_to else line
+        for number, line in enumerate(text.splitlines())
+    ]
+    return "\n".join(output) + "\n", tuple(names)
