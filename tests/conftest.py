@@ -19,10 +19,11 @@ import pytest
 
 from harness.custody import ownership
 from harness.custody.ledger import ROLE_TEST, Ledger
+from harness.custody.made import Made
 from harness.engine import DockerEngine
 from harness.records.errors import EngineUnavailable
 from harness.records.report import RunReport
-from harness.records.settings import Made, Settings
+from harness.records.settings import Settings
 from harness.run.pipeline import run_stages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.custody.made import Made
 from harness.elf import Resolver, RootFS
 from harness.elf.corpus import LddResult, dynamic_elf_files, parse_ldd_output
 from harness.engine import DockerEngine
-from harness.records.report import RunPolicy
-from harness.records.settings import Made
+from harness.records.engine import RunPolicy
 from harness.run.imagefs import unpacked_image
 
 CHUNK = 150

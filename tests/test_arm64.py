@@ -17,11 +17,13 @@ import docker
 import pytest
 
 from harness.custody import ownership
+from harness.custody.made import Made
 from harness.engine import DockerEngine
-from harness.records.platform import Platform, emulation_missing
+from harness.records.platform import Platform
 from harness.records.report import Outcome, RunReport
-from harness.records.settings import Made, Settings
+from harness.records.settings import Settings
 from harness.run.bases import ensure_base
+from harness.run.emulation import emulation_missing
 from harness.run.imagefs import unpacked_image
 from harness.run.pipeline import run_stages
 

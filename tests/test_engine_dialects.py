@@ -13,8 +13,8 @@ import pytest
 
 from harness.engine import DockerEngine
 from harness.records.buildlog import BuildSteps
+from harness.records.engine import RunPolicy
 from harness.records.errors import BuildFailed
-from harness.records.report import RunPolicy
 from harness.stages.context import DOCKERFILE_NAME, labels_in_dockerfile
 
 # As Podman 4.3 (buildah 1.28) streams them through the compat API, one `stream` chunk per line.

@@ -14,8 +14,8 @@ import pytest
 from harness.custody import ownership
 from harness.custody.enginelock import EngineLocks
 from harness.custody.ledger import ROLE_STAGE, Ledger
+from harness.custody.made import Made
 from harness.custody.publish import publish
-from harness.records.settings import Made
 
 from .fakes import FakeEngine, _image
 

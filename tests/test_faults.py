@@ -21,11 +21,13 @@ import pytest
 from harness.custody import ownership
 from harness.custody.ledger import Ledger
 from harness.custody.lock import RunInProgress, exclusive_run
+from harness.custody.made import Made
 from harness.engine import DockerEngine
 from harness.records import labels
+from harness.records.engine import RunPolicy
 from harness.records.errors import EngineLost
-from harness.records.report import Outcome, RunPolicy
-from harness.records.settings import Made, Settings
+from harness.records.report import Outcome
+from harness.records.settings import Settings
 from harness.run.pipeline import measure_stages, run_stages
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, interrupt_invoke, invoke, nested_engine

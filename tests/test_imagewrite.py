@@ -10,11 +10,11 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from harness.custody.ledger import Ledger
+from harness.custody.made import Made
 from harness.records import labels
-from harness.records.settings import Made
 from harness.run.slimbuild import build_slim_image
 from harness.slim.imagewrite import ImageOrigin, host_entries, image_archive, layer_tar, parse_created
-from harness.slim.plan import SlimSpec
+from harness.stages.slimspec import SlimSpec
 
 from .fakes import FakeEngine
 

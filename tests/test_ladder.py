@@ -11,10 +11,10 @@ import hashlib
 import docker
 import pytest
 
+from harness.custody.made import Made
 from harness.engine import DockerEngine
 from harness.records import labels
 from harness.records.report import Outcome, RunReport
-from harness.records.settings import Made
 from harness.records.units import human_size, parse_size
 from harness.render.claims import evaluate
 from harness.run.bases import OFFICIAL_SIZES, SIZE_TOLERANCE, ensure_base

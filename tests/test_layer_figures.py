@@ -11,10 +11,10 @@ import docker
 import pytest
 
 from harness.custody import ownership
+from harness.custody.made import Made
 from harness.engine import DockerEngine
 from harness.layers import analyse_save_stream
 from harness.layers.unpack import ChunkStream
-from harness.records.settings import Made
 from harness.run.measure import analyse_image
 
 from .conftest import TEST_NAMESPACE, build_recorded

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.custody.made import Made
 from harness.engine import DockerEngine
-from harness.records.report import RunPolicy
-from harness.records.settings import Made
+from harness.records.engine import RunPolicy
 from harness.run.bases import ensure_base
 
 pytestmark = pytest.mark.docker

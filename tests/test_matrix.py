@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from harness.records.report import EngineFacts, Outcome
+from harness.records.engine import EngineFacts
+from harness.records.report import Outcome
 from harness.render.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
 
 from .test_report import ladder

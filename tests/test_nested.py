@@ -15,8 +15,8 @@ from harness.nested import NestedEngine, Store, bounding_set, capabilities, cont
 from harness.nested.cli import parse_args
 from harness.nested.plan import uplink_mtu
 from harness.records import labels
+from harness.records.engine import EngineFacts
 from harness.records.errors import EngineUnavailable, NestedEngineError
-from harness.records.report import EngineFacts
 from harness.records.service import ServiceSpec, ServiceState
 
 from .conftest import REPO_ROOT

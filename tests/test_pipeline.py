@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness.custody.ledger import ROLE_BUILDER, Ledger
-from harness.records.report import ImageInfo, LayerRecord, Outcome, RunResult
+from harness.records.engine import ImageInfo, LayerRecord, RunResult
+from harness.records.report import Outcome
 from harness.records.settings import Settings
 from harness.run.build import StageTops
 from harness.run.pipeline import run_stages

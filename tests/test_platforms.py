@@ -12,12 +12,13 @@ import pytest
 from harness.commands import options
 from harness.custody.ledger import Ledger
 from harness.records import platform as platforms
-from harness.records.platform import KNOWN, Platform, UnknownPlatform, emulation_missing
+from harness.records.platform import KNOWN, Platform, UnknownPlatform
 from harness.records.report import Outcome
 from harness.records.settings import Settings
 from harness.render.markdown import render_markdown
 from harness.render.results import from_dict, to_dict
 from harness.run.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
+from harness.run.emulation import emulation_missing
 from harness.run.pipeline import run_stages
 from harness.slim.imagewrite import rootfs_archive
 

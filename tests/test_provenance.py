@@ -9,8 +9,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from harness.slim.pkgmeta import package_metadata
-from harness.slim.plan import SlimSpec, plan_slim
+from harness.slim.plan import plan_slim
 from harness.slim.provenance import DpkgDatabase
+from harness.stages.slimspec import SlimSpec
 
 STATUS = """\
 Package: libc6

@@ -6,19 +6,10 @@ from pathlib import Path
 import pytest
 
 from harness.atomic import write_files
+from harness.records.engine import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunResult
 from harness.records.errors import ResultsWriteError
-from harness.records.report import (
-    BuildRecord,
-    EngineFacts,
-    ImageInfo,
-    LayerFigure,
-    LayerFigures,
-    LayerRecord,
-    Outcome,
-    RunReport,
-    RunResult,
-    StageResult,
-)
+from harness.records.layers import LayerFigure, LayerFigures
+from harness.records.report import Outcome, RunReport, StageResult
 from harness.render.chart import render_svg
 from harness.render.claims import evaluate
 from harness.render.markdown import readme_with_table, render_markdown, summary_table
@@ -126,7 +117,7 @@ def test_json_round_trips() -> None:
     assert data["base"] == "debian:bookworm" and data["engine"]["version"] == "20.10.24"
 
 
-def test_claims_are_computed_once_and_carried_by_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_claims_are_computed_once_per_report(monkeypatch: pytest.MonkeyPatch) -> None:
     import harness.render.claims
 
     calls: list[RunReport] = []

@@ -16,8 +16,8 @@ import docker
 import pytest
 
 from harness.custody import ownership
+from harness.custody.made import Made
 from harness.engine import DockerEngine
-from harness.records.settings import Made
 from harness.run.bases import ensure_base
 
 from .conftest import TEST_NAMESPACE, build_recorded

@@ -14,12 +14,13 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from harness.custody.made import Made
 from harness.elf import Resolver
 from harness.engine import DockerEngine
 from harness.layers import EntryKind, read_save
 from harness.layers.unpack import ChunkStream
-from harness.records.report import DEFAULT_RUNTIME, Outcome, RunPolicy, RunReport, StageResult
-from harness.records.settings import Made
+from harness.records.engine import RunPolicy
+from harness.records.report import DEFAULT_RUNTIME, Outcome, RunReport, StageResult
 from harness.run.imagefs import unpacked_image
 from harness.slim.pkgmeta import DOC, STATUS_D
 from harness.stages.dockerfile import instructions

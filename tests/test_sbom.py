@@ -9,13 +9,13 @@ from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
 from harness.custody.ledger import Ledger
+from harness.custody.made import Made
 from harness.records import labels
-from harness.records.settings import Made
 from harness.render.sbom import SbomSubject, render_spdx_json, spdx_document
 from harness.run.slimbuild import build_slim_image
 from harness.slim.imagewrite import host_entries, layer_tar
-from harness.slim.plan import SlimSpec
 from harness.slim.provenance import DpkgDatabase
+from harness.stages.slimspec import SlimSpec
 
 from .fakes import FakeEngine
 from .test_provenance import COPIED, root  # noqa: F401  (the fixture)

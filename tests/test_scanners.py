@@ -26,11 +26,12 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 
 from harness.custody import ownership
 from harness.custody.ledger import ROLE_BUILDER
+from harness.custody.made import Made
 from harness.elf import RootFS
 from harness.engine import DockerEngine
 from harness.records import labels
-from harness.records.report import RunPolicy
-from harness.records.settings import Made, Settings
+from harness.records.engine import RunPolicy
+from harness.records.settings import Settings
 from harness.run.bases import ensure_base
 from harness.run.imagefs import unpacked_image
 from harness.run.measure import analyse_image

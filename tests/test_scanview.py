@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.layers.declared import ScannerView, is_metadata, packages_in
+from harness.layers.declared import is_metadata, packages_in
+from harness.records.layers import ScannerView
 from harness.render.markdown import render_markdown
 from harness.render.results import from_dict, to_dict
 

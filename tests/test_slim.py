@@ -10,7 +10,8 @@ import pytest
 from harness.elf.errors import MissingLibraries
 from harness.records.errors import StageConfigError
 from harness.slim.imagewrite import layer_tar
-from harness.slim.plan import Bundle, SlimError, SlimSpec, layer_entries, plan_slim
+from harness.slim.plan import layer_entries, plan_slim
+from harness.stages.slimspec import Bundle, SlimError, SlimSpec
 from harness.stages.stage import load_stage
 
 from .conftest import REPO_ROOT

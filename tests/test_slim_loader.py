@@ -7,14 +7,14 @@ from pathlib import PurePosixPath
 import pytest
 
 from harness.custody.ledger import ROLE_BUILDER
+from harness.custody.made import Made
 from harness.engine import DockerEngine
 from harness.records import labels
-from harness.records.report import RunPolicy
-from harness.records.settings import Made
+from harness.records.engine import RunPolicy
 from harness.run.bases import ensure_base
 from harness.run.slimbuild import build_slim_image
-from harness.slim.plan import SlimSpec
 from harness.stages.context import DOCKERFILE_NAME, build_context
+from harness.stages.slimspec import SlimSpec
 
 from .conftest import REPO_ROOT
 

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from harness.elf import Resolver, RootFS
-from harness.records.report import RunResult
+from harness.records.engine import RunResult
 from harness.slim.reasons import FileReason, Reason, render_reasons, totals
 from harness.slim.tracefiles import Noise, render_findings, trace_findings, unexercised
 from harness.slim.tracelog import Access, TracedRun, parse, parse_line, unquote

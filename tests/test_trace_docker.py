@@ -13,18 +13,18 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from harness.custody.ledger import ROLE_BUILDER
+from harness.custody.made import Made
 from harness.engine import DockerEngine
 from harness.records import labels
-from harness.records.report import RunPolicy
-from harness.records.settings import Made
+from harness.records.engine import RunPolicy
 from harness.run.bases import ensure_base
 from harness.run.measure import content_size
 from harness.run.slimbuild import build_slim_image
-from harness.slim.plan import SlimSpec
 from harness.slim.reasons import Reason
 from harness.slim.tracelog import Access
 from harness.slim.tracer import trace_commands
 from harness.stages.context import DOCKERFILE_NAME, build_context
+from harness.stages.slimspec import SlimSpec
 
 from .conftest import REPO_ROOT, in_ci, nested_engine
 

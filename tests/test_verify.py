@@ -1,6 +1,7 @@
 import pytest
 
-from harness.records.report import Outcome, RunResult
+from harness.records.engine import RunResult
+from harness.records.report import Outcome
 from harness.run.verify import judge
 from harness.stages.stage import Expectation
 

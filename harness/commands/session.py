@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from harness.custody.ledger import Ledger
+from harness.custody.made import Made
 from harness.records.engine import Engine
-from harness.records.settings import Made, Settings
+from harness.records.settings import Settings
 
 
 def new_session(engine: Engine, settings: Settings) -> Made:

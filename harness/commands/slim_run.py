@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from harness.commands.done import Done
+from harness.custody.made import Made
 from harness.records import labels
 from harness.records.engine import Engine, RunPolicy, RunResult
 from harness.records.errors import UsageError
-from harness.records.settings import Made, Progress, Settings
+from harness.records.settings import Progress, Settings
 from harness.records.units import human_size
 from harness.run.measure import content_size
 from harness.run.slimbuild import build_slim_image, slim_summary

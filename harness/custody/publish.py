@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from harness.custody.enginelock import EngineLocks
 from harness.custody.ledger import ROLE_STAGE
+from harness.custody.made import Made
 from harness.records.engine import Engine
-from harness.records.settings import Made, Progress
+from harness.records.settings import Progress
 
 
 def publish(engine: Engine, made: Made, image_id: str, private: str, public: str, progress: Progress) -> str:

@@ -42,11 +42,12 @@ from dataclasses import dataclass
 
 from harness.debian.dpkg import DPKG_STATUS, Package, installed_packages
 from harness.layers.compressed import Compression
-from harness.layers.declared import ScannerView, declared_in
+from harness.layers.declared import declared_in
 from harness.layers.dive import DiveFigures, dive_figures
 from harness.layers.layertar import EntryKind, LayerTar
 from harness.layers.manifest import SavedImage
 from harness.layers.mergedview import LayerChanges, MergedView, apply_layer
+from harness.records.layers import ScannerView
 
 # --------------------------------------------------------------------------- results
 

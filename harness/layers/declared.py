@@ -15,29 +15,16 @@ hold all of it, so nothing is exported or read again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 from harness.debian.dpkg import DPKG_STATUS, installed_packages, parse_status
 from harness.layers.layertar import EntryKind, LayerTar
 from harness.layers.mergedview import MergedView
+from harness.records.layers import ScannerView
 
 STATUS = DPKG_STATUS.lstrip("/")
 STATUS_D = "var/lib/dpkg/status.d/"
 DPKG_DATABASE = "var/lib/dpkg/"
 DOC = "usr/share/doc/"
-
-
-@dataclass(frozen=True)
-class ScannerView:
-    """What an SBOM scanner reads in an image: the Debian packages declared, and what declaring them costs.
-
-    `metadata_bytes` counts the files that exist for scanners and licences: dpkg's
-    database (`/var/lib/dpkg/status`, `status.d/`, `info/`) and every package's
-    `/usr/share/doc/<package>/copyright`, measured in the image as built.
-    """
-
-    packages: tuple[str, ...]
-    metadata_bytes: int | None = None  # None: read from results written before it was measured
 
 
 def is_metadata(name: str) -> bool:

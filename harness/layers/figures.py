@@ -10,41 +10,13 @@ stage left behind.  Everything else of the analysis stays with the analysis.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import TYPE_CHECKING
+
+from harness.records.layers import LayerFigure, LayerFigures
 
 if TYPE_CHECKING:
     from harness.layers.analysis import ImageAnalysis, Layer
-
-
-@dataclass(frozen=True)
-class LayerFigure:
-    """One layer as its tar shows it: what it adds, changes and deletes, and the bytes it stores in vain."""
-
-    instruction: str
-    file_bytes: int
-    added: int
-    changed: int
-    deleted: int
-    dead_bytes: int  # stored in this layer, not shown by the final file system
-    killed_bytes: int  # of lower layers, made dead by this one
-    wire_bytes: int | None
-    largest: tuple[tuple[str, int], ...]  # (path, bytes), largest first
-
-
-@dataclass(frozen=True)
-class LayerFigures:
-    """Where an image's bytes are (from its saved layer tars; see harness.layers for the definitions)."""
-
-    content_bytes: int  # the headline size: what overlay2 reports as `Size`, computed from the layer tars
-    live_bytes: int
-    dead_bytes: int
-    wire_bytes: int | None
-    efficiency: float  # dive's score
-    wasted_bytes: int  # dive's
-    user_wasted_percent: float | None  # dive's, a fraction
-    layers: tuple[LayerFigure, ...]
-    leftover_packages: tuple[tuple[str, int], ...] = ()  # (package, installed bytes) the stage added
 
 
 def layer_figure(layer: Layer, largest: int, rename: Callable[[str], str] = str) -> LayerFigure:

@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from harness.layers.declared import ScannerView
-
-# What a run keeps of the layer analysis is the analysis' own output type (also imported from here).
-from harness.layers.figures import LayerFigure, LayerFigures  # noqa: F401
-
-# The Engine's records live beside its protocol; they are imported here too for the modules that read them from here.
-from harness.records.engine import (  # noqa: F401
-    BuildRecord,
-    EngineFacts,
-    ImageInfo,
-    Instrumentation,
-    InstrumentedRun,
-    LayerRecord,
-    RunPolicy,
-    RunResult,
-)
-
-if TYPE_CHECKING:
-    from harness.render.claims import Claim
+from harness.records.engine import BuildRecord, EngineFacts, ImageInfo, RunResult
+from harness.records.layers import LayerFigures, ScannerView
 
 # The tutorial's own program; other runtimes get a table of their own in the report.
 DEFAULT_RUNTIME = "c"
@@ -85,15 +66,3 @@ class RunReport:
 
     def stage(self, name: str) -> StageResult | None:
         return next((stage for stage in self.stages if stage.name == name), None)
-
-    @functools.cached_property
-    def claims(self) -> tuple[Claim, ...]:
-        """The tutorial's claims checked against this run: computed once, on first use, and carried with it.
-
-        Every reader (results.json, RESULTS.md, SWEEP.md) takes them from here.
-        A report read back from results.json computes them again from its stages:
-        the file's copy is never trusted.
-        """
-        from harness.render.claims import evaluate  # claims reads this module's records
-
-        return evaluate(self)

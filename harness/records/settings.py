@@ -1,4 +1,4 @@
-"""What a run is asked to do (`Settings`), and where it records what it makes (`Made`)."""
+"""What a run is asked to do: `Settings`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.custody.ledger import Ledger
 from harness.records import labels
 from harness.records.platform import Platform
-from harness.statusboard import StatusBoard
 
 DEFAULT_BASE = "debian:bookworm"
 Progress = Callable[[str], None]
@@ -64,17 +62,3 @@ class Settings:
     def private_tag(self, stage: str, checkout: str, suffix: str = "") -> str:
         """The stage's tag in this checkout alone: what a build writes, so two checkouts never re-tag each other."""
         return f"{self.tag(stage)}-{checkout}{suffix}"
-
-
-@dataclass(frozen=True)
-class Made:
-    """Where a run records what it makes (the checkout's ledger for this Engine, the run's container labels),
-    and what it is doing (for a person following it)."""
-
-    ledger: Ledger
-    session: str
-    namespace: str
-    board: StatusBoard = field(default_factory=StatusBoard.silent, compare=False)
-
-    def container_labels(self, **extra: str) -> dict[str, str]:
-        return labels.container(self.session, self.namespace, **extra)

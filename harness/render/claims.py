@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,3 +101,20 @@ def evaluate(report: RunReport) -> tuple[Claim, ...]:
         _check(report, f"07 prints hello! and is under {human_size(SCRATCH_LIBS_LIMIT)}", ("07",), _runs_small),
         _check(report, f"07 is over {SHRINK_FACTOR} times smaller than 01", ("07", "01"), _shrunk),
     )
+
+
+# Each report's claims, computed on first use and kept while the report lives: every renderer of one run
+# (results.json, RESULTS.md, SWEEP.md) shows the same verdicts without checking them again.
+_computed: dict[int, tuple[weakref.ref[RunReport], tuple[Claim, ...]]] = {}
+
+
+def claims_of(report: RunReport) -> tuple[Claim, ...]:
+    """`evaluate(report)`, once per report.  A report read back from results.json is a new report: the file's
+    copy of the claims is never trusted."""
+    known = _computed.get(id(report))
+    if known is not None and known[0]() is report:
+        return known[1]
+    key = id(report)
+    claims = evaluate(report)
+    _computed[key] = (weakref.ref(report, lambda _: _computed.pop(key, None)), claims)
+    return claims

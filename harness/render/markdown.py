@@ -9,6 +9,7 @@ from tabulate import tabulate
 from harness.layers import short_instruction
 from harness.records.report import DEFAULT_RUNTIME, RunReport, StageResult
 from harness.records.units import human_size, parse_size
+from harness.render.claims import claims_of
 
 INSTRUCTION_WIDTH = 90
 _CONTENT_HASH = re.compile(r"\b(file|dir|multi):([0-9a-f]{12})[0-9a-f]{52}\b")
@@ -170,7 +171,7 @@ def bytes_section(report: RunReport) -> list[str]:
 
 
 def claims_table(report: RunReport) -> str:
-    rows = [(claim.text, _cell(claim.evidence), claim.verdict) for claim in report.claims]
+    rows = [(claim.text, _cell(claim.evidence), claim.verdict) for claim in claims_of(report)]
     return tabulate(rows, headers=("claim", "measured", "verdict"), tablefmt="github", disable_numparse=True)
 
 

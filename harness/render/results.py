@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# write_files is imported here too, so that its old import path keeps working.
-from harness.atomic import write_files  # noqa: F401
-from harness.layers.declared import ScannerView
-from harness.layers.figures import LayerFigure, LayerFigures
 from harness.records.engine import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunResult
 from harness.records.errors import ResultsWriteError
+from harness.records.layers import LayerFigure, LayerFigures, ScannerView
 from harness.records.report import DEFAULT_RUNTIME, Outcome, RunReport, StageResult
 from harness.records.units import human_size
+
+# write_files is imported here too, so that its old import path keeps working.
+from harness.render.claims import claims_of
 
 JSON_NAME = "results.json"
 MARKDOWN_NAME = "RESULTS.md"
@@ -33,7 +33,7 @@ def to_dict(report: RunReport, generated_by: str) -> dict[str, Any]:
         # Results from before the versions were recorded re-render without the key, byte for byte.
         **({"versions": dict(report.versions)} if report.versions else {}),
         "stages": [_stage_to_dict(stage) for stage in report.stages],
-        "claims": [{"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in report.claims],
+        "claims": [{"claim": claim.text, "holds": claim.holds, "evidence": claim.evidence} for claim in claims_of(report)],
     }
 
 

@@ -12,6 +12,7 @@ from tabulate import tabulate
 from harness.debian.release import DebianBase
 from harness.records.report import RunReport
 from harness.records.units import human_size
+from harness.render.claims import claims_of
 from harness.render.results import to_dict
 from harness.stages.dockerfile import base_images
 from harness.stages.stage import DOCKERFILE
@@ -43,8 +44,8 @@ def render_sweep_markdown(reports: Sequence[RunReport], command: str) -> str:
                 row.append(human_size(stage.size_bytes) + ("" if stage.outcome.value == "pass" else f" ({stage.outcome.value})"))
         rows.append(row)
     sizes = tabulate(rows, headers=["stage", TUTORIAL_RELEASE, *releases], tablefmt="github", disable_numparse=True)
-    claim_texts = [claim.text for claim in reports[0].claims]
-    verdicts = [[claim.verdict for claim in report.claims] for report in reports]
+    claim_texts = [claim.text for claim in claims_of(reports[0])]
+    verdicts = [[claim.verdict for claim in claims_of(report)] for report in reports]
     claim_rows = [[text, *(column[index] for column in verdicts)] for index, text in enumerate(claim_texts)]
     claims = tabulate(claim_rows, headers=["claim", *releases], tablefmt="github", disable_numparse=True)
     engines = "; ".join(sorted({report.engine.describe() for report in reports}))

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from harness.custody.enginelock import EngineLocks
 from harness.custody.ledger import ROLE_BUILDER
+from harness.custody.made import Made
 from harness.records.buildlog import step_of
 from harness.records.engine import BuildRecord, Engine
 from harness.records.errors import EngineError
-from harness.records.settings import Made, Settings
+from harness.records.settings import Settings
 from harness.stages.context import DOCKERFILE_NAME, build_context
 from harness.stages.dockerfile import name_build_stages
 from harness.stages.stage import Stage

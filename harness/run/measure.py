@@ -7,10 +7,10 @@ from typing import BinaryIO, cast
 
 from harness.layers import ImageAnalysis, analyse_layers, analyse_save_stream, analyse_saved, read_save
 from harness.layers.cache import ImageOutline, LayerCache
-from harness.layers.declared import ScannerView
-from harness.layers.figures import LayerFigures, figures_of
+from harness.layers.figures import figures_of
 from harness.layers.unpack import ChunkStream
 from harness.records.engine import Engine, ImageInfo
+from harness.records.layers import LayerFigures, ScannerView
 from harness.records.redact import redact
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from harness.custody import ownership
 from harness.custody.ledger import Ledger
+from harness.custody.made import Made
 from harness.layers.cache import LayerCache
 from harness.records.engine import Engine, EngineFacts
 from harness.records.errors import EngineLost, EngineUnavailable, HarnessError, StageConfigError
 from harness.records.report import Outcome, RunReport, StageResult
-from harness.records.settings import Made, Progress, Settings
+from harness.records.settings import Progress, Settings
 from harness.render.versions import measuring_versions
 from harness.run.stage import BaseCache, process_folder, stage_bases
 from harness.stages.stage import discover, load_stage, names_stage

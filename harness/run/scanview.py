@@ -11,9 +11,10 @@ import tarfile
 from collections.abc import Mapping
 
 from harness.layers.cache import LayerCache
-from harness.layers.declared import STATUS, ScannerView, is_metadata, is_status_d_entry, packages_in
+from harness.layers.declared import STATUS, is_metadata, is_status_d_entry, packages_in
 from harness.layers.unpack import ChunkStream
 from harness.records.engine import Engine
+from harness.records.layers import ScannerView
 
 
 def scanner_view(

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from harness.atomic import write_files
 from harness.custody.ledger import ROLE_BUILDER, ROLE_STAGE
+from harness.custody.made import Made
 from harness.custody.publish import publish
 from harness.records import labels
 from harness.records.engine import BuildRecord, Engine, ImageInfo
-from harness.records.settings import Made, Progress, Settings
+from harness.records.settings import Progress, Settings
 from harness.run.build import build_dockerfile
 from harness.run.imagefs import unpacked_image
 from harness.slim.cache import SlimMade, SlimMemo, slim_key

@@ -11,19 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.custody.ledger import ROLE_STAGE, Ledger
+from harness.custody.made import Made
 from harness.custody.publish import publish
 from harness.layers import SaveStreamError
 from harness.layers.cache import LayerCache
-from harness.layers.declared import ScannerView
-from harness.layers.figures import LayerFigures
 from harness.records import labels
 from harness.records.engine import BuildRecord, Engine, ImageInfo, RunPolicy, RunResult
 from harness.records.errors import BaseUnavailable, BuildFailed, StageConfigError
-from harness.records.platform import emulation_missing
+from harness.records.layers import LayerFigures, ScannerView
 from harness.records.report import Outcome, StageResult
-from harness.records.settings import Made, Progress, Settings
+from harness.records.settings import Progress, Settings
 from harness.run.bases import BaseStatus, ensure_base
 from harness.run.build import build_dockerfile
+from harness.run.emulation import emulation_missing
 from harness.run.measure import installed_packages, measure_layers
 from harness.run.scanview import scanner_view
 from harness.run.slimbuild import build_slim_stage

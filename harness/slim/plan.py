@@ -22,7 +22,7 @@ from harness.slim.provenance import DpkgDatabase, Provenance
 from harness.slim.reasons import FileReason, Reason, Reasons, bytes_of
 from harness.slim.tracefiles import TraceFindings, trace_findings, unexercised
 from harness.slim.tracelog import TracedRun
-from harness.stages.slimspec import Bundle, SlimError, SlimSpec  # noqa: F401  (the spec is imported from here too)
+from harness.stages.slimspec import Bundle, SlimError, SlimSpec
 
 CA_BUNDLE = PurePosixPath("/etc/ssl/certs/ca-certificates.crt")
 ZONEINFO = PurePosixPath("/usr/share/zoneinfo")
