@@ -253,3 +253,30 @@ def test_two_jobs_give_the_results_of_one_in_name_order(repo: Path, tmp_path: Pa
         return [re.sub(r"built in [0-9.]+ s", "built in N s", line) for line in kept]
 
     assert lines(said_two) == lines(said_one)
+
+
+def test_each_stage_folder_is_read_once_per_run(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Dockerfile and stage.toml are opened once each by a run, whatever the stage does (bases, build, [slim])."""
+    import io
+
+    opened: list[str] = []
+    real_open = io.open
+
+    def counting_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(file, (str, Path)) and Path(file).name in ("Dockerfile", "stage.toml"):
+            opened.append(str(Path(file).relative_to(repo)))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", counting_open)
+    monkeypatch.setattr("builtins.open", counting_open)
+    engine = FakeEngine(images=dict(BASES))
+    engine.outputs["hello-ladder/06-scratch-dynamic:debian-bookworm"] = RunResult(
+        "", "exec /hello: no such file or directory\n", 1
+    )
+    for jobs in (1, 2):
+        opened.clear()
+        report = run_stages(engine, dataclasses.replace(Settings(repo), jobs=jobs), progress=lambda line: None)
+        assert report.stage("07-scratch-libs") is not None
+        folders = sorted(folder.name for folder in (repo / "stages").iterdir())
+        expected = sorted(f"stages/{name}/{file}" for name in folders for file in ("Dockerfile", "stage.toml"))
+        assert sorted(opened) == expected

@@ -23,8 +23,8 @@ from harness.records.errors import EngineLost, EngineUnavailable, HarnessError, 
 from harness.records.report import Outcome, RunReport, StageResult
 from harness.records.settings import Progress, Settings
 from harness.render.versions import measuring_versions
-from harness.run.stage import BaseCache, process_folder, stage_bases
-from harness.stages.stage import discover, load_stage, names_stage
+from harness.run.stage import BaseCache, Planned, process_stage
+from harness.stages.stage import discover, names_stage
 from harness.statusboard import StatusBoard
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,9 @@ def measure_stages(
     results: list[StageResult] = []
     lost: EngineUnavailable | None = None
     try:
-        folders = tuple(filter(keep, select(discover(settings.stages_dir), wanted)))
-        for folder, done in _processed(engine, settings, folders, bases, progress, made):
+        # Each stage folder is read once, here: its Dockerfile's text and stage.toml go down the run in the record.
+        planned = tuple(Planned.read(folder) for folder in filter(keep, select(discover(settings.stages_dir), wanted)))
+        for folder, done in _processed(engine, settings, planned, bases, progress, made):
             if lost is None:
                 if isinstance(done, EngineUnavailable):
                     lost = done
@@ -122,7 +123,7 @@ def measure_stages(
 
 
 def _processed(
-    engine: Engine, settings: Settings, folders: tuple[Path, ...], bases: BaseCache, progress: Progress, made: Made
+    engine: Engine, settings: Settings, planned: tuple[Planned, ...], bases: BaseCache, progress: Progress, made: Made
 ) -> Iterator[tuple[Path, StageResult | EngineUnavailable]]:
     """Each folder's result (or the Engine's loss), in the folders' order, built `settings.jobs` at a time.
 
@@ -134,27 +135,27 @@ def _processed(
     `started` line is printed as each one starts.  An interrupt closes the
     Engine's connections, which cancels the builds under way.
     """
-    if settings.jobs <= 1 or len(folders) <= 1:
+    if settings.jobs <= 1 or len(planned) <= 1:
         lost: EngineUnavailable | None = None
-        for folder in folders:
+        for stage in planned:
             if lost is None:
                 try:
-                    yield folder, _watched(engine, settings, folder, bases, progress, made)
+                    yield stage.folder, _watched(engine, settings, stage, bases, progress, made)
                     continue
                 except EngineUnavailable as error:
                     lost = error
-            yield folder, lost
+            yield stage.folder, lost
         return
-    for ref in sorted({ref for folder in folders for ref in _folder_bases(folder, settings)}):
+    for ref in sorted({ref for stage in planned for ref in stage.bases(settings)}):
         bases.provide(ref)  # a bootstrap is announced
-    held: dict[str, list[str]] = {folder.name: [] for folder in folders}
+    held: dict[str, list[str]] = {stage.folder.name: [] for stage in planned}
 
-    def one(folder: Path) -> StageResult:
-        progress(f"{folder.name}: started")
-        return _watched(engine, settings, folder, bases, held[folder.name].append, made)
+    def one(stage: Planned) -> StageResult:
+        progress(f"{stage.folder.name}: started")
+        return _watched(engine, settings, stage, bases, held[stage.folder.name].append, made)
 
     pool = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="stage")
-    futures = [(folder, pool.submit(one, folder)) for folder in folders]
+    futures = [(stage.folder, pool.submit(one, stage)) for stage in planned]
     try:
         for folder, future in futures:
             try:
@@ -178,20 +179,13 @@ def _processed(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _watched(engine: Engine, settings: Settings, folder: Path, bases: BaseCache, progress: Progress, made: Made) -> StageResult:
-    """`process_folder`, with the board told the stage is under way until it is done."""
-    made.board.begin(folder.name)
+def _watched(engine: Engine, settings: Settings, stage: Planned, bases: BaseCache, progress: Progress, made: Made) -> StageResult:
+    """`process_stage`, with the board told the stage is under way until it is done."""
+    made.board.begin(stage.folder.name)
     try:
-        return process_folder(engine, settings, folder, bases, progress, made)
+        return process_stage(engine, settings, stage, bases, progress, made)
     finally:
-        made.board.end(folder.name)
-
-
-def _folder_bases(folder: Path, settings: Settings) -> tuple[str, ...]:
-    try:
-        return stage_bases(load_stage(folder), settings)
-    except (StageConfigError, OSError):
-        return ()  # reported as that stage's error when it is processed
+        made.board.end(stage.folder.name)
 
 
 def _summary(result: StageResult) -> str:

@@ -58,8 +58,29 @@ class BaseCache:
         return self.statuses[ref]
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A stage folder as the run read it, once: the stage it holds, or why it holds none."""
+
+    folder: Path
+    stage: Stage | StageConfigError
+
+    @classmethod
+    def read(cls, folder: Path) -> Planned:
+        try:
+            return cls(folder, load_stage(folder))
+        except StageConfigError as error:
+            return cls(folder, error)
+        except OSError as error:
+            return cls(folder, StageConfigError(folder, None, f"cannot be read: {error}"))
+
+    def bases(self, settings: Settings) -> tuple[str, ...]:
+        """The base images its Dockerfile names; () for a folder that holds no stage (its error is its result)."""
+        return () if isinstance(self.stage, StageConfigError) else stage_bases(self.stage, settings)
+
+
 def stage_bases(stage: Stage, settings: Settings) -> tuple[str, ...]:
-    return base_images(stage.dockerfile.read_text(encoding="utf-8"), settings.build_args)
+    return base_images(stage.dockerfile_text, settings.build_args)
 
 
 @dataclass(frozen=True)
@@ -109,13 +130,14 @@ class StageFacts:
         )
 
 
-def process_folder(
-    engine: Engine, settings: Settings, folder: Path, bases: BaseCache, progress: Progress, made: Made
+def process_stage(
+    engine: Engine, settings: Settings, planned: Planned, bases: BaseCache, progress: Progress, made: Made
 ) -> StageResult:
-    try:
-        stage = load_stage(folder)
-    except StageConfigError as error:
-        return StageResult(name=folder.name, title="(invalid stage)", changes="", outcome=Outcome.ERROR, reason=str(error))
+    stage = planned.stage
+    if isinstance(stage, StageConfigError):
+        return StageResult(
+            name=planned.folder.name, title="(invalid stage)", changes="", outcome=Outcome.ERROR, reason=str(stage)
+        )
     facts = StageFacts.of(stage, settings.tag(stage.name))
     if settings.platform is not None and (missing := emulation_missing(settings.platform)) is not None:
         return facts.result(Outcome.SKIPPED, f"{settings.platform}: {missing}")
@@ -166,7 +188,7 @@ def build_stage(
 ) -> tuple[BuildRecord, ImageInfo, str]:
     """Build one stage with the source folder as context; return the build record, the Engine's figures, and its tag."""
     checkout = made.ledger.checkout
-    dockerfile = label_build_stages(stage.dockerfile.read_text(encoding="utf-8"), {labels.NAMESPACE: settings.namespace})
+    dockerfile = label_build_stages(stage.dockerfile_text, {labels.NAMESPACE: settings.namespace})
     if stage.slim is not None:
         return build_slim_stage(engine, stage, settings, progress, dockerfile, made)
     tag = settings.tag(stage.name)

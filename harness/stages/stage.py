@@ -57,8 +57,11 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Stage:
+    """One stage folder, read once: its stage.toml's fields and its Dockerfile's text, carried down the run."""
+
     name: str
     directory: Path
+    dockerfile_text: str  # what is built: nothing reads the Dockerfile again
     title: str
     changes: str
     step: str
@@ -140,7 +143,11 @@ def load_stage(folder: Path) -> Stage:
         data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise StageConfigError(toml_path, None, f"not valid TOML: {error}") from error
-    return _parse(folder, toml_path, data)
+    try:
+        dockerfile_text = (folder / DOCKERFILE).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise StageConfigError(folder / DOCKERFILE, None, f"not UTF-8 text: {error}") from error
+    return _parse(folder, toml_path, data, dockerfile_text)
 
 
 _KNOWN_KEYS = {
@@ -149,7 +156,7 @@ _KNOWN_KEYS = {
 }  # fmt: skip
 
 
-def _parse(folder: Path, path: Path, data: dict[str, Any]) -> Stage:
+def _parse(folder: Path, path: Path, data: dict[str, Any], dockerfile_text: str) -> Stage:
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
         raise StageConfigError(path, unknown[0], f"unknown field (known: {', '.join(sorted(_KNOWN_KEYS))})")
@@ -176,6 +183,7 @@ def _parse(folder: Path, path: Path, data: dict[str, Any]) -> Stage:
     return Stage(
         name=folder.name,
         directory=folder,
+        dockerfile_text=dockerfile_text,
         title=_required_str(path, data, "title"),
         changes=_required_str(path, data, "changes"),
         step=_required_str(path, data, "step"),
