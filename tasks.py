@@ -252,7 +252,19 @@ def slim(
     settings = options.settings(CHECKOUT, DEFAULT_BASE)
     made = new_session(engine, settings)
     request = slim_request(
-        image, binary, tag, extra, env, extras_from, cmd, with_, with_dlopen, metadata, sbom_, trace_, probe or []
+        image,
+        binary,
+        tag,
+        extras=extra,
+        env=env,
+        extras_from=extras_from,
+        cmd=cmd,
+        bundles=with_,
+        with_dlopen=with_dlopen,
+        metadata=metadata,
+        sbom=sbom_,
+        trace=trace_,
+        probes=probe or [],
     )
     return slim_and_run(engine, settings, made, request, _say)
 

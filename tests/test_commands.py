@@ -209,18 +209,72 @@ def test_deps_takes_an_image_or_a_root_and_reads_a_root_without_an_engine(tmp_pa
 
 def test_slim_reads_its_options() -> None:
     request = slim_request(
-        "src", "/usr/bin/file", "t", ["/etc/magic"], ["A=1=2"], None, None, "certs,tmp", False, True, None, False, []
+        "src",
+        "/usr/bin/file",
+        "t",
+        extras=["/etc/magic"],
+        env=["A=1=2"],
+        extras_from=None,
+        cmd=None,
+        bundles="certs,tmp",
+        with_dlopen=False,
+        metadata=True,
+        sbom=None,
+        trace=False,
+        probes=[],
     )
     assert request.command == ("/usr/bin/file",) and request.sbom is None
     assert request.spec.extras == (PurePosixPath("/etc/magic"),) and request.spec.env == (("A", "1=2"),)
     assert request.spec.bundles == (Bundle.CERTS, Bundle.TMP)
-    traced = slim_request("src", "/b", "t", [], [], "/list", "/b -x 'a b'", "", True, False, "out.spdx.json", True, ["/b -v"])
+    traced = slim_request(
+        "src",
+        "/b",
+        "t",
+        extras=[],
+        env=[],
+        extras_from="/list",
+        cmd="/b -x 'a b'",
+        bundles="",
+        with_dlopen=True,
+        metadata=False,
+        sbom="out.spdx.json",
+        trace=True,
+        probes=["/b -v"],
+    )
     assert traced.command == ("/b", "-x", "a b") and traced.spec.probes == (("/b", "-v"),)
     assert traced.spec.extras_from == PurePosixPath("/list") and traced.sbom == Path("out.spdx.json").resolve()
     with pytest.raises(UsageError, match="--probe runs under the tracer: add --trace"):
-        slim_request("src", "/b", "t", [], [], None, None, "", False, True, None, False, ["/b -v"])
+        slim_request(
+            "src",
+            "/b",
+            "t",
+            extras=[],
+            env=[],
+            extras_from=None,
+            cmd=None,
+            bundles="",
+            with_dlopen=False,
+            metadata=True,
+            sbom=None,
+            trace=False,
+            probes=["/b -v"],
+        )
     with pytest.raises(SlimError, match="--with gzip: unknown bundle"):
-        slim_request("src", "/b", "t", [], [], None, None, "gzip", False, True, None, False, [])
+        slim_request(
+            "src",
+            "/b",
+            "t",
+            extras=[],
+            env=[],
+            extras_from=None,
+            cmd=None,
+            bundles="gzip",
+            with_dlopen=False,
+            metadata=True,
+            sbom=None,
+            trace=False,
+            probes=[],
+        )
 
 
 def test_env_pairs_need_an_equals_sign() -> None:

@@ -12,8 +12,9 @@ from pathlib import Path, PurePosixPath
 from harness.custody.ledger import Ledger
 from harness.custody.made import Made
 from harness.records import labels
+from harness.records.engine import ImageOrigin
 from harness.run.slimbuild import build_slim_image
-from harness.slim.imagewrite import ImageOrigin, host_entries, image_archive, layer_tar, parse_created
+from harness.slim.imagewrite import host_entries, image_archive, layer_tar, parse_created
 from harness.stages.slimspec import SlimSpec
 
 from .fakes import FakeEngine

@@ -374,3 +374,26 @@ def test_importing_the_records_loads_no_other_package_and_no_sdk() -> None:
     loaded = done.stdout.split()
     assert "harness.records.report" in loaded
     assert [name for name in loaded if not (name == "harness" or name.startswith("harness.records"))] == []
+
+
+MODULE_LINES_AT_MOST = 400
+FUNCTION_LINES_AT_MOST = 60
+
+
+def _project_sources() -> list[Path]:
+    return sorted([*PACKAGE.rglob("*.py"), ROOT / "tasks.py", *(ROOT / "bench").rglob("*.py")])
+
+
+def test_modules_and_functions_stay_short() -> None:
+    """A module is read whole, a function at a glance: over the limits, split it by concern."""
+    long_modules, long_functions = [], []
+    for path in _project_sources():
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MODULE_LINES_AT_MOST:
+            long_modules.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text, filename=str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > FUNCTION_LINES_AT_MOST:
+                    long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
+    assert (long_modules, long_functions) == ([], [])

@@ -38,6 +38,7 @@ def slim_request(
     image: str,
     binary: str,
     tag: str,
+    *,
     extras: Sequence[str],
     env: Sequence[str],
     extras_from: str | None,

@@ -24,12 +24,12 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import secrets
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness.atomic import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Ledger:
                 state = self.read()
                 new = change(state)
                 if new != state or not self.path.exists():
-                    _write_atomically(self.path, _render(self, new))
+                    write_atomically(self.path, _render(self, new).encode("utf-8"))
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -189,19 +189,5 @@ def checkout_id(repo_root: Path) -> str:
         if made_for == where and len(ident) == 12 and all(c in "0123456789abcdef" for c in ident):
             return ident
     new = secrets.token_hex(6)
-    _write_atomically(path, f"{new} {where}\n")
+    write_atomically(path, f"{new} {where}\n".encode("utf-8"))
     return new
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise

@@ -1,14 +1,20 @@
-"""dpkg's package database (`/var/lib/dpkg/status`) of an image's final file system.
+"""dpkg's package database: where its files are, and its status file read as deb822 paragraphs.
 
 The save-stream reader captures the content of `/var/lib/dpkg/status` from every
-layer that writes it; the analysis parses the copy the final merged view shows.
+layer that writes it; the analysis parses the copy the final merged view shows,
+and the [slim] images' provenance reads the one in the source image.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-DPKG_STATUS = "/var/lib/dpkg/status"
+# Absolute paths in an image; the layer tars name them without the leading `/`.
+DPKG_DIR = "/var/lib/dpkg"
+DPKG_STATUS = f"{DPKG_DIR}/status"
+DPKG_STATUS_D = f"{DPKG_DIR}/status.d"  # distroless's: one status file per package
+DPKG_INFO = f"{DPKG_DIR}/info"  # each package's file list (<package>.list) and md5sums
+DOC_DIR = "/usr/share/doc"  # each package's /usr/share/doc/<package>/copyright
 
 
 @dataclass(frozen=True)
@@ -22,38 +28,47 @@ class Package:
     architecture: str = ""
 
 
-def _paragraphs(text: str) -> list[dict[str, str]]:
-    paragraphs: list[dict[str, str]] = []
-    fields: dict[str, str] = {}
-    key = None
+def paragraphs(text: str) -> list[str]:
+    """deb822 paragraphs, each as its own text (lines joined by newlines, no trailing blank line)."""
+    found, lines = [], []
     for line in text.splitlines():
-        if not line.strip():
-            if fields:
-                paragraphs.append(fields)
-            fields, key = {}, None
-        elif line[0] in " \t":
+        if line.strip():
+            lines.append(line)
+        elif lines:
+            found.append("\n".join(lines))
+            lines = []
+    if lines:
+        found.append("\n".join(lines))
+    return found
+
+
+def fields(paragraph: str) -> dict[str, str]:
+    """A paragraph's fields by lower-case name; a continuation line is added to its field's value."""
+    found: dict[str, str] = {}
+    key = None
+    for line in paragraph.splitlines():
+        if line[0] in " \t":
             if key is not None:
-                fields[key] += "\n" + line.strip()
-        else:
-            name, sep, value = line.partition(":")
-            if sep:
-                key = name.strip().lower()
-                fields[key] = value.strip()
-    if fields:
-        paragraphs.append(fields)
-    return paragraphs
+                found[key] += "\n" + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            key = name.strip().lower()
+            found[key] = value.strip()
+    return found
 
 
 def parse_status(status_text: str) -> tuple[Package, ...]:
     """Every paragraph with a `Package` field, whatever its status, in file order."""
     packages = []
-    for fields in _paragraphs(status_text):
-        name = fields.get("package")
+    for paragraph in paragraphs(status_text):
+        known = fields(paragraph)
+        name = known.get("package")
         if not name:
             continue
-        size_text = fields.get("installed-size", "").strip()
+        size_text = known.get("installed-size", "").strip()
         size = int(size_text) * 1024 if size_text.isdigit() else None
-        packages.append(Package(name, fields.get("version", ""), size, fields.get("status", ""), fields.get("architecture", "")))
+        packages.append(Package(name, known.get("version", ""), size, known.get("status", ""), known.get("architecture", "")))
     return tuple(packages)
 
 

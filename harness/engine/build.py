@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from typing import Any
 
 import docker.errors
 
@@ -30,7 +29,6 @@ class Builds(Connection):
         platform: str | None = None,
     ) -> BuildRecord:
         output = BuildOutput(stage, on_line)
-        response: Any = None
         started = time.monotonic()
         if self._is_podman:
             context, labels = labels_in_dockerfile(context, dockerfile, labels), {}
@@ -52,11 +50,6 @@ class Builds(Connection):
                     # The Engine then refuses a base of another platform instead of building on it.
                     platform=platform,
                 )
-                # The SDK's stream generator holds the HTTP response (its `response` argument): kept, so that
-                # `close` can shut a build's connection down from another thread.
-                response = getattr(getattr(stream, "gi_frame", None), "f_locals", {}).get("response")
-                if response is not None:
-                    self._building.add(response)
                 for chunk in stream:
                     output.read(chunk)
             except docker.errors.APIError as error:
@@ -69,5 +62,5 @@ class Builds(Connection):
                 self._client.api.close()
                 raise
             finally:
-                self._building.discard(response)
+                self._building.pop(tag, None)
         return output.record(time.monotonic() - started)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any, Self
 
@@ -40,7 +41,17 @@ class Connection:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
-        self._building: set[requests.Response] = set()  # the responses of the builds under way (see `close`)
+        # The responses of the builds under way, by the tag each builds (see `close`): the SDK's low-level
+        # client is a requests Session, whose response hook sees each build's response before its stream is read.
+        self._building: dict[str, requests.Response] = {}
+        client.api.hooks["response"].append(self._note_build)
+
+    def _note_build(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        url = urllib.parse.urlsplit(response.request.url or "")
+        if url.path.endswith("/build"):
+            tag = urllib.parse.parse_qs(url.query).get("t", [""])[0]
+            self._building[tag] = response
+        return response
 
     @classmethod
     def from_env(cls) -> Self:
@@ -65,7 +76,7 @@ class Connection:
         down instead, which ends the reading thread's wait and, as for Ctrl-C in a
         serial run, tells the Engine to cancel the build.
         """
-        for response in list(self._building):
+        for response in list(self._building.values()):
             shut_down(response)
         self._client.api.close()
 

@@ -75,7 +75,8 @@ class Containers(Connection):
                 writer.remove(force=True)
                 mounts[volumes[0].name]["mode"] = "ro"
                 container = self._create_locked_down(image, command, policy, run_labels, volumes=mounts)
-            result = self._start_and_wait(container, policy, tools.stop_signal)
+            with converted(f"running {image} with its tools"):
+                result = self._start_and_wait(container, policy, tools.stop_signal)
             with converted(f"reading the tools' output from {image}"):
                 outputs = _read_folder(container, f"{tools.output_at}/{OUTPUT_FOLDER}", tools.output_cap_bytes)
             return InstrumentedRun(result, outputs)

@@ -51,12 +51,6 @@ class ByteSource:
         self._pos = 0
         return True
 
-    def peek(self, n: int) -> bytes:
-        while len(self._buf) - self._pos < n:
-            if not self._fill():
-                break
-        return self._buf[self._pos : self._pos + n]
-
     def read_exact(self, n: int) -> bytes:
         pos = self._pos
         if len(self._buf) - pos >= n:

@@ -24,19 +24,18 @@ another digest or version, is recomputed with a warning, never trusted.
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import json
 import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from harness.atomic import write_atomically
 from harness.layers.compressed import Compression
 from harness.layers.layertar import EntryKind, LayerEntry, LayerTar
 
@@ -210,15 +209,13 @@ def write_entry(path: Path, key: str, payload: dict[str, Any]) -> None:
     data = {"format": FORMAT, "version": VERSION, "key": key, **payload}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as out:
-                out.write(json.dumps(data, separators=(",", ":")).encode("utf-8"))
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        encoded = json.dumps(data, separators=(",", ":")).encode("utf-8")
+
+        def write(raw: BinaryIO) -> None:
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as out:
+                out.write(encoded)
+
+        write_atomically(path, write, durable=False)
     except OSError as error:
         log.warning("%s: not cached: %s", path, error)
 

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from harness.debian.dpkg import DPKG_STATUS, installed_packages, parse_status
+from harness.debian.dpkg import DOC_DIR, DPKG_DIR, DPKG_STATUS, DPKG_STATUS_D, installed_packages, parse_status
 from harness.layers.layertar import EntryKind, LayerTar
 from harness.layers.mergedview import MergedView
 from harness.records.layers import ScannerView
 
+# As the layer tars name them: no leading `/`; a folder with its trailing one.
 STATUS = DPKG_STATUS.lstrip("/")
-STATUS_D = "var/lib/dpkg/status.d/"
-DPKG_DATABASE = "var/lib/dpkg/"
-DOC = "usr/share/doc/"
+STATUS_D = DPKG_STATUS_D.lstrip("/") + "/"
+DPKG_DATABASE = DPKG_DIR.lstrip("/") + "/"
+DOC = DOC_DIR.lstrip("/") + "/"
 
 
 def is_metadata(name: str) -> bool:

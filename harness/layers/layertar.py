@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import BinaryIO
 
+from harness.debian.dpkg import DPKG_STATUS, DPKG_STATUS_D
 from harness.layers.bytesource import ByteSource, SourceEnded
 from harness.layers.compressed import Compression
 from harness.layers.tarstream import (
@@ -27,7 +28,7 @@ from harness.layers.tarstream import (
 )
 from harness.layers.wire import WIRE_LEVEL, CompressPool, LayerDigest
 
-DEFAULT_CAPTURE = frozenset({"/var/lib/dpkg/status", "/var/lib/dpkg/status.d/"})
+DEFAULT_CAPTURE = frozenset({DPKG_STATUS, f"{DPKG_STATUS_D}/"})
 CAPTURE_LIMIT = 64 << 20  # a captured file larger than this is not kept
 
 WHITEOUT_PREFIX = ".wh."

@@ -75,13 +75,6 @@ def _packages(analysis: ImageAnalysis) -> dict[str, int]:
     return {package.name: package.installed_size_bytes or 0 for package in analysis.packages or ()}
 
 
-def layer_figures(
-    engine: Engine, image: str, base_packages: dict[str, int], wire: bool = True, cache: LayerCache | None = None
-) -> LayerFigures:
-    """The figures of `image`; `leftover_packages` are the dpkg packages it has that its base had not."""
-    return _figures(analyse_image(engine, image, wire=wire, cache=cache), base_packages)
-
-
 def measure_layers(
     engine: Engine, info: ImageInfo, base_packages: dict[str, int], wire: bool = True, cache: LayerCache | None = None
 ) -> tuple[ImageInfo, LayerFigures, ScannerView | None]:

@@ -43,7 +43,9 @@ class ImageArchive:
 
 
 @dataclass(frozen=True)
-class LayerEntry:
+class ImageFile:
+    """A file, link or folder to write into a [slim] image's layer (what `harness.layers` reads back is a LayerEntry)."""
+
     path: PurePosixPath
     mode: int  # stat's st_mode: type and permissions
     content: bytes | Path | None  # bytes, a host file to read, or None (a folder)
@@ -62,7 +64,7 @@ def parse_created(text: str) -> int:
     return int(datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp())
 
 
-def host_entries(root: Path, paths: Iterable[PurePosixPath]) -> list[LayerEntry]:
+def host_entries(root: Path, paths: Iterable[PurePosixPath]) -> list[ImageFile]:
     """The files, links and folders at `paths` inside `root`, as they are there."""
     fs = RootFS(root)
     entries = []
@@ -70,24 +72,24 @@ def host_entries(root: Path, paths: Iterable[PurePosixPath]) -> list[LayerEntry]
         host = fs.host_path(path)
         info = os.lstat(host)
         if stat.S_ISLNK(info.st_mode):
-            entries.append(LayerEntry(path, info.st_mode, None, os.readlink(host), int(info.st_mtime)))
+            entries.append(ImageFile(path, info.st_mode, None, os.readlink(host), int(info.st_mtime)))
         elif stat.S_ISDIR(info.st_mode):
-            entries.append(LayerEntry(path, info.st_mode, None, mtime=int(info.st_mtime)))
+            entries.append(ImageFile(path, info.st_mode, None, mtime=int(info.st_mtime)))
         elif stat.S_ISREG(info.st_mode):
-            entries.append(LayerEntry(path, info.st_mode, host, mtime=int(info.st_mtime)))
+            entries.append(ImageFile(path, info.st_mode, host, mtime=int(info.st_mtime)))
         else:
             raise ImageWriteError(f"{path}: not a file, folder or symlink: mode {oct(info.st_mode)}")
     return entries
 
 
-def layer_tar(entries: Iterable[LayerEntry], epoch: int) -> bytes:
+def layer_tar(entries: Iterable[ImageFile], epoch: int) -> bytes:
     """One layer: every entry once, its missing parent folders added, sorted by path, root-owned, mtimes clamped."""
-    by_path: dict[PurePosixPath, LayerEntry] = {}
+    by_path: dict[PurePosixPath, ImageFile] = {}
     for entry in entries:
         by_path.setdefault(entry.path, entry)
     for path in list(by_path):
         for parent in path.parents[:-1]:
-            by_path.setdefault(parent, LayerEntry(parent, stat.S_IFDIR | 0o755, None))
+            by_path.setdefault(parent, ImageFile(parent, stat.S_IFDIR | 0o755, None))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(by_path, key=lambda p: p.parts):

@@ -15,13 +15,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from harness.debian.dpkg import DOC_DIR, DPKG_STATUS_D
 from harness.elf import RootFS
 from harness.slim.provenance import Provenance
 
 log = logging.getLogger(__name__)
 
-STATUS_D = PurePosixPath("/var/lib/dpkg/status.d")
-DOC = PurePosixPath("/usr/share/doc")
+STATUS_D = PurePosixPath(DPKG_STATUS_D)
+DOC = PurePosixPath(DOC_DIR)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from harness.elf import Closure, Resolver, RootFS
 from harness.elf.reader import ELF_MAGIC
-from harness.slim.imagewrite import LayerEntry, host_entries
+from harness.slim.imagewrite import ImageFile, host_entries
 from harness.slim.pkgmeta import PackageMetadata, package_metadata
 from harness.slim.provenance import DpkgDatabase, Provenance
 from harness.slim.reasons import FileReason, Reason, Reasons, bytes_of
@@ -270,10 +270,10 @@ def _tree(fs: RootFS, path: PurePosixPath, what: str) -> list[PurePosixPath]:
     return paths
 
 
-def layer_entries(root: Path, plan: SlimPlan) -> list[LayerEntry]:
+def layer_entries(root: Path, plan: SlimPlan) -> list[ImageFile]:
     """Everything the slim image's one layer holds: the planned copies as they are in the source, and the generated files."""
     entries = host_entries(root, plan.copies)
     for item in plan.generated:
         kind = stat.S_IFDIR if item.content is None else stat.S_IFREG
-        entries.append(LayerEntry(item.path, kind | item.mode, item.content))
+        entries.append(ImageFile(item.path, kind | item.mode, item.content))
     return entries

@@ -18,13 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from harness.debian.dpkg import DPKG_INFO, DPKG_STATUS, paragraphs
+from harness.debian.dpkg import fields as dpkg_fields
 from harness.elf import RootFS
 
 log = logging.getLogger(__name__)
 
-DPKG_DIR = PurePosixPath("/var/lib/dpkg")
-STATUS = DPKG_DIR / "status"
-INFO = DPKG_DIR / "info"
+STATUS = PurePosixPath(DPKG_STATUS)
+INFO = PurePosixPath(DPKG_INFO)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class DpkgDatabase:
         if not status.is_file():
             log.info("%s: no dpkg database in the source image", STATUS)
             return
-        for paragraph in _paragraphs(status.read_text(encoding="utf-8", errors="replace")):
+        for paragraph in paragraphs(status.read_text(encoding="utf-8", errors="replace")):
             package = self._package(paragraph)
             if package is not None:
                 self.packages.setdefault(package.name, package)
@@ -89,7 +90,7 @@ class DpkgDatabase:
         self._folders = {self.canonical(folder) for folder in raw_folders}
 
     def _package(self, paragraph: str) -> DebPackage | None:
-        fields = _fields(paragraph)
+        fields = dpkg_fields(paragraph)
         name = fields.get("package", "")
         if not name or fields.get("status", "").split()[-1:] != ["installed"]:
             return None
@@ -128,28 +129,3 @@ class DpkgDatabase:
         owners = tuple((path, self.owner(path)) for path in paths)
         names = sorted({owner for _, owner in owners if owner is not None})
         return Provenance(owners, tuple(self.packages[name] for name in names))
-
-
-def _paragraphs(text: str) -> list[str]:
-    """deb822 paragraphs, each as its own text (lines joined by newlines, no trailing blank line)."""
-    paragraphs, lines = [], []
-    for line in text.splitlines():
-        if line.strip():
-            lines.append(line)
-        elif lines:
-            paragraphs.append("\n".join(lines))
-            lines = []
-    if lines:
-        paragraphs.append("\n".join(lines))
-    return paragraphs
-
-
-def _fields(paragraph: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for line in paragraph.splitlines():
-        if line[:1] in (" ", "\t"):
-            continue
-        name, sep, value = line.partition(":")
-        if sep:
-            fields[name.strip().lower()] = value.strip()
-    return fields
