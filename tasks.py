@@ -114,11 +114,17 @@ def verify(c: Context, stage: str, base: str = DEFAULT_BASE, platform_: str | No
         )
 
 
-@task(help={"stage": f"print only this stage's section ({STAGE_HELP})", "results_": "results folder"})
+@task(
+    help={
+        "stage": f"print only this stage's section ({STAGE_HELP})",
+        "results_": "results folder",
+        "everything": "every generated file again from its JSON: each platform's folder, SWEEP.md, ENGINES.md",
+    }
+)
 @_reported
-def report(c: Context, stage: str | None = None, results_: str = str(CHECKOUT.results)) -> Done:
+def report(c: Context, stage: str | None = None, results_: str = str(CHECKOUT.results), everything: bool = False) -> Done:
     """Render results/RESULTS.md again from results/results.json, or print one stage's section."""
-    return report_results(Path(results_), stage, _say)
+    return report_results(Path(results_), stage, _say, everything)
 
 
 @task(

@@ -283,3 +283,21 @@ def test_committed_sweep_is_what_the_renderer_makes_of_it() -> None:
     assert [report.base for report in reports] == data["bases"]
     assert (results / "SWEEP.md").read_text(encoding="utf-8") == render_sweep_markdown(reports, data["generated_by"])
     assert (results / "sweep.json").read_text(encoding="utf-8") == render_sweep_json(reports, data["generated_by"])
+
+
+def test_everything_generated_is_rendered_again_from_its_json(tmp_path: Path) -> None:
+    """What CI's drift check runs: a hand edit of any generated file is undone, the committed files are unchanged."""
+    import shutil
+
+    from harness.commands.rerender import report_results
+
+    results = tmp_path / "results"
+    shutil.copytree(REPO_ROOT / "results", results)
+    generated = ["RESULTS.md", "sizes.svg", "arm64/RESULTS.md", "arm64/sizes.svg", "SWEEP.md", "ENGINES.md"]
+    for name in generated:
+        (results / name).write_text("edited by hand\n", encoding="utf-8")
+    said: list[str] = []
+    assert report_results(results, None, said.append, everything=True).ok
+    for name in generated:
+        assert (results / name).read_text(encoding="utf-8") == (REPO_ROOT / "results" / name).read_text(encoding="utf-8"), name
+    assert len(said) == 4

@@ -13,7 +13,14 @@ from harness.commands.options import Checkout, results_dir, settings
 from harness.records.engine import Engine
 from harness.records.errors import EngineLost, EngineUnavailable, UsageError
 from harness.records.settings import Progress, Settings
-from harness.render.matrix import EngineRun, EngineTarget, render_matrix_json, render_matrix_markdown
+from harness.render.matrix import (
+    MATRIX_JSON,
+    MATRIX_MARKDOWN,
+    EngineRun,
+    EngineTarget,
+    render_matrix_json,
+    render_matrix_markdown,
+)
 from harness.run.pipeline import measure_stages
 
 Connect = Callable[[str], Engine]  # a DOCKER_HOST -> the Engine answering there
@@ -47,9 +54,9 @@ def run_matrix(connect: Connect, matrix: Matrix, say: Progress) -> Done:
     runs = [run_on(connect, target, matrix.settings, say) for target in matrix.targets]
     write_files(
         matrix.results_dir,
-        {"ENGINES.md": render_matrix_markdown(runs, matrix.command), "engines.json": render_matrix_json(runs, matrix.command)},
+        {MATRIX_MARKDOWN: render_matrix_markdown(runs, matrix.command), MATRIX_JSON: render_matrix_json(runs, matrix.command)},
     )
-    say(f"wrote {matrix.results_dir / 'ENGINES.md'} and {matrix.results_dir / 'engines.json'}")
+    say(f"wrote {matrix.results_dir / MATRIX_MARKDOWN} and {matrix.results_dir / MATRIX_JSON}")
     problems = [run.target.name for run in runs if run.error or run.report is None or not run.report.ok]
     if problems:
         return Done.failed(

@@ -10,7 +10,7 @@ from harness.commands.done import Done
 from harness.commands.options import Checkout, results_dir, settings
 from harness.records.engine import Engine
 from harness.records.settings import DEFAULT_BASE, Progress, Settings
-from harness.render.sweep import render_sweep_json, render_sweep_markdown
+from harness.render.sweep import SWEEP_JSON, SWEEP_MARKDOWN, render_sweep_json, render_sweep_markdown
 from harness.run.sweep import parse_bases, sweep_bases
 
 
@@ -34,9 +34,9 @@ def run_sweep(engine: Engine, sweep: Sweep, say: Progress) -> Done:
     reports = sweep_bases(engine, sweep.settings, sweep.bases, say)
     write_files(
         sweep.results_dir,
-        {"SWEEP.md": render_sweep_markdown(reports, sweep.command), "sweep.json": render_sweep_json(reports, sweep.command)},
+        {SWEEP_MARKDOWN: render_sweep_markdown(reports, sweep.command), SWEEP_JSON: render_sweep_json(reports, sweep.command)},
     )
-    say(f"wrote {sweep.results_dir / 'SWEEP.md'} and {sweep.results_dir / 'sweep.json'}")
+    say(f"wrote {sweep.results_dir / SWEEP_MARKDOWN} and {sweep.results_dir / SWEEP_JSON}")
     if not all(report.ok for report in reports):
         return Done.failed("some stages did not do what their stage.toml expects on some release")
     return Done()

@@ -18,7 +18,10 @@ from tabulate import tabulate
 
 from harness.records.report import Outcome, RunReport
 from harness.records.units import human_size
-from harness.render.results import to_dict
+from harness.render.results import from_dict, to_dict
+
+MATRIX_MARKDOWN = "ENGINES.md"
+MATRIX_JSON = "engines.json"
 
 
 @dataclass(frozen=True)
@@ -140,3 +143,15 @@ def render_matrix_json(runs: Sequence[EngineRun], command: str) -> str:
         ],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def read_matrix_json(text: str) -> tuple[tuple[EngineRun, ...], str]:
+    """The runs engines.json holds, and the command that made it: what `render_matrix_*` renders again."""
+    data = json.loads(text)
+    runs = tuple(
+        EngineRun(
+            EngineTarget(entry["name"], entry["host"]), None if entry["run"] is None else from_dict(entry["run"]), entry["error"]
+        )
+        for entry in data["engines"]
+    )
+    return runs, str(data["generated_by"])

@@ -13,11 +13,15 @@ from harness.debian.release import DebianBase
 from harness.records.report import RunReport
 from harness.records.units import human_size
 from harness.render.claims import claims_of
-from harness.render.results import to_dict
+from harness.render.results import from_dict, to_dict
 from harness.stages.dockerfile import base_images
 from harness.stages.stage import DOCKERFILE
 
 TUTORIAL_RELEASE = "stretch (tutorial)"
+
+
+SWEEP_MARKDOWN = "SWEEP.md"
+SWEEP_JSON = "sweep.json"
 
 
 def is_debian_based(folder: Path, base: str) -> bool:
@@ -74,3 +78,9 @@ def render_sweep_json(reports: Sequence[RunReport], command: str) -> str:
         "runs": [to_dict(report, command) for report in reports],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def read_sweep_json(text: str) -> tuple[tuple[RunReport, ...], str]:
+    """The reports sweep.json holds, and the command that made it: what `render_sweep_*` renders again."""
+    data = json.loads(text)
+    return tuple(from_dict(run) for run in data["runs"]), str(data["generated_by"])
