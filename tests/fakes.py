@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import io
 import json
 import re
@@ -47,7 +48,6 @@ class FakeEngine:
     imported: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     loaded: list[bytes] = field(default_factory=list)  # the archives given to load_image
     traces: dict[str, str] = field(default_factory=dict)  # traced command, joined by spaces -> strace's output
-    targets: list[str | None] = field(default_factory=list)  # each build's target stage, in order
     volumes: list[EngineVolume] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)  # the images given to save_image
 
@@ -83,12 +83,12 @@ class FakeEngine:
         stage: str,
         context: bytes,
         dockerfile: str,
+        *,
         tag: str,
         build_args: dict[str, str],
         labels: dict[str, str],
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
-        target: str | None = None,
         platform: str | None = None,
     ) -> BuildRecord:
         with tarfile.open(fileobj=io.BytesIO(context)) as tar:
@@ -96,13 +96,19 @@ class FakeEngine:
             assert member is not None
             text = member.read().decode()
         self.built.append((tag, text, labels))
-        self.targets.append(target)
-        if on_line is not None:
-            # The classic builder's step lines, one per instruction, as a person following the build sees them.
-            joined = re.sub(r"\\\n", " ", text)  # continuation lines are one instruction
-            instructions = [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-            for number, instruction in enumerate(instructions, 1):
-                on_line(f"Step {number}/{len(instructions)} : {instruction}")
+        # The classic builder's lines, as a person following the build sees them: each instruction's step line,
+        # then (but for a FROM, whose line names the base) the image it committed, which the Engine keeps.
+        joined = re.sub(r"\\\n", " ", text)  # continuation lines are one instruction
+        instructions = [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        for number, instruction in enumerate(instructions, 1):
+            lines = [f"Step {number}/{len(instructions)} : {instruction}"]
+            if not instruction.upper().startswith(("FROM ", "ARG ")):
+                short = hashlib.sha256(f"{tag}\n{number}\n{instruction}".encode()).hexdigest()[:12]
+                self.images.setdefault(short, dataclasses.replace(_image(number), image_id=f"sha256:{short}"))
+                lines.append(f" ---> {short}")
+            for line in lines:
+                if on_line is not None:
+                    on_line(line)
         self.build_calls.append({"tag": tag, "build_args": dict(build_args), "platform": platform})
         if stage in self.failing_builds:
             raise BuildFailed(stage, "RUN make", ("Step 3/3 : RUN make", "make: *** No rule"), self.failing_builds[stage])

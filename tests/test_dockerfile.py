@@ -1,4 +1,4 @@
-from harness.stages.dockerfile import base_images, expand, instructions, label_build_stages, name_build_stages
+from harness.stages.dockerfile import base_images, expand, instructions, label_build_stages
 
 from .conftest import REPO_ROOT
 
@@ -61,12 +61,3 @@ def test_labels_go_after_every_from_but_the_last() -> None:
 def test_single_stage_dockerfiles_are_left_untouched() -> None:
     text = "FROM debian\nRUN true\n"
     assert label_build_stages(text, {"k": "v"}) == text
-
-
-def test_compile_stages_get_names_a_build_can_stop_at() -> None:
-    text = "ARG BASE=debian:bookworm\nFROM ${BASE}\nRUN make\nFROM golang AS tools\nRUN go build\nFROM scratch\nCOPY --from=0 /hello /\n"
-    named, names = name_build_stages(text)
-    assert names == ("hello-ladder-builder-0", "tools")
-    assert "FROM ${BASE} AS hello-ladder-builder-0\n" in named and "FROM golang AS tools\n" in named
-    assert "FROM scratch\n" in named and "COPY --from=0 /hello /" in named  # the last stage and its references unchanged
-    assert name_build_stages("FROM debian\nRUN true\n") == ("FROM debian\nRUN true\n", ())

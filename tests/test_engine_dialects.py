@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.engine import DockerEngine
-from harness.records.buildlog import BuildSteps
+from harness.records.buildlog import BuildSteps, StageTops
 from harness.records.engine import RunPolicy
 from harness.records.errors import BuildFailed
 from harness.stages.context import DOCKERFILE_NAME, labels_in_dockerfile
@@ -97,6 +97,20 @@ def test_the_classic_builders_lines_still_read_as_before() -> None:
     assert fed(CLASSIC_BUILD.replace(" ---> Running in 0123456789ab\n", "")).fully_cached
 
 
+def test_both_dialects_name_each_compile_stages_last_image() -> None:
+    """Podman's buildah prints `--> <id>` where the classic builder prints ` ---> <id>`: both name the image each step
+    committed, so one build request tells which image each compile stage ended with."""
+    tops = StageTops()
+    for line in BUILDAH_FIRST_BUILD.splitlines():
+        tops.read(line)
+    assert tops.compile_tops() == ("9dc655b956e",)
+    assert tops.made(finished=True) == ("9dc655b956e",)  # its RUN step was built, not taken from the cache
+    cached = StageTops()
+    for line in BUILDAH_FIRST_BUILD.replace("--> 9dc655b956e", "--> Using cache 9dc655b956e00\n--> 9dc655b956e").splitlines():
+        cached.read(line)
+    assert cached.compile_tops() == ("9dc655b956e",) and cached.made(finished=True) == ()
+
+
 def context_of(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -139,6 +153,7 @@ class FakeImage:
 class FakeApi:
     transcript: str = BUILDAH_CACHED_BUILD
     builds: list[dict[str, Any]] = field(default_factory=list)
+    hooks: dict[str, list[Any]] = field(default_factory=lambda: {"response": []})  # a requests Session's
     imports: list[dict[str, Any]] = field(default_factory=list)
 
     def build(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -194,7 +209,7 @@ LABELS = {"hello-ladder.managed": "true", "hello-ladder.role": "stage"}
 
 def build(client: FakeClient) -> None:
     context = context_of({DOCKERFILE_NAME: b"FROM scratch\n"})
-    DockerEngine(client).build("07", context, DOCKERFILE_NAME, "t:1", {}, dict(LABELS))  # type: ignore[arg-type]
+    DockerEngine(client).build("07", context, DOCKERFILE_NAME, tag="t:1", build_args={}, labels=dict(LABELS))  # type: ignore[arg-type]
 
 
 def test_on_podman_the_labels_travel_in_the_dockerfile() -> None:

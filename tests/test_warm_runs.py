@@ -1,4 +1,4 @@
-"""Warm runs against a real Engine: builder images kept on purpose, [slim] images reused, layers not read again."""
+"""Warm runs against a real Engine: one build request per stage, builder images kept, [slim] images reused, no layer read again."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def test_a_warm_run_keeps_builders_reuses_slim_images_and_reads_no_layer_again(
         return save(image)
 
     monkeypatch.setattr(engine, "save_image", counted)
+    builds: list[str] = []
+    build = engine.build
+
+    def counted_build(stage: str, *args: object, **kwargs: object) -> object:
+        builds.append(stage)
+        return build(stage, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "build", counted_build)
     settings = Settings(REPO_ROOT, namespace=NAMESPACE, wire_size=True, cache_dir=tmp_path / "cache", sbom_dir=tmp_path / "sbom")
     wanted = {"09-scratch-static", "08-scratch-auto"}
     keep = lambda folder: folder.name in wanted  # noqa: E731
@@ -45,8 +53,11 @@ def test_a_warm_run_keeps_builders_reuses_slim_images_and_reads_no_layer_again(
         assert any(tag.endswith("-builder0") and "/09-scratch-static:" in tag for tag in kept), kept
         assert any(tag.endswith("-source") and "/08-scratch-auto:" in tag for tag in kept), kept
         saved.clear()
+        builds.clear()
         said: list[str] = []
         again = run_stages(engine, settings, progress=said.append, keep=keep)
+        # One build request per stage: 09's (its compile stage kept from that build's own output), 08's source image.
+        assert sorted(builds) == sorted(wanted)
         # Every build step came from the cache, the [slim] image is the same one, and no image was saved to be read.
         assert all(stage.build is not None and stage.build.fully_cached for stage in again.stages), said
         assert [s.image_info.image_id for s in again.stages] == [s.image_info.image_id for s in first.stages]  # type: ignore[union-attr]

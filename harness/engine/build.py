@@ -20,12 +20,12 @@ class Builds(Connection):
         stage: str,
         context: bytes,
         dockerfile: str,
+        *,
         tag: str,
         build_args: dict[str, str],
         labels: dict[str, str],
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
-        target: str | None = None,
         platform: str | None = None,
     ) -> BuildRecord:
         output = BuildOutput(stage, on_line)
@@ -45,7 +45,6 @@ class Builds(Connection):
                     forcerm=True,  # remove intermediate containers even when a step fails
                     nocache=no_cache,
                     pull=False,
-                    target=target,  # stop at this named stage: its image is the answer
                     decode=True,
                     # The Engine then refuses a base of another platform instead of building on it.
                     platform=platform,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.records.engine import BuildRecord
@@ -70,6 +71,57 @@ def step_of(line: str) -> str | None:
     """`step 2/5: RUN make` if `line` starts a build step (either dialect), else None."""
     found = _ANY_STEP.match(line.strip())
     return None if found is None else f"step {found['number']}: {found['instruction']}"
+
+
+# The image a step committed: ` ---> 5555cccc6666` (classic builder), `--> 9dc655b956e` (buildah).
+_IMAGE_LINE = re.compile(r"^-{2,3}> (?P<id>[0-9a-f]{11,64})$")
+_CACHED_LINE = re.compile(r"^-{2,3}> Using cache\b")
+
+
+@dataclass
+class StageTops:
+    """The last image of each stage of a multi-stage build, and whether this build made it, read from its output.
+
+    Each step ends with the image it committed, in both dialects: ` ---> <id>`
+    (classic) or `--> <id>` (buildah), after ` ---> Using cache` / `--> Using
+    cache <id>` when the step came from the cache.  The image printed right
+    after a `FROM` is the base, no stage's own.  A compile stage's last image
+    is what a later stage copies from: the run keeps it under a tag of its own,
+    so that it and its build cache survive the end-of-run sweep.  Of these, the
+    ones whose step ran in this build are this build's; a cache hit is an
+    earlier build's (this checkout's, which recorded it then, or another's,
+    which must keep it).  A failed or stopped build's last committed image is
+    this build's too.
+    """
+
+    tops: list[str | None] = field(default_factory=list)  # per stage: its last step's image, None while it has none
+    ran: list[bool] = field(default_factory=list)  # per stage: whether that step ran in this build
+    _after_from: bool = False
+    _cached: bool = False
+
+    def read(self, line: str) -> None:
+        text = line.strip()
+        found = _ANY_STEP.match(text)
+        if found is not None:
+            self._after_from = found["instruction"].upper().startswith("FROM ")
+            if self._after_from:
+                self.tops.append(None)
+                self.ran.append(False)
+            self._cached = False
+        elif _CACHED_LINE.match(text):
+            self._cached = True
+        elif (image := _IMAGE_LINE.match(text)) is not None and self.tops and not self._after_from:
+            self.tops[-1], self.ran[-1] = image["id"], not self._cached
+
+    def compile_tops(self) -> tuple[str | None, ...]:
+        """Each stage's last image but the final stage's (the build's answer), in stage order."""
+        return tuple(self.tops[:-1])
+
+    def made(self, finished: bool) -> tuple[str, ...]:
+        """The images this build committed that its answer does not name: the compile stages' it ran, and, when it
+        did not finish, the last step's."""
+        stages = range(len(self.tops) if not finished else len(self.tops) - 1)
+        return tuple(dict.fromkeys(top for index in stages if (top := self.tops[index]) is not None and self.ran[index]))
 
 
 class BuildOutput:

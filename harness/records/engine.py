@@ -206,12 +206,12 @@ class Engine(Protocol):
         stage: str,
         context: bytes,
         dockerfile: str,
+        *,
         tag: str,
         build_args: dict[str, str],
         labels: dict[str, str],
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
-        target: str | None = None,
         platform: str | None = None,
     ) -> BuildRecord: ...
 

@@ -105,33 +105,3 @@ def label_build_stages(text: str, labels: dict[str, str]) -> str:
         if number in insert_after:
             output.append(label_line)
     return "\n".join(output) + "\n"
-
-
-BUILDER_PREFIX = "hello-ladder-builder-"
-
-
-def name_build_stages(text: str) -> tuple[str, tuple[str, ...]]:
-    """Give every stage but the last a name (`AS hello-ladder-builder-N`) where it has none; the text and the names.
-
-    A build can then stop at a compile stage (`target=`) and answer with its
-    image's ID, the one thing every builder (the classic builder, Buildah)
-    reports the same way.  A name changes nothing else: later stages still
-    refer to earlier ones by index (`COPY --from=0`), and the cache keys are
-    the instructions, not the names.
-    """
-    froms = [instruction for instruction in instructions(text) if instruction.keyword == "FROM"]
-    if len(froms) < 2:
-        return text, ()
-    names: list[str] = []
-    append_to: dict[int, str] = {}
-    for index, instruction in enumerate(froms[:-1]):
-        _, alias = _from_arguments(instruction.arguments)
-        if alias is None:
-            alias = f"{BUILDER_PREFIX}{index}"
-            append_to[instruction.last_line] = alias
-        names.append(alias.lower())
-    output = [
-        f"{line.rstrip()} AS {append_to[number]}" if number in append_to else line
-        for number, line in enumerate(text.splitlines())
-    ]
-    return "\n".join(output) + "\n", tuple(names)
