@@ -1,8 +1,8 @@
 """Time the layer analysis of a saved image.
 
-    python bench/layers.py image.tar            # a `docker save` tar
-    docker save img | python bench/layers.py -  # from stdin
-    python bench/layers.py --synthetic 200 --kind mixed --layers 4
+    python -m bench.layers image.tar            # a `docker save` tar
+    docker save img | python -m bench.layers -  # from stdin
+    python -m bench.layers --synthetic 200 --kind mixed --layers 4
 
 Prints the analysis time and throughput (MB/s of save stream), and with
 --table the per-layer table.  --synthetic generates a save stream of that many
@@ -23,10 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness.layers import analyse_save_stream, layer_table, to_json  # noqa: E402
-from harness.layers.unpack import ChunkStream  # noqa: E402
+from harness.layers import analyse_save_stream, layer_table, to_json
+from harness.layers.unpack import ChunkStream
 
 MB = 1000 * 1000
 FILE = 1 << 20

@@ -1,6 +1,6 @@
 """Layer analysis time against the Engine's own save time, for the largest stage image.
 
-    .venv/bin/python bench/layers_vs_save.py [--image REF] [--runs 3]
+    .venv/bin/python -m bench.layers_vs_save [--image REF] [--runs 3]
 
 Target (issue "Explain every size"): analysing the largest stage image takes
 at most 1.5 times what the Engine takes to save it.  Medians of --runs runs
@@ -13,16 +13,13 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import docker
 
-import docker  # noqa: E402
-
-from harness import labels  # noqa: E402
-from harness.engine import DockerEngine  # noqa: E402
-from harness.records.units import human_size  # noqa: E402
-from harness.run.measure import analyse_image, content_size  # noqa: E402
+from harness.engine import DockerEngine
+from harness.records import labels
+from harness.records.units import human_size
+from harness.run.measure import analyse_image, content_size
 
 TARGET = 1.5
 

@@ -1,6 +1,6 @@
 """Benchmark harness.elf's resolver against ldd and pax-utils' lddtree on a root's /usr.
 
-    .venv/bin/python bench/resolver.py [--root /] [--limit N]
+    .venv/bin/python -m bench.resolver [--root /] [--limit N]
 
 Collects every dynamically linked ELF file under ROOT/usr, times the three
 tools over all of them in one run, and prints how often each agrees with ldd
@@ -19,10 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness.elf import ElfError, Resolver  # noqa: E402
-from harness.elf.corpus import dynamic_elf_files, parse_ldd_output  # noqa: E402
+from harness.elf import ElfError, Resolver
+from harness.elf.corpus import dynamic_elf_files, parse_ldd_output
 
 REFERENCE = (
     "\"on this machine's /usr (2,166 dynamic ELF files): lddtree agrees with ldd on 99.82% and takes about "

@@ -1,6 +1,6 @@
 """Each runtime's scratch image against its naive image, and the Python size target, from a real run's results.
 
-    .venv/bin/python bench/runtimes.py [--results results]
+    .venv/bin/python -m bench.runtimes [--results results]
 
 Reads results.json as `invoke all` wrote it (sizes are the Engine's own) and
 prints the runtime tables of RESULTS.md (every stage's size beside the
@@ -16,12 +16,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness.records.report import Outcome, StageResult  # noqa: E402
-from harness.records.units import human_size, parse_size  # noqa: E402
-from harness.render.markdown import runtime_sections  # noqa: E402
-from harness.render.results import read_report  # noqa: E402
+from harness.records.report import Outcome, StageResult
+from harness.records.units import human_size, parse_size
+from harness.render.markdown import runtime_sections
+from harness.render.results import read_report
 
 REFERENCE = (
     '"a Python hello in a scratch image: under 25 MB, where debian:bookworm with python3 installed is about '

@@ -1,6 +1,6 @@
 """The test suite's wall time, before and after: the README's test command of each revision, on an empty Engine.
 
-    .venv/bin/python bench/suite.py [--revisions 61a9f98,HEAD] [--pytest-args "-m 'not docker'"]
+    .venv/bin/python -m bench.suite [--revisions 61a9f98,HEAD] [--pytest-args "-m 'not docker'"]
 
 Issue 13 asks for the suite's wall time before and after its work.  For each
 revision, in the order given, this clones the repository at that revision,

@@ -1,6 +1,6 @@
 """`invoke all`, warm and cold, against a plain SDK build + run loop over the same stages.
 
-    .venv/bin/python bench/warm.py [--stages 03,06,07,08] [--runs 3] [--jobs N] [--no-cold] [--keep] [--change 07]
+    .venv/bin/python -m bench.warm [--stages 03,06,07,08] [--runs 3] [--jobs N] [--no-cold] [--keep] [--change 07]
 
 Targets (issue 13): a warm `invoke all` (nothing changed since the last run)
 takes at most 1.5 times a plain loop that builds each stage's Dockerfile with
@@ -34,14 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import docker
+import docker.errors
 
-import docker  # noqa: E402
-import docker.errors  # noqa: E402
-
-from harness.records.redact import redact  # noqa: E402
-from harness.stages.context import DOCKERFILE_NAME, build_context  # noqa: E402
-from harness.stages.stage import discover, load_stage, names_stage  # noqa: E402
+from harness.records.redact import redact
+from harness.stages.context import DOCKERFILE_NAME, build_context
+from harness.stages.stage import discover, load_stage, names_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_TARGET = 1.5

@@ -1,15 +1,13 @@
 """Nothing let out: structurally mutated ELF files end in a Closure or one ElfError, quickly.
 
-A short version of bench/fuzz_elf.py: the same mutator, seeds built by conftest.
+A short version of tests/elf/fuzz_elf.py (`python -m tests.elf.fuzz_elf`): the same mutator, seeds built by conftest.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import platform
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -19,12 +17,7 @@ from hypothesis import strategies as st
 
 from harness.elf import Closure, ElfError, Resolver
 from harness.records.errors import HarnessError
-
-_BENCH = Path(__file__).resolve().parents[2] / "bench" / "fuzz_elf.py"
-_spec = importlib.util.spec_from_file_location("bench_fuzz_elf", _BENCH)
-fuzz_elf = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = fuzz_elf
-_spec.loader.exec_module(fuzz_elf)
+from tests.elf.fuzz_mutate import mutate
 
 # The host's multiarch folder (x86_64-linux-gnu, aarch64-linux-gnu): gcc built the seeds for the host.
 LIBDIR = f"/usr/lib/{platform.machine()}-linux-gnu"
@@ -62,7 +55,7 @@ def test_mutants_give_closure_or_elf_error(fuzz_root, seed, as_library, with_dlo
     root, seeds = fuzz_root
     rng = random.Random(seed)
     name = rng.choice(sorted(seeds))
-    blob, mutations = fuzz_elf.mutate(rng, seeds[name])
+    blob, mutations = mutate(rng, seeds[name])
     target = "/usr/bin/uses" if as_library else "/usr/bin/fuzz"
     root.put(f"{LIBDIR}/libC.so.1" if as_library else target, blob)
     logging.disable(logging.CRITICAL)

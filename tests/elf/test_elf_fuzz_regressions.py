@@ -1,4 +1,4 @@
-"""Inputs bench/fuzz_elf.py found that escaped the resolver as something other than an ElfError."""
+"""Inputs tests/elf/fuzz_elf.py found that escaped the resolver as something other than an ElfError."""
 
 from __future__ import annotations
 
