@@ -1,6 +1,6 @@
-"""The README's "Add a runtime" works as written, and `invoke all` is the command users run, end to end.
+"""docs/adding-a-runtime.md's "Add a runtime" works as written, and `invoke all` is the command users run, end to end.
 
-The files of that section are taken from the README itself (each fenced block
+The files of that section are taken from the page itself (each fenced block
 named by the first `hello/…` or `stages/…` path in the paragraph before it),
 written into a copy of the repository, and the section's commands are run
 there: `invoke all` must discover, build, verify and report the new runtime
@@ -21,7 +21,8 @@ from harness.records.report import RunReport
 
 from .conftest import REPO_ROOT, invoke
 
-SECTION = "### Add a runtime"
+GUIDE = REPO_ROOT / "docs" / "adding-a-runtime.md"
+SECTION = "## Add a runtime"
 # A paragraph, then a fenced block: the paragraph's first repository path names the block's file.
 BLOCK = re.compile(r"(?P<paragraph>(?:^(?!```)[^\n]+\n)+)\n```(?P<lang>[a-z]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 FILE_PATH = re.compile(r"`((?:hello|stages)/[^`\s]*[^/`])`")
@@ -36,10 +37,10 @@ EXPECTED_FILES = {
 NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "results", "__pycache__", "*.egg-info", ".*_cache", ".hello-ladder.lock")
 
 
-def readme_section() -> str:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+def guide_section() -> str:
+    text = GUIDE.read_text(encoding="utf-8")
     start = text.index(SECTION)
-    end = text.find("\n## ", start)
+    end = text.find("\n## ", start + len(SECTION))
     return text[start : end if end >= 0 else len(text)]
 
 
@@ -56,24 +57,24 @@ def section_files_and_commands(section: str) -> tuple[dict[str, str], list[list[
 
 
 def test_the_section_names_every_file_of_the_example_runtime() -> None:
-    files, commands = section_files_and_commands(readme_section())
+    files, commands = section_files_and_commands(guide_section())
     assert set(files) == EXPECTED_FILES
     assert files["hello/sh/hello.sh"] == 'echo "hello!"\n'
     assert [command[:2] for command in commands] == [[".venv/bin/invoke", "verify"], [".venv/bin/invoke", "all"]]
 
 
 @pytest.mark.docker
-def test_invoke_all_in_a_copy_with_the_readmes_runtime_added(ladder: RunReport, tmp_path: Path, cleanup_namespace: str) -> None:
+def test_invoke_all_in_a_copy_with_the_guides_runtime_added(ladder: RunReport, tmp_path: Path, cleanup_namespace: str) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(REPO_ROOT, repo, ignore=NOT_COPIED, symlinks=True)
-    files, commands = section_files_and_commands(readme_section())
+    files, commands = section_files_and_commands(guide_section())
     for relative, body in files.items():
         assert not (repo / relative).exists(), f"{relative}: the example must be new to the repository"
         (repo / relative).parent.mkdir(parents=True, exist_ok=True)
         (repo / relative).write_text(body, encoding="utf-8")
     results = tmp_path / "results"
     try:
-        run_readme_commands(repo, commands, results, cleanup_namespace)
+        run_guide_commands(repo, commands, results, cleanup_namespace)
     finally:
         # The copy is a checkout of its own: what it made is in its own ledger, removed by its own `invoke clean`.
         invoke(repo, "clean", "--namespace", cleanup_namespace, env={"HELLO_LADDER_NAMESPACE": cleanup_namespace}, timeout=600)
@@ -96,7 +97,7 @@ def test_invoke_all_in_a_copy_with_the_readmes_runtime_added(ladder: RunReport, 
     assert not (REPO_ROOT / "stages" / "50-sh-naive").exists()
 
 
-def run_readme_commands(repo: Path, commands: list[list[str]], results: Path, namespace: str) -> None:
+def run_guide_commands(repo: Path, commands: list[list[str]], results: Path, namespace: str) -> None:
     for program, *arguments in commands:
         assert program == ".venv/bin/invoke"
         if arguments[0] == "all":
