@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from harness.layers.cache import VERSION, LayerCache, cache_root, clear
-from harness.run.measure import analyse_image
+from harness.run.measure import analyse_image, saved_names
 
-from .fakes import FakeEngine
+from .fakes import FakeEngine, _image
 from .layers.test_layers_build import F, layer_tar, save_stream
 
 BASE = layer_tar(F("/etc/os-release", b"ID=debian\n"), F("/usr/bin/tool", 5000))
@@ -82,6 +82,21 @@ def test_an_image_whose_layers_are_all_known_is_not_saved(tmp_path: Path) -> Non
     assert engine.saved == [image]
     assert again == first == analyse_image(engine, image, wire=True)  # the same figures as read from the save stream
     assert again.wire_bytes is not None and again.dead_bytes == 5000
+
+
+def test_an_image_asked_for_by_tag_is_named_by_it_read_or_cached(tmp_path: Path) -> None:
+    """`invoke layers --json` gave `"repo_tags": []` for every image: it was saved by ID, and cached so."""
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    image_id = engine.add(BASE, TOOL)
+    engine.images["me/tool:1"] = engine.images["me/tool"] = dataclasses.replace(_image(1), image_id=image_id)
+    assert analyse_image(engine, "me/tool:1", cache=cache).repo_tags == ("me/tool:1",)  # saved, then cached
+    assert analyse_image(engine, "me/tool:1", cache=cache).repo_tags == ("me/tool:1",)  # from the cache
+    assert analyse_image(engine, "me/tool", cache=cache).repo_tags == ("me/tool:latest",)
+    assert analyse_image(engine, image_id, cache=cache).repo_tags == ()
+    assert engine.saved == [image_id]
+    # As the Engine's own save stream says, without the cache: the tag given, none for an ID.
+    assert saved_names("host.invalid:5000/me/tool") == ("host.invalid:5000/me/tool:latest",)
+    assert saved_names("me/tool@sha256:" + "0" * 64) == ()
 
 
 def test_the_cache_is_keyed_by_content_a_changed_layer_is_read_an_unchanged_one_kept(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 import io
 import re
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path, PurePosixPath
 
@@ -15,6 +17,7 @@ from harness.stages.slimspec import Bundle, SlimError, SlimSpec
 from harness.stages.stage import load_stage
 
 from .conftest import REPO_ROOT
+from .elf.hostneeds import needs
 from .test_stages import VALID, make_stage
 
 HOST = Path("/")
@@ -143,6 +146,12 @@ def copy_closure(root: Path, program: str) -> None:
             target.chmod(Path(path).stat().st_mode & 0o777)
 
 
+def _ldconfig(root: Path) -> None:
+    """The root's /etc/ld.so.cache made from its ld.so.conf, as a Debian image's is (ld.so reads only the cache)."""
+    needs(shutil.which("ldconfig") is not None, "needs ldconfig")
+    subprocess.run(["ldconfig", "-r", str(root)], check=True, capture_output=True)
+
+
 def test_a_library_found_through_ld_so_conf_gets_its_folder_in_ld_library_path(tmp_path: Path) -> None:
     """The slim image has no ld.so.cache or ld.so.conf: a folder only they named must be in LD_LIBRARY_PATH."""
     copy_closure(tmp_path, "/usr/bin/python3")
@@ -154,10 +163,12 @@ def test_a_library_found_through_ld_so_conf_gets_its_folder_in_ld_library_path(t
     (tmp_path / "etc/ld.so.conf.d").mkdir(parents=True)
     (tmp_path / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
     (tmp_path / "etc/ld.so.conf.d/z.conf").write_text("/usr/local/lib/z\n")
+    _ldconfig(tmp_path)
     plan = plan_slim(tmp_path, SlimSpec(PurePosixPath("/usr/bin/python3"), env=(("LD_LIBRARY_PATH", "/mine"),)))
     assert PurePosixPath("/usr/local/lib/z/libz.so.1") in plan.copies
     assert dict(plan.env)["LD_LIBRARY_PATH"] == "/mine:/usr/local/lib/z"
     (tmp_path / "etc/ld.so.conf.d/z.conf").unlink()
+    _ldconfig(tmp_path)
     with pytest.raises(MissingLibraries, match="libz.so.1"):  # not found at all: the resolver says so
         plan_slim(tmp_path, SlimSpec(PurePosixPath("/usr/bin/python3")))
 

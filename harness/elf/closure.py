@@ -6,9 +6,10 @@ or the same file reached by another path) is reused.  A name without "/" is
 looked up in: DT_RPATH of the requesting object and of its loaders up to the
 executable (only when the requesting object has no DT_RUNPATH; an object's
 DT_RPATH is void when it has a DT_RUNPATH), LD_LIBRARY_PATH, the requesting
-object's own DT_RUNPATH, /etc/ld.so.cache (or, when the root has none, the
-directories of /etc/ld.so.conf), then the default directories; DF_1_NODEFLIB
-skips the last two.  Candidates of another class or machine are passed over;
+object's own DT_RUNPATH, /etc/ld.so.cache, then the default directories;
+DF_1_NODEFLIB skips the last two.  /etc/ld.so.conf is ldconfig's, never read
+by ld.so: without a cache its directories are not searched (a missing
+library found there is named in the error, with what to do).  Candidates of another class or machine are passed over;
 a malformed candidate is an error, as it is fatal for ld.so.
 """
 
@@ -126,7 +127,7 @@ class Resolver:
         self._drain(run, main, 0, optional=False)
         dlopen = self._dlopen(run, main) if with_dlopen else ()
         if run.missing and strict:
-            raise MissingLibraries(path, tuple(run.missing))
+            raise MissingLibraries(path, tuple(run.missing), self._uncached(name for name, _ in run.missing))
         return Closure(
             path=path,
             real=resolved.real,
@@ -273,11 +274,6 @@ class Resolver:
                 found = self._try(cached, abi)
                 if found:
                     return found
-        else:
-            for directory in self._conf():
-                found = self._try(f"{directory.rstrip('/')}/{name}", abi)
-                if found:
-                    return found
         if not nodeflib:
             for directory in layout.default_dirs:
                 found = self._try(f"{directory.rstrip('/')}/{name}", abi)
@@ -342,6 +338,19 @@ class Resolver:
         if abi not in self._tables:
             self._tables[abi] = ldcache.cache_table(self._cache_entries, ldcache.cache_flags(abi[2], abi[0]))
         return self._tables[abi]
+
+    def _uncached(self, sonames: Iterable[str]) -> dict[str, str]:
+        """Missing sonames that a directory of ld.so.conf holds while the root has no ld.so.cache: soname -> directory."""
+        if self._cache_entries is False:
+            self._cache_entries = ldcache.read_cache(self.fs)
+        if self._cache_entries is not None:
+            return {}
+        found: dict[str, str] = {}
+        for soname in sonames:
+            where = next((d for d in self._conf() if "/" not in soname and self.fs.resolve(f"{d.rstrip('/')}/{soname}")), None)
+            if where is not None:
+                found[soname] = where
+        return found
 
     def _conf(self) -> tuple[str, ...]:
         if self._conf_dirs is None:

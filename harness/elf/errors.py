@@ -70,11 +70,24 @@ class SymlinkLoop(ElfError):
 class MissingLibraries(ElfError):
     """Sonames that no search path provided; `missing` pairs each soname with the object that needed it."""
 
-    def __init__(self, path: PurePosixPath | str, missing: tuple[tuple[str, PurePosixPath], ...]) -> None:
+    def __init__(
+        self, path: PurePosixPath | str, missing: tuple[tuple[str, PurePosixPath], ...], uncached: dict[str, str] | None = None
+    ) -> None:
+        """`uncached`: missing sonames that a directory of /etc/ld.so.conf holds, where the root has no ld.so.cache."""
         self.missing = tuple((soname, PurePosixPath(needed_by)) for soname, needed_by in missing)
-        listing = ", ".join(f"{soname} (needed by {needed_by})" for soname, needed_by in self.missing)
+        self.uncached = dict(uncached or {})
+        listing = ", ".join(f"{soname} (needed by {needed_by}{self._hint(soname)})" for soname, needed_by in self.missing)
         count = len(self.missing)
         super().__init__(path, f"{count} missing librar{'y' if count == 1 else 'ies'}", listing)
+
+    def _hint(self, soname: str) -> str:
+        where = self.uncached.get(soname)
+        if where is None:
+            return ""
+        return (
+            f"; in {where}, which /etc/ld.so.conf names, but ld.so reads only /etc/ld.so.cache and there is none:"
+            " run ldconfig in the image"
+        )
 
     @property
     def sonames(self) -> frozenset[str]:

@@ -163,8 +163,10 @@ def dive_figures(layers: Sequence[Sequence[LayerEntry]], *, keep: int = 50) -> D
       layer 0's own tree), the sum of the sizes of that directory and everything
       below it; otherwise 0.  NB: dive's code gives a whiteout of a *file* size 0
       (only directories are sized), and so do we.  A whiteout of a path absent
-      below also counts 0 (dive logs it).  Opaque markers are ignored, as dive
-      ignores them.
+      below makes dive's visitor fail: the path is entered with cumulative 0
+      and minimum -1 (dive's "not yet seen", summed as it is), and the rest of
+      that layer's walk is skipped, as dive's error stops it.  Opaque markers
+      are ignored, as dive ignores them.
 
     efficiency = sum(min over paths) / sum(cumulative over paths), 1.0 if the
     latter is 0; wasted_bytes = sum of the cumulative sizes of the paths seen in
@@ -188,8 +190,13 @@ def dive_figures(layers: Sequence[Sequence[LayerEntry]], *, keep: int = 50) -> D
                 first = None
             lookup = stacked
         for parts, node in _dive_walk(tree):
-            if not node.children:
-                _count(data, *_leaf(parts, node, lookup))
+            if node.children:
+                continue
+            path, size = _leaf(parts, node, lookup)
+            if size is None:
+                data.setdefault(path, [0, -1, 0])
+                break  # dive's GetNode error: its walk of this layer ends here
+            _count(data, path, size)
         if index == 0:
             first = tree
         else:
@@ -198,13 +205,15 @@ def dive_figures(layers: Sequence[Sequence[LayerEntry]], *, keep: int = 50) -> D
     return _figures(data, sizes, keep)
 
 
-def _leaf(parts: tuple[str, ...], node: _DNode, lookup: _DNode) -> tuple[str, int]:
-    """A leaf's path and size as dive counts it: a whiteout is sized by the directory it removes below, else 0."""
+def _leaf(parts: tuple[str, ...], node: _DNode, lookup: _DNode) -> tuple[str, int | None]:
+    """A leaf's path and size as dive counts it: a whiteout is sized by the directory it removes below, else 0;
+    None for a whiteout of a path absent below (dive's lookup fails)."""
     if parts[-1].startswith(".wh."):
         trimmed = _trim(parts)
         below = _dive_get(lookup, trimmed)
-        size = below.subtree_size() if below is not None and below.info and below.info[1] else 0
-        return "/" + "/".join(trimmed), size
+        if below is None:
+            return "/" + "/".join(trimmed), None
+        return "/" + "/".join(trimmed), below.subtree_size() if below.info and below.info[1] else 0
     return "/" + "/".join(parts), node.info[0] if node.info else 0
 
 
@@ -214,7 +223,7 @@ def _count(data: dict[str, list[int]], path: str, size: int) -> None:
         data[path] = [size, size, 1]
     else:
         record[0] += size
-        if size < record[1]:
+        if record[1] < 0 or size < record[1]:  # -1: entered by a failed whiteout, never sized (dive's "not yet")
             record[1] = size
         record[2] += 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import BinaryIO, cast
 
@@ -25,8 +26,10 @@ def analyse_image(engine: Engine, image: str, wire: bool = True, cache: LayerCac
     if cache is None:
         # ChunkStream is a read-only binary file object: all that the reader asks of a BinaryIO.
         stream = cast(BinaryIO, ChunkStream(engine.save_image(image)))
-        return analyse_save_stream(stream, wire=wire, workers=WORKERS)
+        return dataclasses.replace(analyse_save_stream(stream, wire=wire, workers=WORKERS), repo_tags=saved_names(image))
     image_id = image if image.startswith("sha256:") else engine.image_info(image).image_id
+    # Saved by ID (a tag could move between the lookup and the save), but named as `docker save <image>` names it.
+    named = saved_names(image)
     known = cache.known(image_id, wire)
     if known is not None:
         outline, layers = known
@@ -34,7 +37,7 @@ def analyse_image(engine: Engine, image: str, wire: bool = True, cache: LayerCac
             layers,
             diff_ids=outline.diff_ids,
             instructions=outline.instructions,
-            repo_tags=outline.repo_tags,
+            repo_tags=named,
             image_id=outline.image_id,
             history_empty_layer=outline.history_empty_layer,
         )
@@ -57,7 +60,14 @@ def analyse_image(engine: Engine, image: str, wire: bool = True, cache: LayerCac
             tuple(entry.empty_layer for entry in saved.history),
         ),
     )
-    return analyse_saved(saved)
+    return dataclasses.replace(analyse_saved(saved), repo_tags=named)
+
+
+def saved_names(image: str) -> tuple[str, ...]:
+    """The RepoTags a save of `image` lists: the tag asked for (`:latest` if none); none for an ID or a digest."""
+    if image.startswith("sha256:") or "@" in image:
+        return ()
+    return (image,) if ":" in image.rsplit("/", 1)[-1] else (f"{image}:latest",)
 
 
 def content_size(engine: Engine, image: str, cache: LayerCache | None = None) -> int:

@@ -104,7 +104,8 @@ def test_needed_path_with_origin(root, built):
     assert dep.path == P("/opt/x/bin/../lib/libX.so") and dep.real == P("/opt/x/lib/libX.so")
 
 
-def test_ld_so_conf_includes_without_cache(root, built):
+def test_ld_so_conf_without_a_cache_is_not_searched_but_named_in_the_error(root, built):
+    """ld.so reads /etc/ld.so.cache only; ld.so.conf is ldconfig's (a peer's case: `invoke deps` said found)."""
     app = root.put("/usr/bin/app", built.app_plain)
     root.put("/etc/ld.so.conf", b"# comment\ninclude ld.so.conf.d/*.conf\n")
     root.put("/etc/ld.so.conf.d/10-first.conf", b"/opt/conf/one\n")
@@ -112,7 +113,12 @@ def test_ld_so_conf_includes_without_cache(root, built):
     root.put("/etc/ld.so.conf.d/.hidden.conf", b"/opt/conf/hidden\n")
     root.put("/opt/conf/hidden/libC.so.1", built.libC)
     root.put("/opt/conf/two/libC.so.1", built.libC)
-    assert Resolver(root.path).resolve(app).needed[0].path == P("/opt/conf/two/libC.so.1")
+    with pytest.raises(MissingLibraries) as raised:
+        Resolver(root.path).resolve(app)
+    # The include's glob, in order, dot files left out: the first directory that holds it.
+    assert raised.value.uncached == {"libC.so.1": "/opt/conf/two"}
+    assert "in /opt/conf/two, which /etc/ld.so.conf names" in str(raised.value) and "run ldconfig" in str(raised.value)
+    assert [m[0] for m in Resolver(root.path).resolve(app, strict=False).missing] == ["libC.so.1"]
 
 
 def test_default_directories_last(root, built, abi):

@@ -218,6 +218,24 @@ def test_dive_through_the_stream_matches_direct_computation():
     assert a.dive.user_size_bytes == 75
 
 
+def test_dive_stops_a_layers_walk_at_a_whiteout_of_a_path_absent_below():
+    """dive's visitor fails on it (GetNode of the stacked tree below): the path is entered at cumulative 0 and
+    minimum -1, and the leaves after it in that layer's walk (sorted by name, children first) are not counted."""
+    trees = [
+        [E("/a", 1000)],
+        # Walked as .wh.missing, b, z (by name): the whiteout fails first, so /b and /z of this layer are never seen.
+        [E("/b", 300), E("/missing", 0, EntryKind.WHITEOUT), E("/z", 50)],
+        [E("/a", 400), E("/missing", 20)],  # a later layer counts again: /missing's -1 becomes its first size
+    ]
+    d = dive_figures(trees)
+    # min: /a 400 + /missing 20; cumulative: /a 1400 + /missing 20 (the failed whiteout added 0)
+    assert d.efficiency == (400 + 20) / (1400 + 20)
+    assert d.wasted_bytes == 1400 and [p.path for p in d.inefficiencies] == ["/a"]
+    # Never seen again: its -1 is summed into the minimum, as dive sums it.
+    alone = dive_figures([[E("/a", 1000)], [E("/gone", 0, EntryKind.WHITEOUT), E("/b", 10)]])
+    assert alone.efficiency == (1000 - 1) / 1000 and alone.inefficient_paths == 0
+
+
 # --------------------------------------------------------------------------- dpkg
 
 STATUS = """Package: libc6
