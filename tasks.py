@@ -137,6 +137,8 @@ def report(c: Context, stage: str | None = None, results_: str = str(CHECKOUT.re
         "jobs": f"how many stages to build, run and measure at once (default {DEFAULT_JOBS}: the CPUs, at most 4); "
         "the results are the same as with --jobs 1",
         "platform_": PLATFORM_HELP,
+        "build_timeout": "cancel a build step that runs longer than this many seconds, in every stage"
+        " (default: each stage.toml's build_timeout, else 1800)",
     },
 )
 @_reported
@@ -148,9 +150,10 @@ def all_stages(
     no_wire: bool = False,
     jobs: int = 0,
     platform_: str | None = None,
+    build_timeout: float = 0.0,
 ) -> Done:
     """Build, verify and measure every stage, then write results/RESULTS.md and results/results.json."""
-    run = ladder_run(CHECKOUT, base, no_cache, results_, no_wire, jobs, platform_)
+    run = ladder_run(CHECKOUT, base, no_cache, results_, no_wire, jobs, platform_, build_timeout=build_timeout)
     with StatusBoard.for_terminal() as board:
         return run_ladder(DockerEngine.from_env(), run, board.say, board)
 
@@ -158,14 +161,15 @@ def all_stages(
 @task(
     help={
         "bases_": "also remove the base images this checkout bootstrapped",
-        "namespace": "only what runs under this tag namespace made (default: every namespace)",
+        "namespace": "only this tag namespace: what its runs made, and every image tagged under it"
+        " (default: HELLO_LADDER_NAMESPACE's, or hello-ladder, and every namespace in the ledger)",
         "dry_run": "list what would be removed, and why each is the project's, without removing anything",
         "cache_": "also empty the cache folder of layer figures and [slim] images ($XDG_CACHE_HOME/hello-ladder)",
     }
 )
 @_reported
 def clean(c: Context, bases_: bool = False, namespace: str | None = None, dry_run: bool = False, cache_: bool = False) -> Done:
-    """Remove the images, containers and volumes this checkout made (as its ledger recorded them), and nothing else."""
+    """Remove what the project made: images tagged under its namespace, and what this checkout's ledger recorded."""
     scope = Scope(namespace=namespace, bases=bases_)
     return clean_checkout(DockerEngine.from_env, CHECKOUT, scope, dry_run, cache_, _say)
 

@@ -50,6 +50,8 @@ class FakeEngine:
     traces: dict[str, str] = field(default_factory=dict)  # traced command, joined by spaces -> strace's output
     volumes: list[EngineVolume] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)  # the images given to save_image
+    # Images whose every tag has moved or gone: the Engine keeps them, untagged, until removed.
+    untagged: dict[str, ImageInfo] = field(default_factory=dict)
 
     def describe(self) -> EngineFacts:
         return EngineFacts("Docker Engine", "0.0-fake", "1.41", "overlay2", "classic builder (API build, version 1)")
@@ -58,12 +60,12 @@ class FakeEngine:
         return "FAKE:ENGINE"
 
     def has_image(self, ref: str) -> bool:
-        return ref in self.images or any(info.image_id == ref for info in self.images.values())
+        return ref in self.images or ref in self.untagged or any(info.image_id == ref for info in self.images.values())
 
     def image_info(self, ref: str) -> ImageInfo:
         if ref in self.images:
             return self.images[ref]
-        found = next((info for info in self.images.values() if info.image_id == ref), None)
+        found = next((info for info in self.images.values() if info.image_id == ref), self.untagged.get(ref))
         if found is None:
             raise EngineError(f"{ref}: No such image")
         return found
@@ -90,6 +92,7 @@ class FakeEngine:
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
         platform: str | None = None,
+        step_timeout_s: float | None = None,
     ) -> BuildRecord:
         with tarfile.open(fileobj=io.BytesIO(context)) as tar:
             member = tar.extractfile(dockerfile)
@@ -103,17 +106,22 @@ class FakeEngine:
         for number, instruction in enumerate(instructions, 1):
             lines = [f"Step {number}/{len(instructions)} : {instruction}"]
             if not instruction.upper().startswith(("FROM ", "ARG ")):
-                short = hashlib.sha256(f"{tag}\n{number}\n{instruction}".encode()).hexdigest()[:12]
+                short = hashlib.sha256(f"{stage}\n{number}\n{instruction}".encode()).hexdigest()[:12]
                 self.images.setdefault(short, dataclasses.replace(_image(number), image_id=f"sha256:{short}"))
                 lines.append(f" ---> {short}")
             for line in lines:
                 if on_line is not None:
                     on_line(line)
-        self.build_calls.append({"tag": tag, "build_args": dict(build_args), "platform": platform})
+        self.build_calls.append(
+            {"tag": tag, "build_args": dict(build_args), "platform": platform, "step_timeout_s": step_timeout_s}
+        )
         if stage in self.failing_builds:
             raise BuildFailed(stage, "RUN make", ("Step 3/3 : RUN make", "make: *** No rule"), self.failing_builds[stage])
-        self.images[tag] = dataclasses.replace(_image(len(context)), image_id=f"sha256:{tag}")
-        return BuildRecord(image_id=f"sha256:{tag}", seconds=0.5, fully_cached=False)
+        # The image's ID follows from what it is built from, as the Engine's does (the same inputs: the cache's image).
+        inputs = json.dumps([text, sorted(labels.items()), sorted(build_args.items()), platform, len(context)])
+        image_id = f"sha256:{hashlib.sha256(inputs.encode()).hexdigest()}"
+        self.images[tag] = dataclasses.replace(_image(len(context)), image_id=image_id)
+        return BuildRecord(image_id=image_id, seconds=0.5, fully_cached=False)
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult:
         tags = [tag for tag, info in self.images.items() if info.image_id == image]
@@ -133,20 +141,29 @@ class FakeEngine:
         return InstrumentedRun(result, (("trace.1", text.encode()),) if text is not None else ())
 
     def list_images(self) -> tuple[EngineImage, ...]:
-        by_id: dict[str, list[str]] = {}
+        by_id: dict[str, list[str]] = {image_id: [] for image_id in self.untagged}
         for tag, info in self.images.items():
             by_id.setdefault(info.image_id, []).append(tag)
         return tuple(EngineImage(image_id, tuple(tags)) for image_id, tags in by_id.items())
 
     def tag_image(self, image_id: str, ref: str) -> None:
+        held = self.images.get(ref)
         self.images[ref] = self.image_info(image_id)
+        self.untagged.pop(self.images[ref].image_id, None)
+        if held is not None and held.image_id != image_id:
+            self._keep_if_untagged(held)
 
     def untag_image(self, image_id: str, ref: str) -> None:
         if ref in self.images and self.images[ref].image_id == image_id:
-            del self.images[ref]
+            self._keep_if_untagged(self.images.pop(ref))
+
+    def _keep_if_untagged(self, info: ImageInfo) -> None:
+        if not any(other.image_id == info.image_id for other in self.images.values()):
+            self.untagged[info.image_id] = info
 
     def remove_image(self, image_id: str) -> None:
         self.removed.append(image_id)
+        self.untagged.pop(image_id, None)
         for tag in [tag for tag, info in self.images.items() if info.image_id == image_id]:
             del self.images[tag]
 

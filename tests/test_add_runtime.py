@@ -73,18 +73,20 @@ def test_invoke_all_in_a_copy_with_the_guides_runtime_added(ladder: RunReport, t
         (repo / relative).parent.mkdir(parents=True, exist_ok=True)
         (repo / relative).write_text(body, encoding="utf-8")
     results = tmp_path / "results"
+    # A namespace of its own: the copy builds the session's images again (the same inputs, the same IDs, from the
+    # cache), and its `invoke clean` removes every image tagged under its namespace, which must not be the session's.
+    namespace = f"{cleanup_namespace}-guide"
     try:
-        run_guide_commands(repo, commands, results, cleanup_namespace)
+        run_guide_commands(repo, commands, results, namespace)
     finally:
-        # The copy is a checkout of its own: what it made is in its own ledger, removed by its own `invoke clean`.
-        invoke(repo, "clean", "--namespace", cleanup_namespace, env={"HELLO_LADDER_NAMESPACE": cleanup_namespace}, timeout=600)
+        invoke(repo, "clean", "--namespace", namespace, env={"HELLO_LADDER_NAMESPACE": namespace}, timeout=600)
 
     data = json.loads((results / "results.json").read_text())
     assert data["base"] == "debian:bookworm"
     assert [stage["name"] for stage in data["stages"]] == sorted(
         [s.name for s in ladder.stages] + ["50-sh-naive", "51-sh-scratch"]
     )
-    assert all(stage["image"].startswith(f"{cleanup_namespace}/") for stage in data["stages"] if stage["image"])
+    assert all(stage["image"].startswith(f"{namespace}/") for stage in data["stages"] if stage["image"])
     added = {stage["name"]: stage for stage in data["stages"] if stage["runtime"] == "sh"}
     assert set(added) == {"50-sh-naive", "51-sh-scratch"}
     assert all(stage["outcome"] == "pass" and stage["observed"]["stdout"] == "hello!\n" for stage in added.values())

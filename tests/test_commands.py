@@ -307,4 +307,4 @@ def test_clean_empties_the_cache_before_reaching_the_engine(checkout: options.Ch
     assert said == [f"emptied {tmp_path / 'cache' / 'hello-ladder'} (1 files)"] and not cached.exists()
     said.clear()
     assert clean_checkout(FakeEngine, checkout, Scope(), True, False, say) == Done()
-    assert said[-1].startswith("would remove 0 container(s) and image(s) this checkout made, as recorded in ")
+    assert said[-1].startswith("would remove 0 container(s) and image(s): what this checkout made, as recorded in ")

@@ -49,13 +49,26 @@ def test_expand_leaves_unknown_variables_empty_as_docker_does() -> None:
     assert expand("$MISSING", {}) == ""
 
 
-def test_labels_go_after_every_from_but_the_last() -> None:
+def test_labels_end_every_stage_but_the_last() -> None:
     labelled = label_build_stages(MULTI_STAGE, {"k": "v"})
     lines = labelled.splitlines()
     assert lines.count('LABEL "k"="v"') == 2
-    assert lines[lines.index("FROM ${BASE} AS builder") + 1] == 'LABEL "k"="v"'
-    assert lines[lines.index("FROM $BASE-slim") + 1] == 'LABEL "k"="v"'
-    assert lines[lines.index("FROM scratch") + 1] == "COPY --from=0 /hello /hello"
+    # After each compile stage's own steps (shared by every namespace through the cache), before the next FROM.
+    assert lines[lines.index("    apt-get install -y gcc") + 1 : lines.index("FROM $BASE-slim")] == ['LABEL "k"="v"']
+    assert lines[lines.index("COPY --from=builder /hello /hello") + 1] == 'LABEL "k"="v"'
+    assert lines[lines.index("FROM scratch") + 1 :] == ["COPY --from=0 /hello /hello", "COPY --from=1 /bin/sh /bin/sh"]
+    assert [i.keyword for i in instructions(labelled)] == [
+        "ARG",
+        "FROM",
+        "RUN",
+        "LABEL",
+        "FROM",
+        "COPY",
+        "LABEL",
+        "FROM",
+        "COPY",
+        "COPY",
+    ]
 
 
 def test_single_stage_dockerfiles_are_left_untouched() -> None:

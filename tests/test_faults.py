@@ -252,6 +252,41 @@ def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEn
 
 
 @pytest.mark.fault(
+    "A build step hangs (`RUN sleep 100000`, a stuck `apt-get update`)",
+    "cancelled at its build_timeout, the stage an error naming the step; nothing of it left; the others run",
+)
+@pytest.mark.docker
+def test_a_hanging_build_step_is_cancelled_at_its_limit(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
+    client = docker.from_env()
+    repo = copy_repo(tmp_path)
+    marker = f"before-the-hang-{os.getpid()}-{time.time_ns()}"  # a step no other build has in its cache
+    hangs = f"ARG BASE\nFROM ${{BASE}}\nRUN echo {marker} > /before\nRUN sleep 100000\n"
+    add_stage(repo, "01-hangs", hangs, stage_toml('["/bin/true"]'))
+    add_stage(repo, "02-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
+    env = {"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
+    started = time.monotonic()
+    try:
+        done = invoke(repo, "all", "--no-wire", "--build-timeout", "30", env=env, timeout=600)
+        seconds = time.monotonic() - started
+    finally:
+        clean_copy(engine, repo)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    hung, fine = json.loads((repo / "results" / "results.json").read_text())["stages"]
+    assert hung["outcome"] == "error" and "build failed at `RUN sleep 100000`: timed out" in hung["reason"]
+    assert "30 s" in hung["reason"] and fine["outcome"] == "pass"
+    assert seconds < 30 + 60, f"the whole run took {seconds:.0f} s"
+    # The step's container went with the cancelled build; the step before it, committed, went with the run's sweep.
+    running = [c for c in client.containers.list(all=True) if "sleep 100000" in " ".join(c.attrs["Config"]["Cmd"] or [])]
+    assert running == []
+    committed = [
+        image.id
+        for image in client.images.list(all=True)
+        if marker in " ".join((client.api.inspect_image(image.id).get("ContainerConfig") or {}).get("Cmd") or [])
+    ]
+    assert committed == []
+
+
+@pytest.mark.fault(
     "`invoke clean` beside the user's own images",
     "only what this checkout recorded goes; an image of the user's and the bases stay",
 )

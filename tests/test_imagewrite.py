@@ -86,7 +86,7 @@ def test_created_is_read_to_the_second() -> None:
 
 def test_a_slim_image_is_loaded_not_built_and_twice_gives_the_same_id(tmp_path: Path) -> None:
     engine = FakeEngine()
-    image_labels = labels.image("checkout", "ns", stage="s")
+    image_labels = labels.image("ns", stage="s")
     made = Made(Ledger.open(tmp_path, engine.identity()), "session", "ns")
 
     def build(epoch: int | None) -> str:

@@ -1,8 +1,8 @@
-"""Ownership by identity: what the project made is recorded by ID, and clean-up removes only that.
+"""Ownership: what the project made is recorded by ID or tagged under its namespace, and clean-up removes only that.
 
 Unit tests of the ledger and the rule, then, against a real Engine, the
 user's own images built on the project's images (kept through every removal
-path), and two checkouts running `invoke all` at once on one Engine.
+path), and two checkouts running `invoke all` at once on one Engine, each in a namespace of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from harness.commands.cleanup import with_namespaces
 from harness.custody import ownership
 from harness.custody.ledger import ROLE_BASE, ROLE_BUILDER, ROLE_STAGE, Ledger
 from harness.custody.ownership import EngineContainer, EngineImage, Scope
@@ -98,7 +99,7 @@ def _ledger(tmp_path: Path) -> Ledger:
 
 def test_inherited_labels_never_make_an_image_or_a_container_the_projects(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path)
-    stage_labels = labels.image(ledger.checkout, "ns", stage="07")
+    stage_labels = labels.image("ns", stage="07")
     images = (
         EngineImage("sha256:stage", ("ns/07:b",)),
         EngineImage("sha256:compiler", ()),
@@ -143,6 +144,39 @@ def test_a_tag_the_project_did_not_make_keeps_the_image(tmp_path: Path) -> None:
     [removal] = ownership.plan(ledger, ledger.read(), images, (), Scope())
     assert (removal.untag, removal.delete) == (("ns/07:b",), False)
     assert "my/app:1" in removal.why
+
+
+def test_a_tag_under_the_namespace_makes_an_image_the_projects_whoever_ran_the_build(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path, "ENGINE")  # empty: a fresh clone's
+    images = (
+        EngineImage("sha256:old-clones", ("ns/07:b",)),
+        EngineImage("sha256:old-builder", ("ns/07:b-builder0",)),
+        EngineImage("sha256:also-users", ("ns/08:b", "my/app:1")),
+        EngineImage("sha256:other-namespace", ("ns-other/07:b",)),
+        EngineImage("sha256:users", ("my/ns:1",)),
+        EngineImage("sha256:dangling", ()),
+    )
+    assert ownership.plan(ledger, ledger.read(), images, (), Scope(namespace="ns")) == ()  # the ledger alone: nothing
+    removals = ownership.plan(ledger, ledger.read(), images, (), Scope(namespace="ns", tagged=frozenset({"ns"})))
+    assert [(r.ident, r.untag, r.delete) for r in removals] == [
+        ("sha256:old-clones", ("ns/07:b",), True),
+        ("sha256:old-builder", ("ns/07:b-builder0",), True),
+        ("sha256:also-users", ("ns/08:b",), False),
+    ]
+    assert "tagged under the namespace's repositories (ns/07:b)" in removals[0].why
+
+
+def test_clean_without_a_namespace_takes_this_runs_and_every_one_the_ledger_knows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger.open(tmp_path, "ENGINE")
+    ledger.record_image("sha256:a", ROLE_STAGE, ("test-ns/01:b",), "test-ns")
+    ledger.record_image("sha256:base", ROLE_BASE, ("debian:bookworm",), None)
+    monkeypatch.delenv("HELLO_LADDER_NAMESPACE", raising=False)
+    assert with_namespaces(Scope(), ledger).tagged == {"hello-ladder", "test-ns"}
+    monkeypatch.setenv("HELLO_LADDER_NAMESPACE", "mine")
+    assert with_namespaces(Scope(), ledger).tagged == {"mine", "test-ns"}
+    assert with_namespaces(Scope(namespace="only"), ledger).tagged == {"only"}
 
 
 # --- against an Engine ----------------------------------------------------------------
@@ -256,7 +290,8 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
 
 
 @pytest.mark.fault(
-    "two checkouts run `invoke all` at once on one Engine", "neither removes, re-tags or mis-measures the other's images"
+    "two checkouts run `invoke all` at once on one Engine, in two namespaces",
+    "neither removes, re-tags or mis-measures the other's images",
 )
 @pytest.mark.docker
 def test_two_checkouts_at_once_on_one_engine(engine: object, tmp_path: Path) -> None:
@@ -266,19 +301,19 @@ def test_two_checkouts_at_once_on_one_engine(engine: object, tmp_path: Path) -> 
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         repos.append(copy_repo(tmp_path / name, ("01-naive", "07-scratch-libs", "08-scratch-auto")))
-    # The same namespace on purpose: both want the same public tags.
-    env = {**os.environ, "HELLO_LADDER_NAMESPACE": NAMESPACE + "-two"}
+    # A namespace each, as docs/design.md says: a namespace's tags are its own, whichever checkout set them.
+    envs = [{"HELLO_LADDER_NAMESPACE": f"{NAMESPACE}-{name}"} for name in ("a", "b")]
     try:
         runs = [
             subprocess.Popen(
                 [sys.executable, "-m", "invoke", "all", "--no-wire"],
                 cwd=repo,
-                env=env,
+                env={**os.environ, **env},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for repo in repos
+            for repo, env in zip(repos, envs, strict=True)
         ]
         outputs = [run.communicate(timeout=2400) for run in runs]
         for run, (stdout, stderr) in zip(runs, outputs, strict=True):
@@ -287,23 +322,24 @@ def test_two_checkouts_at_once_on_one_engine(engine: object, tmp_path: Path) -> 
         assert ledgers[0].checkout != ledgers[1].checkout
         recorded = [{entry.image_id for entry in ledger.read().images if entry.role != ROLE_BASE} for ledger in ledgers]
         assert not recorded[0] & recorded[1]  # nothing made by one is claimed by the other
-        for repo, own, other in zip(repos, recorded, reversed(recorded), strict=True):
+        for repo, env, own, other in zip(repos, envs, recorded, reversed(recorded), strict=True):
             results = json.loads((repo / "results" / "results.json").read_text())
             for stage in results["stages"]:
                 image = client.images.get(stage["image_id"])  # still there, after both runs' sweeps
                 assert stage["image_id"] in own and stage["image_id"] not in other
                 assert image.attrs["Size"] == stage["size_bytes"]  # measured the image it built
+                assert stage["image"].startswith(env["HELLO_LADDER_NAMESPACE"] + "/")
                 assert client.images.get(stage["image"]).id == stage["image_id"]  # its tag names its own image
         # One checkout's clean leaves every image of the other, with its tags.
         survivors = {image_id: client.images.get(image_id).tags for image_id in recorded[1]}
-        done = invoke(repos[0], "clean", env={"HELLO_LADDER_NAMESPACE": env["HELLO_LADDER_NAMESPACE"]}, timeout=300)
+        done = invoke(repos[0], "clean", env=envs[0], timeout=300)
         assert done.returncode == 0, done.stderr
         assert not recorded[0] & _listed(client)
         for image_id, tags in survivors.items():
             assert client.images.get(image_id).tags == tags
     finally:
-        for repo in repos:
-            invoke(repo, "clean", env={"HELLO_LADDER_NAMESPACE": env["HELLO_LADDER_NAMESPACE"]}, timeout=300)
+        for repo, env in zip(repos, envs, strict=True):
+            invoke(repo, "clean", env=env, timeout=300)
 
 
 @pytest.mark.fault("a trace killed by SIGKILL leaves its volumes", "invoke clean removes them, and no one else's")

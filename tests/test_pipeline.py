@@ -50,12 +50,12 @@ def test_every_stage_is_built_run_and_judged(repo: Path) -> None:
     assert "08-scratch-auto" in slim_stages and "42-python-scratch" in slim_stages
     ledger = Ledger.open(repo, engine.identity())
     assert engine.removed == []
-    builders = {entry.tags[0]: entry for entry in ledger.read().images if entry.role == ROLE_BUILDER}
+    builders = {tag: entry for entry in ledger.read().images if entry.role == ROLE_BUILDER for tag in entry.tags}
     for name in slim_stages:
-        source = f"{Settings(repo).tag(name)}-{ledger.checkout}-source"
+        source = f"{Settings(repo).tag(name)}-source"
         assert source in builders and engine.has_image(source)
     for name in ("06-scratch-dynamic", "07-scratch-libs", "09-scratch-static", "21-go-scratch", "31-rust-static"):
-        compile_stage = f"{Settings(repo).tag(name)}-{ledger.checkout}-builder0"
+        compile_stage = f"{Settings(repo).tag(name)}-builder0"
         assert compile_stage in builders and engine.has_image(compile_stage)
     # One build request per stage (a [slim] stage's is its source image's; its image is written, not built).
     assert len(engine.built) == len(report.stages) - 1  # 05 has no base: not built
@@ -89,32 +89,52 @@ def test_runs_are_locked_down_and_labelled(repo: Path) -> None:
     assert Ledger.open(repo, engine.identity()).read().sessions == ()
 
 
-def test_the_final_image_carries_the_checkout_and_no_ownership_label(repo: Path) -> None:
+def test_the_final_image_carries_only_labels_of_its_inputs_and_none_of_ownership(repo: Path) -> None:
     engine = FakeEngine(images=dict(BASES))
-    run_stages(engine, Settings(repo), "07", progress=lambda line: None)
+    settings = Settings(repo)
+    run_stages(engine, settings, "07", progress=lambda line: None)
     [(tag, dockerfile, labels)] = engine.built
-    checkout = Ledger.open(repo, engine.identity()).checkout
     # One build request; the compile stage's last image, named by the build's output, kept under a tag of its own.
-    builder_tag = f"hello-ladder/07-scratch-libs:debian-bookworm-{checkout}-builder0"
+    builder_tag = "hello-ladder/07-scratch-libs:debian-bookworm-builder0"
     assert builder_tag in engine.images
     assert Ledger.open(repo, engine.identity()).read().image(engine.images[builder_tag].image_id) is not None
-    # Built under this checkout's own tag, then given the public one.
-    assert tag == f"hello-ladder/07-scratch-libs:debian-bookworm-{checkout}"
+    # Built under this run's own tag, then given the public one.
+    assert tag == f"hello-ladder/07-scratch-libs:debian-bookworm-{settings.session[:12]}"
     assert "hello-ladder/07-scratch-libs:debian-bookworm" in engine.images and tag not in engine.images
     assert 'LABEL "hello-ladder.namespace"="hello-ladder"' in dockerfile.split("FROM scratch")[0]
     assert "LABEL" not in dockerfile.split("FROM scratch")[1]
-    assert labels["hello-ladder.checkout"] == checkout and labels["hello-ladder.base"] == "debian:bookworm"
-    assert "hello-ladder.managed" not in labels  # no label claims ownership: a child would inherit it
+    # What it is built from, never who built it: the same inputs give the same image in every clone.
+    assert labels == {
+        "hello-ladder.namespace": "hello-ladder",
+        "hello-ladder.stage": "07-scratch-libs",
+        "hello-ladder.base": "debian:bookworm",
+    }
 
 
-def test_a_public_tag_held_by_an_image_this_checkout_did_not_make_is_left_alone(repo: Path) -> None:
-    others = dataclasses.replace(_image(5), image_id="sha256:another-checkouts")
-    engine = FakeEngine(images={**BASES, "hello-ladder/01-naive:debian-bookworm": others})
-    report = run_stages(engine, Settings(repo), "01", progress=lambda line: None)
-    checkout = Ledger.open(repo, engine.identity()).checkout
-    assert engine.images["hello-ladder/01-naive:debian-bookworm"] is others
-    assert report.stages[0].image == f"hello-ladder/01-naive:debian-bookworm-{checkout}"
-    assert engine.removed == []
+def test_two_clones_build_the_same_image_and_the_public_tag_follows_the_newest_build(tmp_path: Path) -> None:
+    engine = FakeEngine(images=dict(BASES))
+    public = "hello-ladder/01-naive:debian-bookworm"
+    ids = []
+    for clone in ("first", "second"):
+        repo = tmp_path / clone
+        shutil.copytree(REPO_ROOT / "hello", repo / "hello")
+        shutil.copytree(REPO_ROOT / "stages", repo / "stages")
+        report = run_stages(engine, Settings(repo), "01", progress=lambda line: None)
+        assert report.stages[0].image == public and engine.images[public].image_id == report.stages[0].image_info.image_id
+        ids.append(report.stages[0].image_info.image_id)
+    assert ids[0] == ids[1]
+
+
+def test_a_public_tag_held_by_an_earlier_clones_image_moves_and_that_image_is_swept(repo: Path) -> None:
+    earlier = dataclasses.replace(_image(5), image_id="sha256:an-earlier-clones")
+    engine = FakeEngine(images={**BASES, "hello-ladder/01-naive:debian-bookworm": earlier})
+    said: list[str] = []
+    report = run_stages(engine, Settings(repo), "01", progress=said.append)
+    assert report.stages[0].image == "hello-ladder/01-naive:debian-bookworm"
+    assert engine.images["hello-ladder/01-naive:debian-bookworm"].image_id == report.stages[0].image_info.image_id
+    assert any("moved from an-earlier-c" in line for line in said)
+    # Left with no tag, it is removed by the end-of-run sweep (recorded in this clone's ledger when the tag moved).
+    assert engine.removed == ["sha256:an-earlier-clones"]
 
 
 def test_the_classic_builders_output_names_each_earlier_stages_last_image() -> None:

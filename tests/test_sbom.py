@@ -57,7 +57,7 @@ def test_build_slim_image_writes_the_document_it_is_given_a_path_for(tmp_path: P
     engine = FakeEngine()
     made = Made(Ledger.open(tmp_path, engine.identity()), "session", "ns")
     record, _ = build_slim_image(
-        engine, "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",), labels.image("checkout", "ns"), made, sbom=sbom
+        engine, "src", SlimSpec(PurePosixPath("/hello")), "ns/s:t", ("/hello",), labels.image("ns"), made, sbom=sbom
     )
     data = json.loads(sbom.read_text())
     assert data["spdxVersion"] == "SPDX-2.3" and data["name"] == "s"

@@ -92,7 +92,7 @@ def slim_builds(engine: DockerEngine, made: Made, cleanup_namespace: str) -> dic
             dockerfile=DOCKERFILE_NAME,
             tag=source,
             build_args={"BASE": "debian:bookworm"},
-            labels=labels.image(made.ledger.checkout, cleanup_namespace, stage=f"{name}-scan"),
+            labels=labels.image(cleanup_namespace, stage=f"{name}-scan"),
         )
         made.ledger.record_image(built.image_id, ROLE_BUILDER, (source,), cleanup_namespace)
         record, plan = build_slim_image(
@@ -101,7 +101,7 @@ def slim_builds(engine: DockerEngine, made: Made, cleanup_namespace: str) -> dic
             stage.slim,
             tag,
             stage.command,
-            labels.image(made.ledger.checkout, cleanup_namespace, stage=f"{name}-scan"),
+            labels.image(cleanup_namespace, stage=f"{name}-scan"),
             made,
         )
         builds[name] = SlimBuild(stage, source, tag, record.image_id, plan)
@@ -177,7 +177,7 @@ def test_the_same_source_gives_the_same_image_id_and_another_epoch_another(
     build = slim_builds["08-scratch-auto"]
     assert build.stage.slim is not None
     tag, stage_label = f"{cleanup_namespace}/08-scratch-auto:repro", "08-scratch-auto-repro"
-    image_labels = labels.image(made.ledger.checkout, cleanup_namespace, stage=stage_label)
+    image_labels = labels.image(cleanup_namespace, stage=stage_label)
 
     def image_id(epoch: int | None) -> str:
         record, _ = build_slim_image(engine, build.source, build.stage.slim, tag, build.stage.command, image_labels, made, epoch)
@@ -204,7 +204,7 @@ def test_the_spdx_document_validates_and_lists_every_file_with_its_package(
         build.stage.slim,
         tag,
         build.stage.command,
-        labels.image(made.ledger.checkout, cleanup_namespace, stage="42-sbom"),
+        labels.image(cleanup_namespace, stage="42-sbom"),
         made,
         sbom=sbom,
     )

@@ -49,7 +49,7 @@ def test_a_library_found_through_ld_so_conf_d_or_ld_library_path_loads_in_the_sl
         dockerfile=DOCKERFILE_NAME,
         tag=source,
         build_args={},
-        labels=labels.image(made.ledger.checkout, cleanup_namespace),
+        labels=labels.image(cleanup_namespace),
     )
     made.ledger.record_image(built.image_id, ROLE_BUILDER, (source,), cleanup_namespace)
     command = ("/bin/ls", folder)
@@ -59,7 +59,7 @@ def test_a_library_found_through_ld_so_conf_d_or_ld_library_path_loads_in_the_sl
         SlimSpec(PurePosixPath("/bin/ls")),
         tag,
         command,
-        labels.image(made.ledger.checkout, cleanup_namespace, stage=how),
+        labels.image(cleanup_namespace, stage=how),
         made,
     )
     assert dict(plan.env)["LD_LIBRARY_PATH"] == folder

@@ -59,7 +59,7 @@ def source(engine: DockerEngine, made: Made, cleanup_namespace: str) -> Iterator
         dockerfile=DOCKERFILE_NAME,
         tag=tag,
         build_args={},
-        labels=labels.image(made.ledger.checkout, cleanup_namespace),
+        labels=labels.image(cleanup_namespace),
     )
     made.ledger.record_image(built.image_id, ROLE_BUILDER, (tag,), cleanup_namespace)
     yield tag
@@ -79,7 +79,7 @@ def test_a_traced_image_does_what_the_source_does(
         SlimSpec(PurePosixPath(binary), trace=True),
         tag,
         command,
-        labels.image(made.ledger.checkout, cleanup_namespace, stage=name),
+        labels.image(cleanup_namespace, stage=name),
         made,
     )
     result = engine.run(record.image_id, command, POLICY, made.container_labels())
@@ -99,7 +99,7 @@ def test_without_the_trace_file_finds_no_magic(engine: DockerEngine, made: Made,
         SlimSpec(PurePosixPath("/usr/bin/file")),
         tag,
         CASES["file"][1],
-        labels.image(made.ledger.checkout, cleanup_namespace, stage="file"),
+        labels.image(cleanup_namespace, stage="file"),
         made,
     )
     result = engine.run(record.image_id, CASES["file"][1], POLICY, made.container_labels())
@@ -130,7 +130,7 @@ def test_python_traced_needs_no_recorder(engine: DockerEngine, made: Made, clean
         dockerfile=DOCKERFILE_NAME,
         tag=tag,
         build_args={},
-        labels=labels.image(made.ledger.checkout, cleanup_namespace),
+        labels=labels.image(cleanup_namespace),
     )
     made.ledger.record_image(built.image_id, ROLE_BUILDER, (tag,), cleanup_namespace)
     command = ("/usr/bin/python3", "/hello.py")
@@ -141,7 +141,7 @@ def test_python_traced_needs_no_recorder(engine: DockerEngine, made: Made, clean
         spec,
         f"{cleanup_namespace}/trace-python:slim",
         command,
-        labels.image(made.ledger.checkout, cleanup_namespace, stage="python"),
+        labels.image(cleanup_namespace, stage="python"),
         made,
     )
     result = engine.run(record.image_id, command, POLICY, made.container_labels())

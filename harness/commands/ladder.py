@@ -73,13 +73,30 @@ class LadderRun:
 
 
 def ladder_run(
-    checkout: Checkout, base: str, no_cache: bool, results: str | None, no_wire: bool, jobs: int, platform: str | None
+    checkout: Checkout,
+    base: str,
+    no_cache: bool,
+    results: str | None,
+    no_wire: bool,
+    jobs: int,
+    platform: str | None,
+    *,
+    build_timeout: float = 0,
 ) -> LadderRun:
+    """`build_timeout`: every stage's build step limit in seconds (0: each stage's own `build_timeout`)."""
     if jobs < 0:
         raise UsageError("--jobs takes a number of stages, 1 or more")
+    if build_timeout < 0:
+        raise UsageError("--build-timeout takes a number of seconds, more than 0")
     chosen = settings(checkout, base, no_cache, platform)
     folder = results_dir(results, chosen, checkout)
-    chosen = dataclasses.replace(chosen, wire_size=not no_wire, sbom_dir=folder / "sbom", jobs=jobs or DEFAULT_JOBS)
+    chosen = dataclasses.replace(
+        chosen,
+        wire_size=not no_wire,
+        sbom_dir=folder / "sbom",
+        jobs=jobs or DEFAULT_JOBS,
+        build_timeout_s=build_timeout or None,
+    )
     # What the results record as their maker: the options that change what is measured, not where it is written
     # (nor --jobs: the results are the same with any number).
     options = [

@@ -80,7 +80,7 @@ def env_pairs(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
 def slim_and_run(engine: Engine, settings: Settings, made: Made, request: SlimRequest, say: Progress) -> Done:
     """The image written and run; failed when its command does not exit 0."""
-    image_labels = labels.image(made.ledger.checkout, settings.namespace, stage="slim")
+    image_labels = labels.image(settings.namespace, stage="slim")
     record, plan = build_slim_image(
         engine,
         request.image,

@@ -2,9 +2,14 @@
 
 The rule:
 - an image is the project's when its ID is in this checkout's ledger for
-  this Engine (recorded when the harness made it); labels never count;
-- only the tags the ledger recorded for it are the project's: an image that
-  also carries another tag (the user's `docker tag`) is untagged, not deleted;
+  this Engine (recorded when the harness made it), or, for `invoke clean`,
+  when it carries a tag under one of the namespace's repositories
+  (`<namespace>/<stage>:...`), whoever's run set it: so a fresh clone
+  removes what a deleted clone built in the same namespace; labels never
+  count (a user's image built on a project image inherits them);
+- only the tags the ledger recorded for it, and those under the namespace,
+  are the project's: an image that also carries another tag (the user's
+  `docker tag`) is untagged, not deleted;
 - a container is the project's when it carries, as its own label (not one
   copied from its image), a session nonce this checkout recorded before the
   run created it; so is a volume (a trace's), which has no image to copy from;
@@ -36,6 +41,12 @@ class Scope:
     sessions: frozenset[str] | None = None  # only the containers and volumes of these runs (None: every recorded run)
     images: bool = True
     keep: frozenset[str] = frozenset()  # image IDs to leave: a run's own results, even if another took their tag
+    # The namespaces whose tags make an image the project's, recorded or not (`invoke clean`'s; see the rule above).
+    tagged: frozenset[str] = frozenset()
+
+    def tagged_under(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """The tags of `tags` under one of the `tagged` namespaces' repositories."""
+        return tuple(tag for tag in tags if tag.split("/", 1)[0] in self.tagged and "/" in tag)
 
 
 @dataclass(frozen=True)
@@ -77,19 +88,19 @@ def plan(
     if not scope.images:
         return tuple(removals)
     for image in images:
+        if image.image_id in scope.keep or (scope.untagged_only and image.tags):
+            continue
         entry = state.image(image.image_id)
-        if entry is None or image.image_id in scope.keep:
+        recorded = entry is not None and (scope.bases if entry.role == ROLE_BASE else scope.namespace in (None, entry.namespace))
+        under = scope.tagged_under(image.tags)
+        if entry is not None and recorded:
+            why = f"{entry.role} image this checkout made, its ID recorded {entry.recorded} in {ledger.path.name}"
+        elif under:
+            why = f"tagged under the namespace's repositories ({', '.join(under)}), by this clone's run or an earlier one's"
+        else:
             continue
-        if entry.role == ROLE_BASE:
-            if not scope.bases:
-                continue
-        elif scope.namespace is not None and entry.namespace != scope.namespace:
-            continue
-        if scope.untagged_only and image.tags:
-            continue
-        ours = tuple(tag for tag in image.tags if tag in entry.tags)
-        foreign = tuple(tag for tag in image.tags if tag not in entry.tags)
-        why = f"{entry.role} image this checkout made, its ID recorded {entry.recorded} in {ledger.path.name}"
+        ours = tuple(tag for tag in image.tags if tag in under or (entry is not None and recorded and tag in entry.tags))
+        foreign = tuple(tag for tag in image.tags if tag not in ours)
         if foreign:
             if not ours:
                 continue

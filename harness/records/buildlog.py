@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.records.engine import BuildRecord
-from harness.records.errors import BuildFailed
+from harness.records.errors import BuildFailed, BuildTimedOut
 from harness.records.redact import redact
 
 LOG_TAIL_LINES = 15
@@ -34,6 +34,7 @@ class BuildSteps:
 
     def __init__(self) -> None:
         self.instruction = "(before the first instruction)"
+        self.started = 0  # how many steps have begun: a step's time limit starts again with each
         self._cached = True
         self._unconfirmed = False  # a buildah step with no `Using cache` line yet
 
@@ -42,11 +43,13 @@ class BuildSteps:
         step = _BUILDAH_STEP.match(text)
         if step is not None:
             self._settle()
+            self.started += 1
             self.instruction = step["instruction"]
             self._unconfirmed = not self.instruction.upper().startswith("FROM ")
         elif text.startswith("--> Using cache"):
             self._unconfirmed = False
         elif line.startswith("Step "):
+            self.started += 1
             self.instruction = line.partition(" : ")[2] or line
         elif text.startswith("---> Running in"):
             self._cached = False
@@ -149,6 +152,9 @@ class BuildOutput:
 
     def failed(self, reason: str) -> BuildFailed:
         return BuildFailed(self.stage, self.steps.instruction, tuple(self.tail), reason)
+
+    def timed_out(self, limit_s: float) -> BuildTimedOut:
+        return BuildTimedOut(self.stage, self.steps.instruction, tuple(self.tail), limit_s)
 
     def record(self, seconds: float) -> BuildRecord:
         """The build's record, once its stream has ended; BuildFailed if it named no image."""

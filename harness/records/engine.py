@@ -213,6 +213,7 @@ class Engine(Protocol):
         no_cache: bool = False,
         on_line: Callable[[str], None] | None = None,
         platform: str | None = None,
+        step_timeout_s: float | None = None,
     ) -> BuildRecord: ...
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult: ...

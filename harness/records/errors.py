@@ -80,6 +80,18 @@ class BuildFailed(HarnessError):
         super().__init__(f"{stage}: build failed at `{instruction}`: {reason}")
 
 
+class BuildTimedOut(BuildFailed):
+    """A build step ran past its time limit, and the build was cancelled."""
+
+    def __init__(self, stage: str, instruction: str, log_tail: tuple[str, ...], limit_s: float) -> None:
+        self.limit_s = limit_s
+        reason = (
+            f"timed out: the step ran past its limit of {limit_s:g} s and the build was cancelled"
+            " (raise `build_timeout` in its stage.toml, or `invoke all --build-timeout SECONDS`)"
+        )
+        super().__init__(stage, instruction, log_tail, reason)
+
+
 class BaseUnavailable(HarnessError):
     """A base image that is neither present, nor pullable, nor bootstrappable."""
 

@@ -5,9 +5,10 @@ label on an image says nothing about who made the image that carries it.
 What is the project's is decided by identity, in `harness.custody.ledger` and
 `harness.custody.ownership`.  The labels here only describe:
 
-- on stage images: which stage, base and namespace, and the checkout that
-  built it (a user's image built on a stage image inherits these, and is
-  still the user's);
+- on stage images: which stage, base and namespace, all of them inputs of
+  the image, so the same inputs give the same image ID in every clone (a
+  user's image built on a stage image inherits these, and is still the
+  user's);
 - on the compiler stages of multi-stage builds: the namespace;
 - on containers: the run's session nonce (the proof for containers: it is
   set on the container itself, and no image ever carries it);
@@ -26,16 +27,15 @@ DEFAULT_NAMESPACE = "hello-ladder"
 STAGE = "hello-ladder.stage"
 NAMESPACE = "hello-ladder.namespace"
 BASE = "hello-ladder.base"
-CHECKOUT = "hello-ladder.checkout"
 SESSION = "hello-ladder.session"  # containers only: never put on an image
 RUN_ID = "hello-ladder.run"  # one per container run, to find it again whatever happens
 ROLE = "hello-ladder.role"
 ROLE_ENGINE = "engine"  # a nested Docker Engine and its image (harness/nested)
 
 
-def image(checkout: str, namespace: str, **extra: str) -> dict[str, str]:
-    """The descriptive labels of an image a stage build makes."""
-    described = {CHECKOUT: checkout, NAMESPACE: namespace}
+def image(namespace: str, **extra: str) -> dict[str, str]:
+    """The descriptive labels of an image a stage build makes: what it was built from, never who built it."""
+    described = {NAMESPACE: namespace}
     described.update({f"hello-ladder.{key}": value for key, value in extra.items()})
     return described
 

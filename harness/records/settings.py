@@ -39,6 +39,8 @@ class Settings:
     cache_dir: Path | None = None
     # The platform to build and run for (`--platform linux/arm64`); None: the Engine's own, as before.
     platform: Platform | None = None
+    # Every stage's build step limit (`--build-timeout`), in seconds; None: each stage's own `build_timeout`.
+    build_timeout_s: float | None = None
 
     @property
     def stages_dir(self) -> Path:
@@ -59,6 +61,10 @@ class Settings:
         suffix = "" if self.platform is None else f"-{self.platform.slug}"
         return f"{self.namespace}/{stage}:{re.sub(r'[^a-z0-9_.-]+', '-', self.base.lower())}{suffix}"
 
-    def private_tag(self, stage: str, checkout: str, suffix: str = "") -> str:
-        """The stage's tag in this checkout alone: what a build writes, so two checkouts never re-tag each other."""
-        return f"{self.tag(stage)}-{checkout}{suffix}"
+    def private_tag(self, stage: str, suffix: str = "") -> str:
+        """The tag a build of this run writes; `publish` then moves the public tag to the image it names."""
+        return f"{self.tag(stage)}{suffix}-{self.session[:12]}"
+
+    def kept_tag(self, stage: str, suffix: str) -> str:
+        """`...:debian-bookworm-source`, `...-builder0`: an image kept for the next run's build cache, one per namespace."""
+        return f"{self.tag(stage)}-{suffix}"

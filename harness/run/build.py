@@ -7,6 +7,7 @@ import logging
 from harness.custody.enginelock import EngineLocks
 from harness.custody.ledger import ROLE_BUILDER
 from harness.custody.made import Made
+from harness.custody.publish import keep
 from harness.records.buildlog import StageTops, step_of
 from harness.records.engine import BuildRecord, Engine
 from harness.records.errors import EngineError
@@ -32,7 +33,7 @@ def build_dockerfile(
 
     The last image of each compile stage of a multi-stage build (read from the
     build's output, `StageTops`) is kept under a tag of its own,
-    `<tag>-builder<N>`, recorded with role builder: the end-of-run sweep
+    `<stage tag>-builder<N>`, recorded with role builder: the end-of-run sweep
     removes only untagged images, so the compile stage and its build cache
     survive to the next run, whose build takes it from the cache.  `invoke
     clean` removes it by its ID in the ledger, as everything else.
@@ -59,9 +60,10 @@ def build_dockerfile(
                 no_cache=settings.no_cache,
                 on_line=on_line,
                 platform=None if settings.platform is None else str(settings.platform),
+                step_timeout_s=settings.build_timeout_s or stage.build_timeout_s,
             )
             made.ledger.record_image(record.image_id, role, (tag,), made.namespace)
-            _keep_compile_stages(engine, made, tag, seen.compile_tops())
+            _keep_compile_stages(engine, made, settings, stage, seen.compile_tops())
         return record
     finally:
         # Images the build made that the API does not return and no tag keeps: for a build that failed or was
@@ -75,12 +77,9 @@ def build_dockerfile(
                 log.info("%s: image %s is gone already", stage.name, short)
 
 
-def _keep_compile_stages(engine: Engine, made: Made, tag: str, tops: tuple[str | None, ...]) -> None:
-    """Each compile stage's last image tagged `<tag>-builder<N>` and recorded with role builder."""
+def _keep_compile_stages(engine: Engine, made: Made, settings: Settings, stage: Stage, tops: tuple[str | None, ...]) -> None:
+    """Each compile stage's last image tagged `<stage tag>-builder<N>` and recorded with role builder."""
     for index, top in enumerate(tops):
         if top is None:
             continue  # a stage of nothing but its FROM: the base, not ours
-        image_id = engine.image_info(top).image_id
-        builder = f"{tag}-builder{index}"
-        made.ledger.record_image(image_id, ROLE_BUILDER, (builder,), made.namespace)
-        engine.tag_image(image_id, builder)
+        keep(engine, made, engine.image_info(top).image_id, settings.kept_tag(stage.name, f"builder{index}"), log.info)

@@ -31,16 +31,17 @@ def build_slim_stage(
 ) -> tuple[BuildRecord, ImageInfo, str]:
     """Build the stage's Dockerfile as a source image, then a scratch image of the binary's closure from it."""
     assert stage.slim is not None
-    checkout = made.ledger.checkout
     tag = settings.tag(stage.name)
-    source = settings.private_tag(stage.name, checkout, "-source")
+    source = settings.kept_tag(stage.name, "source")
     progress(f"{stage.name}: building the source image {source}")
     started = time.monotonic()
-    source_labels = labels.image(checkout, settings.namespace, stage=stage.name)
+    source_labels = labels.image(settings.namespace, stage=stage.name)
     # The source image is kept (tagged, role builder), with its build cache: the next run builds it from the cache.
-    source_build = build_dockerfile(engine, stage, settings, dockerfile, source, source_labels, made, ROLE_BUILDER)
-    stage_labels = labels.image(checkout, settings.namespace, stage=stage.name, base=settings.base)
-    private = settings.private_tag(stage.name, checkout)
+    building = settings.private_tag(stage.name, "-source")
+    source_build = build_dockerfile(engine, stage, settings, dockerfile, building, source_labels, made, ROLE_BUILDER)
+    publish(engine, made, source_build.image_id, building, source, progress, role=ROLE_BUILDER)
+    stage_labels = labels.image(settings.namespace, stage=stage.name, base=settings.base)
+    private = settings.private_tag(stage.name)
     sbom = settings.sbom_dir / f"{stage.name}.spdx.json" if settings.sbom_dir is not None else None
     memo = None if settings.cache_dir is None else SlimMemo(settings.cache_dir)
     key = slim_key(source_build.image_id, stage.slim, stage.command, stage_labels, settings.source_date_epoch, sbom is not None)

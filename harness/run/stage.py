@@ -187,14 +187,13 @@ def build_stage(
     engine: Engine, stage: Stage, settings: Settings, progress: Progress, made: Made
 ) -> tuple[BuildRecord, ImageInfo, str]:
     """Build one stage with the source folder as context; return the build record, the Engine's figures, and its tag."""
-    checkout = made.ledger.checkout
     dockerfile = label_build_stages(stage.dockerfile_text, {labels.NAMESPACE: settings.namespace})
     if stage.slim is not None:
         return build_slim_stage(engine, stage, settings, progress, dockerfile, made)
     tag = settings.tag(stage.name)
-    private = settings.private_tag(stage.name, checkout)
+    private = settings.private_tag(stage.name)
     progress(f"{stage.name}: building {tag}")
-    stage_labels = labels.image(checkout, settings.namespace, stage=stage.name, base=settings.base)
+    stage_labels = labels.image(settings.namespace, stage=stage.name, base=settings.base)
     record = build_dockerfile(engine, stage, settings, dockerfile, private, stage_labels, made, ROLE_STAGE)
     known_as = publish(engine, made, record.image_id, private, tag, progress)
     return record, engine.image_info(record.image_id), known_as

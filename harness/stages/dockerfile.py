@@ -89,19 +89,23 @@ def _from_arguments(arguments: str) -> tuple[str, str | None]:
 
 
 def label_build_stages(text: str, labels: dict[str, str]) -> str:
-    """Insert a LABEL after the FROM of every stage but the last one.
+    """End every stage but the last one with a LABEL.
 
-    The last stage is labelled by the build request itself; adding nothing
-    to it keeps the final image's history exactly what the Dockerfile says.
+    At the end, not after the FROM: every step of a compile stage stays the
+    same in every namespace, so another namespace's build (a test's copy, a
+    second checkout) takes them from the cache, and only the LABEL step is
+    its own.  The last stage is labelled by the build request itself; adding
+    nothing to it keeps the final image's history exactly what the
+    Dockerfile says.
     """
     froms = [instruction for instruction in instructions(text) if instruction.keyword == "FROM"]
     if len(froms) < 2:
         return text
     label_line = "LABEL " + " ".join(f'"{key}"="{value}"' for key, value in sorted(labels.items()))
-    insert_after = {instruction.last_line for instruction in froms[:-1]}
+    insert_before = {instruction.first_line for instruction in froms[1:]}
     output: list[str] = []
     for number, line in enumerate(text.splitlines()):
-        output.append(line)
-        if number in insert_after:
+        if number in insert_before:
             output.append(label_line)
+        output.append(line)
     return "\n".join(output) + "\n"

@@ -26,6 +26,9 @@ DOCKERFILE = "Dockerfile"
 # Lower case, because the name becomes part of an image reference.
 NAME_PATTERN = re.compile(r"^\d{2}[a-z]?-[a-z0-9]+(?:-[a-z0-9]+)*$")
 DEFAULT_TIMEOUT_S = 30.0
+# A build step's limit: the slowest cold build here (a whole multi-stage build, apt-get and the compiler
+# included) took minutes, not tens of them; a hung step waits no longer than this.
+DEFAULT_BUILD_TIMEOUT_S = 1800.0
 # Where a stage says nothing, its program runs as `nobody`: a numeric id
 # needs no /etc/passwd, so it works in scratch images too.
 DEFAULT_USER = "65534:65534"
@@ -72,6 +75,8 @@ class Stage:
     user: str
     when_base_missing: WhenBaseMissing
     runtime: str = DEFAULT_RUNTIME
+    # How long one build step may run before the build is cancelled (a hung `apt-get update`, a step that waits).
+    build_timeout_s: float = DEFAULT_BUILD_TIMEOUT_S
     # When set, the Dockerfile builds a source image, and the stage's image is
     # a scratch image of `slim.binary` and its closure, made by the resolver.
     slim: SlimSpec | None = None
@@ -152,7 +157,7 @@ def load_stage(folder: Path) -> Stage:
 
 _KNOWN_KEYS = {
     "title", "changes", "step", "article_size", "command", "expect", "timeout", "user", "when_base_missing",
-    "runtime", "slim",
+    "runtime", "slim", "build_timeout",
 }  # fmt: skip
 
 
@@ -172,6 +177,9 @@ def _parse(folder: Path, path: Path, data: dict[str, Any], dockerfile_text: str)
     timeout = data.get("timeout", DEFAULT_TIMEOUT_S)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
         raise StageConfigError(path, "timeout", "must be a number of seconds between 0 and 3600")
+    build_timeout = data.get("build_timeout", DEFAULT_BUILD_TIMEOUT_S)
+    if isinstance(build_timeout, bool) or not isinstance(build_timeout, int | float) or not 0 < build_timeout <= 86400:
+        raise StageConfigError(path, "build_timeout", "must be a number of seconds between 0 and 86400 (a day)")
     when_missing = data.get("when_base_missing", WhenBaseMissing.ERROR.value)
     try:
         when_base_missing = WhenBaseMissing(when_missing)
@@ -195,6 +203,7 @@ def _parse(folder: Path, path: Path, data: dict[str, Any], dockerfile_text: str)
         when_base_missing=when_base_missing,
         runtime=runtime,
         slim=_parse_slim(path, data.get("slim")),
+        build_timeout_s=float(build_timeout),
     )
 
 
