@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import signal
@@ -30,7 +31,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # HELLO_LADDER_TEST_NAMESPACE keeps one engineer's test images apart from another's on a shared Engine.
 TEST_NAMESPACE = os.environ.get("HELLO_LADDER_TEST_NAMESPACE", "hello-ladder-test")
 # The fault tests run `invoke clean` on their own namespace, which must not take the ladder's images.
-FAULT_NAMESPACE = "hello-ladder-test-faults"
+FAULT_NAMESPACE = f"{TEST_NAMESPACE}-faults"
+
+
+def of_this_namespace(name: str) -> str:
+    """`name` made this test namespace's own: a user's image tag, a container's or a nested Engine's name.
+
+    Two test runs in two namespaces on one Engine then never meet on a name;
+    a rerun in the same namespace takes over what a killed run left.
+    """
+    return f"{name}-{hashlib.sha256(TEST_NAMESPACE.encode()).hexdigest()[:6]}"
 
 
 def invoke(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -92,8 +102,34 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+# The two long ladders: each is minutes of builds on its own (under emulation, on a second Engine), so a
+# bare `pytest` (the README's test command) leaves them to steps of their own, which .ci/run runs after it.
+OWN_STEPS = ("arm64", "containerd_store")
+OWN_STEPS_COMMAND = f".venv/bin/pytest -m \"{' or '.join(OWN_STEPS)}\""
+LEFT_TO_OWN_STEPS = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without paths, -m or -k, leave the tests of OWN_STEPS out; named any of those ways, they run."""
+    chosen = config.args_source != pytest.Config.ArgsSource.TESTPATHS or config.option.markexpr or config.option.keyword
+    if chosen:
+        return
+    left = [item for item in items if any(item.get_closest_marker(mark) for mark in OWN_STEPS)]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if item not in left]
+    config.stash[LEFT_TO_OWN_STEPS] = len(left)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    left = config.stash.get(LEFT_TO_OWN_STEPS, 0)
+    if left:
+        terminalreporter.write_line(f"{left} tests of the long ladders were left to their own step: {OWN_STEPS_COMMAND}")
+
+
 @dataclass(frozen=True)
 class NestedEngine:
+    name: str  # as scripts/nested-engine knows it
     host: str  # its DOCKER_HOST
     engine: DockerEngine
 
@@ -103,7 +139,9 @@ def nested_engine(name: str, store: str) -> Iterator[NestedEngine]:
     """A second Engine (Debian trixie's, in a container of the first), fresh, started as a user starts one.
 
     Skipped where it cannot start (not root, say) outside CI; a failure in CI.  Always stopped and purged.
+    Its name is the test namespace's own, so another test run's Engine of the same purpose is left alone.
     """
+    name = of_this_namespace(name)
     script = ["bash", str(REPO_ROOT / "scripts" / "nested-engine")]
     started = subprocess.run(
         [*script, "start", name, "--store", store, "--fresh"], capture_output=True, text=True, timeout=900, check=False
@@ -115,7 +153,7 @@ def nested_engine(name: str, store: str) -> Iterator[NestedEngine]:
                 pytest.fail(reason)
             pytest.skip(reason)
         host = started.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
-        yield NestedEngine(host, DockerEngine.connect(host))
+        yield NestedEngine(name, host, DockerEngine.connect(host))
     finally:
         subprocess.run([*script, "stop", name, "--purge"], capture_output=True, text=True, timeout=300, check=False)
 

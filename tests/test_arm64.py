@@ -30,7 +30,7 @@ from harness.run.pipeline import run_stages
 from .conftest import REPO_ROOT, TEST_NAMESPACE, build_recorded, in_ci
 from .ldd_agreement import compare_with_ldd
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.arm64]
 
 ARM64 = Platform.parse("linux/arm64")
 STAGES = ("06-", "07-", "08-", "09-", "11-")

@@ -37,7 +37,7 @@ from invoke.parser import ParseError, Parser, ParserContext
 
 import tasks
 
-from .conftest import REPO_ROOT
+from .conftest import OWN_STEPS_COMMAND, REPO_ROOT
 from .test_add_runtime import FILE_PATH
 
 README = REPO_ROOT / "README.md"
@@ -346,6 +346,14 @@ def test_the_readme_shows_its_quick_start_in_a_shell_block() -> None:
     """The checks above mean something: the README's own commands are among the lines they read."""
     lines = [line for _, line in shell_lines(Document.read(README))]
     assert "bash scripts/setup && .venv/bin/invoke all" in lines and ".venv/bin/pytest" in lines
+
+
+def test_ci_runs_the_readmes_test_command_and_the_steps_it_leaves_out() -> None:
+    """Nothing is skipped in CI: .ci/run runs the bare `pytest` and the long ladders' own step."""
+    ci_lines = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ".venv/bin/pytest" in ci_lines and OWN_STEPS_COMMAND in ci_lines
+    testing = Document.read(REPO_ROOT / "docs" / "testing.md")
+    assert OWN_STEPS_COMMAND in [line for _, line in shell_lines(testing)]
 
 
 @pytest.mark.parametrize(

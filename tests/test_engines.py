@@ -27,11 +27,11 @@ from harness.stages.stage import load_stage
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE, nested_engine
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.containerd_store]
 
 # A namespace of its own for the --no-cache rebuild of 08 on the first Engine: under the ladder's, the new
 # image would take the tag the ladder fixture's 08 holds, and the tests that check that tag would fail.
-REBUILD_NAMESPACE = "hello-ladder-test-rebuild"
+REBUILD_NAMESPACE = f"{TEST_NAMESPACE}-rebuild"
 
 
 @pytest.fixture(scope="module")

@@ -30,10 +30,11 @@ from harness.records.report import Outcome
 from harness.records.settings import Settings
 from harness.run.pipeline import measure_stages, run_stages
 
-from .conftest import FAULT_NAMESPACE, REPO_ROOT, interrupt_invoke, invoke, nested_engine
+from .conftest import FAULT_NAMESPACE, REPO_ROOT, interrupt_invoke, invoke, nested_engine, of_this_namespace
 from .fakes import LosingEngine, _image
 
 BASE = "debian:bookworm"
+USERS_IMAGE = of_this_namespace("users-own/image") + ":kept"
 
 
 def copy_repo(target: Path, stages: tuple[str, ...] = ()) -> Path:
@@ -169,6 +170,15 @@ def run_in_base(
     return result.stdout, result.stderr, result.exit_code, result.timed_out, result.truncated
 
 
+def this_run_only() -> str:
+    """A label for a test's Dockerfile (`LABEL` it before the steps): its step containers and images carry it.
+
+    So a test finds what its own build made, among what other runs on the Engine make, and the
+    label's unique value keeps every step after it out of any other build's cache.
+    """
+    return f"test.this-run={uuid.uuid4().hex}"
+
+
 def no_test_containers() -> list[object]:
     client = docker.from_env()
     # sparse: no inspect per container, which races with a container being removed
@@ -259,8 +269,8 @@ def test_a_broken_dockerfile_is_an_error_naming_the_instruction(engine: DockerEn
 def test_a_hanging_build_step_is_cancelled_at_its_limit(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
     client = docker.from_env()
     repo = copy_repo(tmp_path)
-    marker = f"before-the-hang-{os.getpid()}-{time.time_ns()}"  # a step no other build has in its cache
-    hangs = f"ARG BASE\nFROM ${{BASE}}\nRUN echo {marker} > /before\nRUN sleep 100000\n"
+    marker = this_run_only()
+    hangs = f"ARG BASE\nFROM ${{BASE}}\nLABEL {marker}\nRUN echo before > /before\nRUN sleep 100000\n"
     add_stage(repo, "01-hangs", hangs, stage_toml('["/bin/true"]'))
     add_stage(repo, "02-fine", "ARG BASE\nFROM ${BASE}\n", stage_toml('["/bin/echo", "hello!"]'))
     env = {"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
@@ -276,14 +286,8 @@ def test_a_hanging_build_step_is_cancelled_at_its_limit(engine: DockerEngine, ba
     assert "30 s" in hung["reason"] and fine["outcome"] == "pass"
     assert seconds < 30 + 60, f"the whole run took {seconds:.0f} s"
     # The step's container went with the cancelled build; the step before it, committed, went with the run's sweep.
-    running = [c for c in client.containers.list(all=True) if "sleep 100000" in " ".join(c.attrs["Config"]["Cmd"] or [])]
-    assert running == []
-    committed = [
-        image.id
-        for image in client.images.list(all=True)
-        if marker in " ".join((client.api.inspect_image(image.id).get("ContainerConfig") or {}).get("Cmd") or [])
-    ]
-    assert committed == []
+    assert client.containers.list(all=True, filters={"label": marker}) == []
+    assert client.images.list(all=True, filters={"label": marker}) == []
 
 
 @pytest.mark.fault(
@@ -298,18 +302,18 @@ def test_clean_removes_only_what_the_ledger_recorded(engine: DockerEngine, base_
     try:
         run_stages(engine, Settings(repo, namespace=FAULT_NAMESPACE), progress=lambda line: None)
         users, _ = client.images.build(
-            fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag="users-own/image:kept", rm=True
+            fileobj=io.BytesIO(f"FROM {base_image}\nRUN echo user > /user-file\n".encode()), tag=USERS_IMAGE, rm=True
         )
         assert client.images.list(name=f"{FAULT_NAMESPACE}/01-fine")
         done = invoke(repo, "clean", "--namespace", FAULT_NAMESPACE, timeout=120)
         assert done.returncode == 0, done.stderr
         assert client.images.list(name=f"{FAULT_NAMESPACE}/01-fine") == []
-        assert client.images.get("users-own/image:kept").id == users.id
+        assert client.images.get(USERS_IMAGE).id == users.id
         assert client.images.get(base_image)  # bases stay unless --bases
     finally:
         # Also when the run or the user's build failed part-way.
         with contextlib.suppress(docker.errors.ImageNotFound):
-            client.images.remove("users-own/image:kept", force=True)
+            client.images.remove(USERS_IMAGE, force=True)
         clean_copy(engine, repo)
 
 
@@ -345,23 +349,27 @@ def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
 def test_an_interrupted_build_leaves_no_container(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
     client = docker.from_env()
     repo = copy_repo(tmp_path)
-    add_stage(repo, "01-slow-build", "ARG BASE\nFROM ${BASE}\nRUN sleep 600\n", stage_toml('["/bin/true"]'))
-    before = {container.id for container in client.containers.list(all=True)}
+    marker = this_run_only()
+    add_stage(repo, "01-slow-build", f"ARG BASE\nFROM ${{BASE}}\nLABEL {marker}\nRUN sleep 600\n", stage_toml('["/bin/true"]'))
 
-    def step_container_runs() -> bool:
-        return bool({c.id for c in client.containers.list(all=True)} - before)
+    def step_containers() -> list[object]:
+        return client.containers.list(all=True, filters={"label": marker})
 
     try:
         returncode, stderr = interrupt_invoke(
-            repo, ["all", "--no-cache"], step_container_runs, signal.SIGINT, env={"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
+            repo,
+            ["all", "--no-cache"],
+            lambda: bool(step_containers()),
+            signal.SIGINT,
+            env={"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
         )
     finally:
         clean_copy(engine, repo)
     assert returncode == 130, stderr
     deadline = time.monotonic() + 60
-    while {c.id for c in client.containers.list(all=True)} - before and time.monotonic() < deadline:
+    while step_containers() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert {c.id for c in client.containers.list(all=True)} - before == set()
+    assert step_containers() == []
 
 
 @pytest.mark.fault(
@@ -413,7 +421,7 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
             while not docker.DockerClient(base_url=lost.host).containers.list() and time.monotonic() < deadline:
                 time.sleep(0.2)
             subprocess.run(
-                ["bash", str(REPO_ROOT / "scripts" / "nested-engine"), "stop", "test-lost"],
+                ["bash", str(REPO_ROOT / "scripts" / "nested-engine"), "stop", lost.name],
                 capture_output=True,
                 timeout=300,
                 check=True,

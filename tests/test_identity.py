@@ -19,12 +19,12 @@ import pytest
 
 from harness.engine import DockerEngine
 
-from .conftest import invoke
+from .conftest import invoke, of_this_namespace
 from .test_faults import copy_repo
 
 # A multi-stage C build, a [slim] image the harness writes, a hand-made ELF, and Go's and Rust's scratch images.
 STAGES = ("07-scratch-libs", "08-scratch-auto", "11-scratch-minimal", "21-go-scratch", "31-rust-static")
-USER_TAG = "user-on-identity-07:1"
+USER_TAG = of_this_namespace("user-on-identity-07") + ":1"
 
 
 def _namespace_tags(client: docker.DockerClient, namespace: str) -> list[str]:

@@ -27,7 +27,7 @@ from harness.engine import DockerEngine
 from harness.records import labels
 from harness.records.engine import EngineVolume
 
-from .conftest import interrupt_invoke, invoke
+from .conftest import TEST_NAMESPACE, interrupt_invoke, invoke, of_this_namespace
 from .fakes import FakeEngine
 from .test_faults import add_stage, copy_repo, stage_toml
 
@@ -181,8 +181,11 @@ def test_clean_without_a_namespace_takes_this_runs_and_every_one_the_ledger_know
 
 # --- against an Engine ----------------------------------------------------------------
 
-NAMESPACE = "hello-ladder-test-owner"
-USER_IMAGES = ("user-app:1", "user-on-07:1", "user-on-08:1")
+NAMESPACE = f"{TEST_NAMESPACE}-owner"
+# The user's images: a tag each that no other test run on the Engine uses.
+USER_APP, USER_ON_07, USER_ON_08 = USER_IMAGES = tuple(
+    of_this_namespace(name) + ":1" for name in ("user-app", "user-on-07", "user-on-08")
+)
 
 
 def build_user_image(client: docker.DockerClient, dockerfile: str, tag: str) -> str:
@@ -213,18 +216,18 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         made_by_project |= _recorded(repo, client)
         users = {
-            "user-app:1": build_user_image(client, f"FROM {BASE}\nRUN echo my app > /app.txt\n", "user-app:1"),
-            "user-on-07:1": build_user_image(
-                client, f"FROM {NAMESPACE}/07-scratch-libs:debian-bookworm\nLABEL mine=yes\n", "user-on-07:1"
+            USER_APP: build_user_image(client, f"FROM {BASE}\nRUN echo my app > /app.txt\n", USER_APP),
+            USER_ON_07: build_user_image(
+                client, f"FROM {NAMESPACE}/07-scratch-libs:debian-bookworm\nLABEL mine=yes\n", USER_ON_07
             ),
-            "user-on-08:1": build_user_image(
-                client, f"FROM {NAMESPACE}/08-scratch-auto:debian-bookworm\nLABEL mine=yes\n", "user-on-08:1"
+            USER_ON_08: build_user_image(
+                client, f"FROM {NAMESPACE}/08-scratch-auto:debian-bookworm\nLABEL mine=yes\n", USER_ON_08
             ),
         }
         # A user's container of a stage image: it carries every label the image does.
-        user_container = client.containers.create("user-on-07:1", command=["/hello"], name="users-own-container")
-        assert client.images.get("user-on-07:1").labels[labels.NAMESPACE] == NAMESPACE  # inherited, as the issue says
-        assert not any(key.startswith("hello-ladder.") for key in client.images.get("user-app:1").labels or {})
+        user_container = client.containers.create(USER_ON_07, command=["/hello"], name=of_this_namespace("users-own-container"))
+        assert client.images.get(USER_ON_07).labels[labels.NAMESPACE] == NAMESPACE  # inherited, as the issue says
+        assert not any(key.startswith("hello-ladder.") for key in client.images.get(USER_APP).labels or {})
 
         def users_are_intact(after: str) -> None:
             for tag, image_id in users.items():
