@@ -22,6 +22,7 @@ from harness.custody import ownership
 from harness.custody.ledger import ROLE_TEST, Ledger
 from harness.custody.made import Made
 from harness.engine import DockerEngine
+from harness.nested.plan import NestedEngine as EnginePlan
 from harness.records.errors import EngineUnavailable
 from harness.records.report import RunReport
 from harness.records.settings import Settings
@@ -105,7 +106,7 @@ def in_ci() -> bool:
 # The two long ladders: each is minutes of builds on its own (under emulation, on a second Engine), so a
 # bare `pytest` (the README's test command) leaves them to steps of their own, which .ci/run runs after it.
 OWN_STEPS = ("arm64", "containerd_store")
-OWN_STEPS_COMMAND = f".venv/bin/pytest -m \"{' or '.join(OWN_STEPS)}\""
+OWN_STEPS_COMMAND = f'.venv/bin/pytest -m "{" or ".join(OWN_STEPS)}"'
 LEFT_TO_OWN_STEPS = pytest.StashKey[int]()
 
 
@@ -130,6 +131,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 @dataclass(frozen=True)
 class NestedEngine:
     name: str  # as scripts/nested-engine knows it
+    container: str  # its container on the host's Engine
     host: str  # its DOCKER_HOST
     engine: DockerEngine
 
@@ -153,7 +155,7 @@ def nested_engine(name: str, store: str) -> Iterator[NestedEngine]:
                 pytest.fail(reason)
             pytest.skip(reason)
         host = started.stdout.strip().splitlines()[-1].removeprefix("DOCKER_HOST=")
-        yield NestedEngine(name, host, DockerEngine.connect(host))
+        yield NestedEngine(name, EnginePlan(name).container, host, DockerEngine.connect(host))
     finally:
         subprocess.run([*script, "stop", name, "--purge"], capture_output=True, text=True, timeout=300, check=False)
 

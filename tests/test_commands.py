@@ -119,6 +119,9 @@ def test_all_keeps_what_was_measured_apart_when_the_engine_is_lost(checkout: opt
         f"What was measured before is in {checkout.results / 'results.partial.json'}; RESULTS.md and results.json are unchanged."
     )
     assert [p.name for p in checkout.results.iterdir()] == ["results.partial.json"]
+    # The next run that measures every stage supersedes the partial file.
+    assert run_ladder(FakeEngine(images={BASE: _image(1)}), run, lines()[1]) == Done()
+    assert "results.partial.json" not in {p.name for p in checkout.results.iterdir()}
 
 
 def test_a_stage_that_fails_fails_the_command_with_its_section(checkout: options.Checkout) -> None:

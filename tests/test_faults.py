@@ -32,6 +32,7 @@ from harness.run.pipeline import measure_stages, run_stages
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, interrupt_invoke, invoke, nested_engine, of_this_namespace
 from .fakes import LosingEngine, _image
+from .static_program import build_static_program
 
 BASE = "debian:bookworm"
 USERS_IMAGE = of_this_namespace("users-own/image") + ":kept"
@@ -380,14 +381,8 @@ def test_an_interrupted_build_leaves_no_container(engine: DockerEngine, base_ima
 def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEngine, tmp_path: Path) -> None:
     """A second Engine, started for this test alone, is stopped for real while `invoke all` runs a stage on it."""
     repo = copy_repo(tmp_path)
-    program = repo / "hello" / "lost.c"
     # One static program, FROM scratch: no base image to bootstrap in the fresh Engine.
-    program.write_text(
-        "#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n"
-        'int main(int c, char **v) { if (c > 1 && !strcmp(v[1], "sleep")) sleep(600);'
-        ' puts("hello!"); return 0; }\n'
-    )
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(repo / "hello" / "lost"), str(program)], check=True)
+    program = build_static_program(repo, "lost")
     dockerfile = "FROM scratch\nCOPY lost /hello\n"
     add_stage(repo, "01-measured", dockerfile, stage_toml('["/hello"]'))
     add_stage(repo, "02-running-when-lost", dockerfile, stage_toml('["/hello", "sleep"]', extra="timeout = 300"))
@@ -441,4 +436,4 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
         ("02-running-when-lost", "error"),
         ("03-never-reached", "error"),
     ]
-    assert partial["stages"][0]["size_bytes"] == (repo / "hello" / "lost").stat().st_size
+    assert partial["stages"][0]["size_bytes"] == program.stat().st_size

@@ -1,4 +1,4 @@
-"""scripts/nested-engine: a second Docker Engine inside a container of the host's (harness/nested.py)."""
+"""scripts/nested-engine: a second Docker Engine inside a container of the host's (harness/nested/)."""
 
 from __future__ import annotations
 

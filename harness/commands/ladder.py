@@ -133,6 +133,8 @@ def run_ladder(engine: Engine, run: LadderRun, say: Progress, board: StatusBoard
     )
     if run.readme is not None:
         write_files(run.readme.parent, {run.readme.name: readme_with_table(run.readme.read_text(encoding="utf-8"), report)})
+    # A partial file of an earlier run that lost its Engine: these complete results supersede it.
+    (run.results_dir / PARTIAL_NAME).unlink(missing_ok=True)
     say("")
     say(summary_table(report))
     say(f"\nwrote {run.results_dir / MARKDOWN_NAME} and {run.results_dir / JSON_NAME}")

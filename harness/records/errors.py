@@ -107,7 +107,7 @@ class ResultsWriteError(HarnessError):
 
 
 class NestedEngineError(HarnessError):
-    """A nested Engine (harness/nested.py) that could not be started, reached or stopped."""
+    """A nested Engine (harness/nested/) that could not be started, reached or stopped."""
 
     def __init__(self, name: str, reason: str, log_tail: str = "") -> None:
         self.name = name

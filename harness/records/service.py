@@ -2,7 +2,7 @@
 
 The records and the narrow interface live here, free of the SDK:
 `harness/engine/services.py` implements them (`DockerEngine.run_service` and its
-neighbours), `harness/nested.py` uses them, and tests fake them.
+neighbours), `harness/nested/` uses them, and tests fake them.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class ServiceState:
 
 
 class ServiceHost(Protocol):
-    """What `harness/nested.py` needs from the Engine that hosts its services."""
+    """What `harness/nested/` needs from the Engine that hosts its services."""
 
     def has_image(self, ref: str) -> bool: ...
 
