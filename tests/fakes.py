@@ -52,6 +52,8 @@ class FakeEngine:
     saved: list[str] = field(default_factory=list)  # the images given to save_image
     # Images whose every tag has moved or gone: the Engine keeps them, untagged, until removed.
     untagged: dict[str, ImageInfo] = field(default_factory=dict)
+    # Containers no label finds: a build step's, kept by an Engine killed during the build.
+    step_containers: list[EngineContainer] = field(default_factory=list)
 
     def describe(self) -> EngineFacts:
         return EngineFacts("Docker Engine", "0.0-fake", "1.41", "overlay2", "classic builder (API build, version 1)")
@@ -170,8 +172,11 @@ class FakeEngine:
     def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]:
         return ()
 
+    def find_containers(self, container_ids: tuple[str, ...]) -> tuple[EngineContainer, ...]:
+        return tuple(c for c in self.step_containers if any(c.container_id.startswith(i) for i in container_ids))
+
     def remove_container(self, container_id: str) -> None:
-        return None
+        self.step_containers = [c for c in self.step_containers if c.container_id != container_id]
 
     def list_volumes(self, label_key: str) -> tuple[EngineVolume, ...]:
         return tuple(volume for volume in self.volumes if label_key in volume.labels)

@@ -97,6 +97,20 @@ def test_the_classic_builders_lines_still_read_as_before() -> None:
     assert fed(CLASSIC_BUILD.replace(" ---> Running in 0123456789ab\n", "")).fully_cached
 
 
+def test_the_step_container_a_build_is_cut_off_in_is_named_until_the_builder_removes_it() -> None:
+    def container_after(transcript: str, upto: int | None = None) -> str | None:
+        tops = StageTops()
+        for line in transcript.splitlines()[:upto]:
+            tops.read(line)
+        return tops.step_container
+
+    assert container_after(CLASSIC_BUILD, upto=4) == "0123456789ab"  # cut off while `RUN echo hi` runs
+    assert container_after(CLASSIC_BUILD) is None  # removed by the builder once the step was committed
+    later_engines = CLASSIC_BUILD.replace("Removing intermediate container", " ---> Removed intermediate container")
+    assert container_after(later_engines) is None
+    assert container_after(BUILDAH_FIRST_BUILD) is None  # buildah names no step container
+
+
 def test_both_dialects_name_each_compile_stages_last_image() -> None:
     """Podman's buildah prints `--> <id>` where the classic builder prints ` ---> <id>`: both name the image each step
     committed, so one build request tells which image each compile stage ended with."""

@@ -19,7 +19,7 @@ from harness.records.engine import EngineFacts
 from harness.records.errors import EngineUnavailable, NestedEngineError
 from harness.records.service import ServiceSpec, ServiceState
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, of_this_namespace
 
 # CapBnd on these machines: every capability up to 40 but CAP_SYS_RESOURCE (bit 24).
 THIS_MACHINE_STATUS = "Name:\tbash\nCapPrm:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\nCapAmb:\t0000000000000000\n"
@@ -234,7 +234,7 @@ def test_status_lists_each_engine_with_what_it_answers(tmp_path: Path) -> None:
 @pytest.mark.docker
 def test_a_nested_engine_with_the_containerd_store(engine: DockerEngine) -> None:
     """The script as users call it: start, talk to the inner Engine, stop and purge."""
-    name = "pytest-containerd"
+    name = of_this_namespace("pytest-containerd")  # another test run's Engine of the same purpose is its own
     script = ["bash", str(REPO_ROOT / "scripts" / "nested-engine")]
     try:
         started = subprocess.run(

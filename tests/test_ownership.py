@@ -8,6 +8,7 @@ path), and two checkouts running `invoke all` at once on one Engine, each in a n
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -22,14 +23,20 @@ import pytest
 from harness.commands.cleanup import with_namespaces
 from harness.custody import ownership
 from harness.custody.ledger import ROLE_BASE, ROLE_BUILDER, ROLE_STAGE, Ledger
+from harness.custody.made import Made
 from harness.custody.ownership import EngineContainer, EngineImage, Scope
 from harness.engine import DockerEngine
 from harness.records import labels
-from harness.records.engine import EngineVolume
+from harness.records.engine import EngineVolume, ImageInfo
+from harness.records.errors import EngineUnavailable
+from harness.records.settings import Settings
+from harness.run.build import build_dockerfile
+from harness.stages.stage import load_stage
 
 from .conftest import TEST_NAMESPACE, interrupt_invoke, invoke, of_this_namespace
-from .fakes import FakeEngine
+from .fakes import FakeEngine, _image
 from .test_faults import add_stage, copy_repo, stage_toml
+from .test_stages import make_stage
 
 BASE = "debian:bookworm"
 
@@ -138,6 +145,69 @@ def test_a_killed_runs_volumes_are_the_projects_by_their_session_and_go_after_it
     assert [volume.name for volume in engine.volumes] == ["v-unknown"]
 
 
+def test_an_engine_killed_mid_build_leaves_a_step_container_and_image_that_clean_finds(tmp_path: Path) -> None:
+    """What an Engine killed during a step keeps: the step's container (no label) and the step it runs on."""
+    ledger = _ledger(tmp_path)
+    ledger.record_step_container("0123456789ab", "ns")  # the build's output: ` ---> Running in 0123456789ab`
+    ledger.record_image("37e2eac336da", ROLE_BUILDER, (), "ns")  # ` ---> 37e2eac336da`, with no Engine to ask
+    step = EngineContainer("0123456789ab" + "f" * 52, "boring_gagarin", {}, {})
+    others = EngineContainer("0123456789ac" + "f" * 52, "users", {}, {})
+    image = EngineImage("sha256:37e2eac336da" + "0" * 52, ())
+    removals = ownership.plan(ledger, ledger.read(), (image,), (), Scope(namespace="ns", untagged_only=True), (), (step,))
+    assert [(r.kind, r.ident) for r in removals] == [("container", step.container_id), ("image", image.image_id)]
+    assert "`Running in 0123456789ab`" in removals[0].why
+    assert ownership.plan(ledger, ledger.read(), (), (), Scope(namespace="other"), (), (step,)) == ()
+    # An interrupt's clean-up (a run's containers alone) leaves it to the builder, which is removing it.
+    assert ownership.plan(ledger, ledger.read(), (), (), Scope(images=False), (), (step,)) == ()
+    engine = FakeEngine(step_containers=[step, others])
+    engine.untagged[image.image_id] = dataclasses.replace(_image(1), image_id=image.image_id)
+    ownership.clean(engine, ledger, Scope(namespace="ns"))
+    assert engine.step_containers == [others] and engine.removed == [image.image_id]
+    assert ledger.read().step_containers == () and ledger.read().images == ()
+
+
+def test_a_step_container_the_builder_removed_itself_is_forgotten(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    ledger.record_step_container("0123456789ab", "ns")  # a failed RUN: the builder removed its container
+    ownership.clean(FakeEngine(), ledger, Scope(namespace="ns"))
+    assert ledger.read().step_containers == ()
+
+
+def test_a_ledger_written_before_step_containers_reads_as_it_was(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path, "ENGINE")
+    ledger.record_image("sha256:1", ROLE_STAGE, ("ns/01:x",), "ns")
+    data = json.loads(ledger.path.read_text())
+    del data["step_containers"]
+    ledger.path.write_text(json.dumps(data))
+    assert ledger.read().image("sha256:1") is not None and ledger.read().step_containers == ()
+
+
+def test_a_build_the_engine_dies_in_records_its_step_container_and_last_step_by_the_outputs_ids(tmp_path: Path) -> None:
+    class KilledDuringRun(FakeEngine):
+        def build(self, stage: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            on_line = kwargs["on_line"]
+            for line in ("Step 1/3 : FROM scratch", "Step 2/3 : COPY killed /hello", " ---> 37e2eac336da"):
+                on_line(line)  # type: ignore[operator]
+            on_line("Step 3/3 : RUN /hello wait")  # type: ignore[operator]
+            on_line(" ---> Running in 0123456789ab")  # type: ignore[operator]
+            raise EngineUnavailable("connection refused")
+
+        def image_info(self, ref: str) -> ImageInfo:
+            raise EngineUnavailable("connection refused")
+
+    ledger = Ledger.open(tmp_path, "ENGINE")
+    made = Made(ledger, "run1", "ns")
+    (tmp_path / "hello").mkdir()
+    dockerfile = "FROM scratch\nCOPY killed /hello\nRUN /hello wait\n"
+    stage = load_stage(make_stage(tmp_path / "stages", "01-killed", dockerfile=dockerfile))
+    settings = Settings(tmp_path, namespace="ns")
+    with pytest.raises(EngineUnavailable):
+        build_dockerfile(KilledDuringRun(), stage, settings, stage.dockerfile_text, "ns/01:t", {}, made, ROLE_STAGE)
+    state = ledger.read()
+    assert [entry.container_id for entry in state.step_containers] == ["0123456789ab"]
+    assert [(entry.image_id, entry.role) for entry in state.images] == [("37e2eac336da", ROLE_BUILDER)]
+
+
 def test_a_tag_the_project_did_not_make_keeps_the_image(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path)
     images = (EngineImage("sha256:stage", ("ns/07:b", "my/app:1")),)
@@ -202,6 +272,16 @@ def _listed(client: docker.DockerClient) -> set[str]:
     return {image.id for image in client.images.list()}
 
 
+def _namespaces(repo: Path, client: docker.DockerClient) -> set[tuple[str, tuple[str, ...]]]:
+    """This test's images, with their tags: what it recorded or tagged under its namespace (others' runs change the rest)."""
+    recorded = _recorded(repo, client)
+    return {
+        (image.id, tuple(sorted(image.tags)))
+        for image in client.images.list()
+        if image.id in recorded or any(tag.startswith(f"{NAMESPACE}/") for tag in image.tags)
+    }
+
+
 @pytest.mark.fault("a user's image built on a project image", "kept")
 @pytest.mark.docker
 def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: Path) -> None:
@@ -264,11 +344,11 @@ def test_the_users_images_survive_every_removal_path(engine: object, tmp_path: P
         assert session_containers() == []
 
         # --dry-run lists, says why, removes nothing.
-        before = _listed(client)
+        before = _namespaces(repo, client)
         done = invoke(repo, "clean", "--namespace", NAMESPACE, "--dry-run", env=env, timeout=300)
         assert done.returncode == 0, done.stderr
         lines = [line for line in done.stdout.splitlines() if line.startswith("would ") and "recorded" in line]
-        assert lines and _listed(client) == before
+        assert lines and _namespaces(repo, client) == before
         assert not any(image_id.removeprefix("sha256:")[:12] in done.stdout for image_id in users.values())
 
         for arguments in (("--namespace", NAMESPACE), (), ("--bases",)):

@@ -3,8 +3,9 @@
 An image or container is the project's when the project made it and can
 prove it: the ledger holds the ID of every image the harness created (bases
 it bootstrapped, stage, source and compiler-stage images, `invoke slim`
-images) with the tags it gave them, and the session nonce of every run
-before that run creates a container.  Labels are never proof: Docker copies
+images) with the tags it gave them, the session nonce of every run before
+that run creates a container, and the container of a build step that a
+build's output named (`Running in <id>`) when the build was cut off.  Labels are never proof: Docker copies
 a parent image's labels into every image built on it.
 
 One ledger per checkout and per Engine (the Engine's own `ID`), in the
@@ -44,13 +45,38 @@ ROLE_TEST = "test"  # an image a docker-marked test built for itself
 
 @dataclass(frozen=True)
 class ImageEntry:
-    """One image the checkout made: its ID, the tags it gave it, and under which namespace."""
+    """One image the checkout made: its ID, the tags it gave it, and under which namespace.
+
+    The ID is the Engine's (`sha256:…`), or the short one a build's output
+    named when the Engine was gone before it could be asked for the whole.
+    """
 
     image_id: str
     role: str
     tags: tuple[str, ...]
     namespace: str | None  # None for bases, which no namespace owns
     recorded: str  # UTC time, ISO 8601
+
+    def names(self, image_id: str) -> bool:
+        return _same(self.image_id, image_id)
+
+
+@dataclass(frozen=True)
+class StepContainerEntry:
+    """The container of a build step the build was cut off in, by the short ID its output named."""
+
+    container_id: str
+    namespace: str
+    recorded: str
+
+    def names(self, container_id: str) -> bool:
+        return _same(self.container_id, container_id)
+
+
+def _same(recorded: str, ident: str) -> bool:
+    """Whether the ID `recorded` (whole, or the short one a build's output gives) names `ident`."""
+    bare, whole = recorded.removeprefix("sha256:"), ident.removeprefix("sha256:")
+    return recorded == ident or (len(bare) < 64 and whole.startswith(bare))
 
 
 @dataclass(frozen=True)
@@ -66,9 +92,13 @@ class SessionEntry:
 class LedgerState:
     images: tuple[ImageEntry, ...] = ()
     sessions: tuple[SessionEntry, ...] = ()
+    step_containers: tuple[StepContainerEntry, ...] = ()
 
     def image(self, image_id: str) -> ImageEntry | None:
-        return next((entry for entry in self.images if entry.image_id == image_id), None)
+        return next((entry for entry in self.images if entry.names(image_id)), None)
+
+    def step_container(self, container_id: str) -> StepContainerEntry | None:
+        return next((entry for entry in self.step_containers if entry.names(container_id)), None)
 
     def session(self, nonce: str) -> SessionEntry | None:
         return next((entry for entry in self.sessions if entry.nonce == nonce), None)
@@ -104,12 +134,16 @@ class Ledger:
                 for i in data["images"]
             )
             sessions = tuple(SessionEntry(str(s["nonce"]), str(s["namespace"]), str(s["recorded"])) for s in data["sessions"])
+            steps = tuple(  # absent from a ledger written before the harness recorded them
+                StepContainerEntry(str(c["container_id"]), str(c["namespace"]), str(c["recorded"]))
+                for c in data.get("step_containers", [])
+            )
         except FileNotFoundError:
             return LedgerState()
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             log.warning("%s: ledger unreadable, treated as empty (cleanup removes less): %s", self.path, error)
             return LedgerState()
-        return LedgerState(images, sessions)
+        return LedgerState(images, sessions, steps)
 
     def record_image(self, image_id: str, role: str, tags: tuple[str, ...] = (), namespace: str | None = None) -> None:
         """Record that this checkout made `image_id` (merging tags with an earlier record of the same image)."""
@@ -120,7 +154,8 @@ class Ledger:
             if earlier is not None and earlier.tags == merged and earlier.namespace == namespace:
                 return state  # known as it is (a warm run's images): nothing to write, no fsync
             entry = ImageEntry(image_id, earlier.role if earlier else role, merged, namespace, _now())
-            return LedgerState((*(e for e in state.images if e.image_id != image_id), entry), state.sessions)
+            images = (*(e for e in state.images if e.image_id != image_id), entry)
+            return dataclasses.replace(state, images=images)
 
         self._update(change)
 
@@ -130,17 +165,34 @@ class Ledger:
         def change(state: LedgerState) -> LedgerState:
             if state.session(nonce) is not None:
                 return state
-            return LedgerState(state.images, (*state.sessions, SessionEntry(nonce, namespace, _now())))
+            return dataclasses.replace(state, sessions=(*state.sessions, SessionEntry(nonce, namespace, _now())))
 
         self._update(change)
 
-    def forget(self, image_ids: frozenset[str] = frozenset(), nonces: frozenset[str] = frozenset()) -> None:
-        """Drop the entries of images that are gone and of sessions that are over."""
-        if image_ids or nonces:
+    def record_step_container(self, container_id: str, namespace: str) -> None:
+        """Record the container of the step a build was cut off in (the Engine may keep it, as a killed one does)."""
+
+        def change(state: LedgerState) -> LedgerState:
+            if state.step_container(container_id) is not None:
+                return state
+            entry = StepContainerEntry(container_id, namespace, _now())
+            return dataclasses.replace(state, step_containers=(*state.step_containers, entry))
+
+        self._update(change)
+
+    def forget(
+        self,
+        image_ids: frozenset[str] = frozenset(),
+        nonces: frozenset[str] = frozenset(),
+        step_containers: frozenset[str] = frozenset(),
+    ) -> None:
+        """Drop the entries of images and step containers that are gone, and of sessions that are over."""
+        if image_ids or nonces or step_containers:
             self._update(
                 lambda state: LedgerState(
-                    tuple(e for e in state.images if e.image_id not in image_ids),
+                    tuple(e for e in state.images if not any(map(e.names, image_ids))),
                     tuple(s for s in state.sessions if s.nonce not in nonces),
+                    tuple(c for c in state.step_containers if c.container_id not in step_containers),
                 )
             )
 
@@ -165,6 +217,7 @@ def _render(ledger: Ledger, state: LedgerState) -> str:
         "checkout": ledger.checkout,
         "images": [dataclasses.asdict(entry) for entry in state.images],
         "sessions": [dataclasses.asdict(entry) for entry in state.sessions],
+        "step_containers": [dataclasses.asdict(entry) for entry in state.step_containers],
     }
     return json.dumps(data, indent=1) + "\n"
 

@@ -70,6 +70,7 @@ def plan(
     containers: tuple[EngineContainer, ...],
     scope: Scope,
     volumes: tuple[EngineVolume, ...] = (),
+    step_containers: tuple[EngineContainer, ...] = (),
 ) -> tuple[Removal, ...]:
     """What `scope` removes, each with why it is the project's; a pure function of the ledger and the Engine's lists."""
     removals: list[Removal] = []
@@ -87,6 +88,14 @@ def plan(
         removals.append(Removal(kind, ident, (), True, why))
     if not scope.images:
         return tuple(removals)
+    for container in step_containers:
+        # Its build is over (one run at a time per checkout): whichever session made it, it is only left over.
+        # Not with a run's own containers alone (an interrupt's): the builder is removing that one itself.
+        step = state.step_container(container.container_id)
+        if step is None or scope.namespace not in (None, step.namespace):
+            continue
+        why = f"the step container a build of this checkout was cut off in (`Running in {step.container_id}`), recorded {step.recorded}"
+        removals.append(Removal("container", container.container_id, (), True, why))
     for image in images:
         if image.image_id in scope.keep or (scope.untagged_only and image.tags):
             continue
@@ -169,20 +178,24 @@ def clean(engine: Engine, ledger: Ledger, scope: Scope, dry_run: bool = False, w
     state = ledger.read()
     images = engine.list_images()
     containers = engine.list_containers(labels.SESSION)
-    removals = plan(ledger, state, images, containers, scope, engine.list_volumes(labels.SESSION))
+    steps = engine.find_containers(tuple(entry.container_id for entry in state.step_containers))
+    removals = plan(ledger, state, images, containers, scope, engine.list_volumes(labels.SESSION), steps)
     if dry_run:
         return removals
     done = apply(engine, ledger, removals, wait)
     # Entries of images the Engine no longer lists (removed by hand, or kept only as a child's parent) go too.
     listed = {image.image_id for image in images}
-    stale = frozenset(entry.image_id for entry in state.images if entry.image_id not in listed)
+    stale = frozenset(entry.image_id for entry in state.images if not any(map(entry.names, listed)))
+    # Step containers removed just now, or gone with the build that made them (the builder's own clean-up).
+    kept = {container.container_id for container in steps} - {r.ident for r in done if r.kind == "container"}
+    finished = frozenset(entry.container_id for entry in state.step_containers if not any(map(entry.names, kept)))
     # The runs whose containers were just removed are over (one run at a time per checkout holds the lock).
     over = (
         scope.sessions
         if scope.sessions is not None
         else frozenset(session.nonce for session in state.sessions if scope.namespace in (None, session.namespace))
     )
-    ledger.forget(image_ids=stale, nonces=over)
+    ledger.forget(image_ids=stale, nonces=over, step_containers=finished)
     return done
 
 

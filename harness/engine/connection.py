@@ -13,6 +13,7 @@ import docker
 import docker.errors
 import requests
 import requests.exceptions
+import urllib3.exceptions
 
 from harness.records.engine import EngineFacts
 from harness.records.errors import EngineError, EngineUnavailable
@@ -25,6 +26,9 @@ def converted(subject: str) -> Iterator[None]:
         yield
     except (requests.exceptions.ConnectionError, ConnectionError) as error:
         raise EngineUnavailable(f"{subject}: {first_line(error)}") from error
+    except (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError) as error:
+        # A stream (a build's, a save's) cut off mid-way: the Engine went away under it, killed, say.
+        raise EngineUnavailable(f"{subject}: the Engine's connection broke off ({first_line(error)})") from error
     except docker.errors.APIError as error:
         raise EngineError(f"{subject}: {error.explanation or error}") from error
     except docker.errors.DockerException as error:

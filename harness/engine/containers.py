@@ -151,10 +151,17 @@ class Containers(Connection):
 
     def list_containers(self, label_key: str) -> tuple[EngineContainer, ...]:
         """Every container carrying the label `label_key`, with its image's labels beside its own."""
+        return self._containers({"label": label_key})
+
+    def find_containers(self, container_ids: tuple[str, ...]) -> tuple[EngineContainer, ...]:
+        """The containers these IDs (whole or short) name, of those the Engine still has."""
+        return self._containers({"id": list(container_ids)}) if container_ids else ()
+
+    def _containers(self, filters: dict[str, object]) -> tuple[EngineContainer, ...]:
         found: list[EngineContainer] = []
         image_labels: dict[str, dict[str, str]] = {}
         with converted("listing containers"):
-            for entry in self._client.api.containers(all=True, filters={"label": label_key}):
+            for entry in self._client.api.containers(all=True, filters=filters):
                 image_id = str(entry.get("ImageID") or "")
                 if image_id not in image_labels:
                     try:
@@ -172,8 +179,14 @@ class Containers(Connection):
 
     def remove_container(self, container_id: str) -> None:
         with converted(f"removing container {container_id[:12]}"):
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
                 self._client.api.remove_container(container_id, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as error:
+                # Another removal under way (a cancelled build's own clean-up) ends as this one would.
+                if "already in progress" not in str(error.explanation):
+                    raise
 
     def list_volumes(self, label_key: str) -> tuple[EngineVolume, ...]:
         """Every volume carrying the label `label_key` (a trace's, left by a run that was killed)."""

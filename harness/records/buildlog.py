@@ -79,6 +79,10 @@ def step_of(line: str) -> str | None:
 # The image a step committed: ` ---> 5555cccc6666` (classic builder), `--> 9dc655b956e` (buildah).
 _IMAGE_LINE = re.compile(r"^-{2,3}> (?P<id>[0-9a-f]{11,64})$")
 _CACHED_LINE = re.compile(r"^-{2,3}> Using cache\b")
+# The classic builder's step container: ` ---> Running in <id>`, then, once the step is committed,
+# `Removing intermediate container <id>` (Engine 20.10) or ` ---> Removed intermediate container <id>` (later).
+_RUNNING_LINE = re.compile(r"^---> Running in (?P<id>[0-9a-f]{12,64})$")
+_REMOVED_LINE = re.compile(r"^(?:---> )?Remov(?:ing|ed) intermediate container (?P<id>[0-9a-f]{12,64})$")
 
 
 @dataclass
@@ -94,16 +98,22 @@ class StageTops:
     ones whose step ran in this build are this build's; a cache hit is an
     earlier build's (this checkout's, which recorded it then, or another's,
     which must keep it).  A failed or stopped build's last committed image is
-    this build's too.
+    this build's too, and so is the container of the step it was cut off in
+    (`step_container`), which an Engine killed mid-build keeps.
     """
 
     tops: list[str | None] = field(default_factory=list)  # per stage: its last step's image, None while it has none
     ran: list[bool] = field(default_factory=list)  # per stage: whether that step ran in this build
+    step_container: str | None = None  # a step's container not yet removed by the builder (classic builder only)
     _after_from: bool = False
     _cached: bool = False
 
     def read(self, line: str) -> None:
         text = line.strip()
+        if (running := _RUNNING_LINE.match(text)) is not None:
+            self.step_container = running["id"]
+        elif (removed := _REMOVED_LINE.match(text)) is not None and removed["id"] == self.step_container:
+            self.step_container = None
         found = _ANY_STEP.match(text)
         if found is not None:
             self._after_from = found["instruction"].upper().startswith("FROM ")

@@ -10,7 +10,7 @@ from harness.custody.made import Made
 from harness.custody.publish import keep
 from harness.records.buildlog import StageTops, step_of
 from harness.records.engine import BuildRecord, Engine
-from harness.records.errors import EngineError
+from harness.records.errors import EngineError, EngineUnavailable
 from harness.records.settings import Settings
 from harness.stages.context import DOCKERFILE_NAME, build_context
 from harness.stages.dockerfile import instructions
@@ -66,15 +66,29 @@ def build_dockerfile(
             _keep_compile_stages(engine, made, settings, stage, seen.compile_tops())
         return record
     finally:
-        # Images the build made that the API does not return and no tag keeps: for a build that failed or was
-        # stopped, the last step it committed.  A step the Engine commits after an interrupt closed the
-        # connection is never named to us: that one image goes unrecorded, and is left (cleanup removes
-        # less, never more).
-        for short in seen.made(finished=record is not None):
-            try:
-                made.ledger.record_image(engine.image_info(short).image_id, ROLE_BUILDER, (), made.namespace)
-            except EngineError:
-                log.info("%s: image %s is gone already", stage.name, short)
+        _record_unreturned(engine, made, stage, seen, finished=record is not None)
+
+
+def _record_unreturned(engine: Engine, made: Made, stage: Stage, seen: StageTops, *, finished: bool) -> None:
+    """Record what the build made that the API does not return and no tag keeps.
+
+    For a build that failed or was stopped: the last step it committed, and the
+    container of the step it was in (the builder removes that one itself,
+    unless the Engine was killed).  A step the Engine commits after an
+    interrupt closed the connection is never named to us: that one image goes
+    unrecorded, and is left (cleanup removes less, never more).
+    """
+    if not finished and seen.step_container is not None:
+        made.ledger.record_step_container(seen.step_container, made.namespace)
+    for short in seen.made(finished=finished):
+        try:
+            image_id = engine.image_info(short).image_id
+        except EngineUnavailable:
+            image_id = short  # the Engine is gone: the build's output named it, and cleanup finds it by that
+        except EngineError:
+            log.info("%s: image %s is gone already", stage.name, short)
+            continue
+        made.ledger.record_image(image_id, ROLE_BUILDER, (), made.namespace)
 
 
 def _keep_compile_stages(engine: Engine, made: Made, settings: Settings, stage: Stage, tops: tuple[str | None, ...]) -> None:

@@ -111,7 +111,10 @@ def measure_stages(
                 namespace=settings.namespace, untagged_only=True, sessions=frozenset({settings.session}), keep=results_made
             )
             # Not waiting for another checkout's builds: what is left stays in the ledger for the next sweep.
-            ownership.clean(engine, ledger, sweep, wait=False)
+            try:
+                ownership.clean(engine, ledger, sweep, wait=False)
+            except EngineUnavailable as error:
+                lost = error  # gone after the last stage: the report is kept as a partial one, like any loss
     report = RunReport(
         base=settings.base,
         engine=engine.describe() if lost is None else EngineFacts.unknown(),
