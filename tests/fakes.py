@@ -185,7 +185,8 @@ class FakeEngine:
         self.volumes = [volume for volume in self.volumes if volume.name != name]
 
     def image_origin(self, ref: str) -> ImageOrigin:
-        return ImageOrigin(1_700_000_000, "amd64", "linux")
+        # A source built after its base: its own time is the last step's, its base's the import's.
+        return ImageOrigin(1_700_000_000, "amd64", "linux", base_created=1_600_000_000)
 
     def load_image(self, archive: bytes | Iterable[bytes]) -> str:
         """Tag each image the archive's manifest names; the id is the config's file name, as the Engine's is."""

@@ -7,13 +7,14 @@ import io
 import json
 import os
 import tarfile
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from harness.custody.ledger import Ledger
 from harness.custody.made import Made
 from harness.records import labels
 from harness.records.engine import ImageOrigin
-from harness.run.slimbuild import build_slim_image
+from harness.run.slimbuild import build_slim_image, slim_epoch
 from harness.slim.imagewrite import host_entries, image_archive, layer_tar, parse_created
 from harness.stages.slimspec import SlimSpec
 
@@ -79,6 +80,13 @@ def test_the_archive_is_what_docker_save_writes_and_the_id_is_the_config_digest(
     assert config["config"]["Labels"] == {"k": "v"}
 
 
+def test_the_epoch_is_source_date_epoch_or_else_the_base_s_time_never_the_source_s() -> None:
+    rebuilt = ImageOrigin(1_700_000_000, "amd64", "linux", base_created=1_600_000_000)
+    assert slim_epoch(rebuilt, None) == 1_600_000_000 == slim_epoch(replace(rebuilt, created=1_800_000_000), None)
+    assert slim_epoch(rebuilt, 1_000) == 1_000
+    assert slim_epoch(ImageOrigin(1_700_000_000, "amd64", "linux"), None) == 1_700_000_000  # no history: its own
+
+
 def test_created_is_read_to_the_second() -> None:
     assert parse_created("2026-11-29T19:40:00.123456789Z") == parse_created("2026-11-29T19:40:00Z")
     assert parse_created("1970-01-01T00:16:40Z") == 1_000
@@ -100,5 +108,5 @@ def test_a_slim_image_is_loaded_not_built_and_twice_gives_the_same_id(tmp_path: 
     assert first == second and engine.built == [] and len(engine.loaded) == 2
     assert build(1) != first
     _, config = archive_config(engine.loaded[0])
-    assert json.loads(config)["created"] == "2023-11-14T22:13:20Z"  # the source image's, without SOURCE_DATE_EPOCH
+    assert json.loads(config)["created"] == "2020-09-13T12:26:40Z"  # its base's, without SOURCE_DATE_EPOCH
     assert made.ledger.read().image(first) is not None  # recorded as this checkout's

@@ -141,12 +141,15 @@ class Images(Connection):
 
     def image_origin(self, ref: str) -> ImageOrigin:
         with converted(ref):
-            attrs = self._client.images.get(ref).attrs
+            image = self._client.images.get(ref)
+            history = image.history()  # newest first; each entry's Created in whole seconds
+        attrs = image.attrs
         return ImageOrigin(
             parse_created(str(attrs["Created"])),
             str(attrs.get("Architecture") or "amd64"),
             str(attrs.get("Os") or "linux"),
             parse_env((attrs.get("Config") or {}).get("Env")),
+            base_created=int(history[-1]["Created"]) if history and history[-1].get("Created") else None,
         )
 
 

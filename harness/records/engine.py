@@ -155,6 +155,9 @@ class ImageOrigin:
     architecture: str
     os: str
     env: tuple[tuple[str, str], ...] = ()  # its Config.Env, for the LD_LIBRARY_PATH the resolver must follow
+    # When its oldest history entry was made: the base it was built from, imported once, so the same in
+    # every clone that rebuilds the source (its own `created` is the wall-clock time of its last uncached step).
+    base_created: int | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from harness.custody.ledger import ROLE_BUILDER, ROLE_STAGE
 from harness.custody.made import Made
 from harness.custody.publish import publish
 from harness.records import labels
-from harness.records.engine import BuildRecord, Engine, ImageInfo
+from harness.records.engine import BuildRecord, Engine, ImageInfo, ImageOrigin
 from harness.records.settings import Progress, Settings
 from harness.run.build import build_dockerfile
 from harness.run.imagefs import unpacked_image
@@ -81,6 +81,18 @@ def build_slim_stage(
     return BuildRecord(record.image_id, seconds, cached), engine.image_info(record.image_id), known_as
 
 
+def slim_epoch(origin: ImageOrigin, source_date_epoch: int | None) -> int:
+    """The instant the slim image's mtimes are clamped to and its `created`: SOURCE_DATE_EPOCH, else its base's.
+
+    Not the source image's own creation time: a rebuilt source step (two identical builds at once leave
+    sibling chains in the classic builder's cache, and a later build may take either) gives a new one,
+    and the same files would get another image ID in another clone.
+    """
+    if source_date_epoch is not None:
+        return source_date_epoch
+    return origin.created if origin.base_created is None else origin.base_created
+
+
 def build_slim_image(
     engine: Engine,
     source: str,
@@ -99,7 +111,7 @@ def build_slim_image(
     """
     started = time.monotonic()
     origin = engine.image_origin(source)
-    epoch = origin.created if source_date_epoch is None else source_date_epoch
+    epoch = slim_epoch(origin, source_date_epoch)
     # With `spec.trace`, the command (or each probe) runs in the source image under a tracer first.
     traced = (
         trace_commands(

@@ -3,8 +3,9 @@
 `docker build` stamps the build's wall-clock time into the image config and
 the files' mtimes into the layer, so two builds of the same files differ.
 Here the layer tar lists its entries sorted by path, owned by root, with
-mtimes clamped to SOURCE_DATE_EPOCH (or, without it, the source image's
-creation time), and the config's `created` is that same instant; the result
+mtimes clamped to SOURCE_DATE_EPOCH (or, without it, the creation time of
+the base the source was built from: harness.run.slimbuild.slim_epoch), and
+the config's `created` is that same instant; the result
 is a `docker save` archive the Engine loads as it is.  The image ID is the
 SHA-256 of the config, which names the layer by its own SHA-256.
 """
