@@ -8,6 +8,7 @@ import functools
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
@@ -59,7 +60,9 @@ class FakeEngine:
         return EngineFacts("Docker Engine", "0.0-fake", "1.41", "overlay2", "classic builder (API build, version 1)")
 
     def identity(self) -> str:
-        return "FAKE:ENGINE"
+        # The Engine's locks are machine-wide files keyed by this (harness.custody.enginelock): one per test
+        # process, so a suite running beside this one (another namespace, another clone) never holds them.
+        return f"FAKE:ENGINE:{os.getpid()}"
 
     def has_image(self, ref: str) -> bool:
         return ref in self.images or ref in self.untagged or any(info.image_id == ref for info in self.images.values())

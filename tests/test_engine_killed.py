@@ -12,9 +12,7 @@ results in place of the partial ones, and leaves nothing of the killed run.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +25,7 @@ from harness.records import labels
 
 from .conftest import FAULT_NAMESPACE, REPO_ROOT, NestedEngine, invoke, nested_engine
 from .static_program import build_static_program
-from .test_faults import add_stage, copy_repo, stage_toml
+from .test_faults import add_stage, assert_reported_engine_lost, copy_repo, invoke_all_until_building, stage_toml
 
 pytestmark = pytest.mark.docker
 
@@ -86,41 +84,16 @@ def test_an_engine_killed_mid_run_loses_nothing_and_serves_the_next_run(
     script = ["bash", str(REPO_ROOT / "scripts" / "nested-engine")]
     with nested_engine("test-killed", "overlay2") as nested:
         env = {"DOCKER_HOST": nested.host, "HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
-        process = subprocess.Popen(
-            # One stage at a time: its `building` line is printed as it starts, and 03 waits for 02.
-            [sys.executable, "-m", "invoke", "all", "--no-wire", "--jobs", "1"],
-            cwd=repo,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = invoke_all_until_building(repo, nested.host, KILLED)
         try:
-            assert process.stdout is not None
-            seen = []
-            for line in process.stdout:
-                seen.append(line)
-                if line.startswith(f"{KILLED}: building"):
-                    break
-            else:
-                pytest.fail("".join(seen) + process.communicate()[1])
             killed_while(moment, nested)()
             docker.from_env().containers.get(nested.container).kill()
             rest, stderr = process.communicate(timeout=300)
         finally:
             process.kill()
-        assert process.returncode == 1, stderr
-        assert "Traceback" not in stderr + rest
-        error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-        assert len(error_lines) == 1 and "the Engine stopped answering during the run" in error_lines[0], stderr
-        assert (results / "results.json").read_text() == "earlier json"
-        assert (results / "RESULTS.md").read_text() == "earlier md"
-        partial = json.loads((results / "results.partial.json").read_text())
-        assert [(s["name"], s["outcome"]) for s in partial["stages"]] == [
-            ("01-measured", "pass"),
-            (KILLED, "error"),
-            ("03-after", "error"),
-        ]
+        assert_reported_engine_lost(
+            process.returncode, rest, stderr, results, [("01-measured", "pass"), (KILLED, "error"), ("03-after", "error")]
+        )
 
         # Started again on the same data root, as after a crash; the gate open, so the same stages can pass.
         restarted = subprocess.run(

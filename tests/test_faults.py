@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -392,25 +393,8 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
     (results / "results.json").write_text("earlier json")
     (results / "RESULTS.md").write_text("earlier md")
     with nested_engine("test-lost", "overlay2") as lost:
-        process = subprocess.Popen(
-            # One stage at a time: its `building` line is printed as it starts (with more jobs, a
-            # stage's lines wait for its result), and 03 must not start before the Engine goes.
-            [sys.executable, "-m", "invoke", "all", "--no-wire", "--jobs", "1"],
-            cwd=repo,
-            env={**os.environ, "DOCKER_HOST": lost.host, "HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = invoke_all_until_building(repo, lost.host, "02-running-when-lost")
         try:
-            assert process.stdout is not None
-            seen = []
-            for line in process.stdout:
-                seen.append(line)
-                if line.startswith("02-running-when-lost: building"):
-                    break
-            else:
-                pytest.fail("".join(seen) + process.communicate()[1])
             # Once its container runs (the program sleeps), the Engine goes away under it.
             deadline = time.monotonic() + 120
             while not docker.DockerClient(base_url=lost.host).containers.list() and time.monotonic() < deadline:
@@ -424,16 +408,48 @@ def test_a_real_engine_stopped_mid_run_keeps_what_was_measured(engine: DockerEng
             rest, stderr = process.communicate(timeout=300)
         finally:
             process.kill()
-    assert process.returncode == 1, stderr
-    assert "Traceback" not in stderr + rest
+    partial = assert_reported_engine_lost(
+        process.returncode,
+        rest,
+        stderr,
+        results,
+        [("01-measured", "pass"), ("02-running-when-lost", "error"), ("03-never-reached", "error")],
+    )
+    assert partial["stages"][0]["size_bytes"] == program.stat().st_size
+
+
+def assert_reported_engine_lost(
+    returncode: int | None, stdout: str, stderr: str, results: Path, outcomes: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """An Engine lost mid-run: one error line, exit 1, the earlier results untouched; the partial report it left."""
+    assert returncode == 1, stderr
+    assert "Traceback" not in stderr + stdout
     error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "the Engine stopped answering during the run" in error_lines[0], stderr
     assert (results / "results.json").read_text() == "earlier json"
     assert (results / "RESULTS.md").read_text() == "earlier md"
-    partial = json.loads((results / "results.partial.json").read_text())
-    assert [(s["name"], s["outcome"]) for s in partial["stages"]] == [
-        ("01-measured", "pass"),
-        ("02-running-when-lost", "error"),
-        ("03-never-reached", "error"),
-    ]
-    assert partial["stages"][0]["size_bytes"] == program.stat().st_size
+    partial: dict[str, Any] = json.loads((results / "results.partial.json").read_text())
+    assert [(stage["name"], stage["outcome"]) for stage in partial["stages"]] == outcomes
+    return partial
+
+
+def invoke_all_until_building(repo: Path, host: str, stage: str) -> subprocess.Popen[str]:
+    """`invoke all` on the Engine at `host`, once it has printed that `stage` is being built."""
+    process = subprocess.Popen(
+        # One stage at a time: its `building` line is printed as it starts (with more jobs, a
+        # stage's lines wait for its result), and the stages after it wait for it.
+        [sys.executable, "-m", "invoke", "all", "--no-wire", "--jobs", "1"],
+        cwd=repo,
+        env={**os.environ, "DOCKER_HOST": host, "HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(f"{stage}: building"):
+            return process
+    process.kill()
+    pytest.fail("".join(seen) + process.communicate()[1])

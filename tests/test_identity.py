@@ -28,7 +28,8 @@ USER_TAG = of_this_namespace("user-on-identity-07") + ":1"
 
 
 def _namespace_tags(client: docker.DockerClient, namespace: str) -> list[str]:
-    return [tag for image in client.images.list() for tag in image.tags if tag.startswith(f"{namespace}/")]
+    # One listing call: images.list() asks for each image again, and another run may remove one in between.
+    return [tag for image in client.api.images() for tag in image.get("RepoTags") or () if tag.startswith(f"{namespace}/")]
 
 
 @pytest.mark.fault("a fresh clone on an Engine that kept a deleted clone's images", "its own builds tagged; clean finds the old")
