@@ -1,7 +1,9 @@
+import threading
 from pathlib import Path
 
 import pytest
 
+from harness.custody.enginelock import EngineLocks
 from harness.custody.ledger import Ledger
 from harness.records.errors import BaseUnavailable
 from harness.run import bases
@@ -80,6 +82,24 @@ def test_a_bootstrap_is_announced_before_it_starts(monkeypatch: pytest.MonkeyPat
     line, imported_then = said[0]
     assert imported_then == 0
     assert line.startswith("debian:bookworm: ") and "bootstrapping" in line and "mmdebstrap" in line
+
+
+@pytest.mark.fault(
+    "Two runs on one Engine both find a base missing",
+    "one bootstraps it, the other waits and uses it: no second import, no untagged first one left",
+)
+def test_a_base_another_run_is_making_is_waited_for_not_made_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_mmdebstrap(tmp_path, MMDEBSTRAP_WRITES_2048_BYTES, monkeypatch)
+    engine = FakeEngine()
+    statuses: list[BaseSource] = []
+    with EngineLocks.for_engine(engine.identity()).making("debian:bookworm"):  # the other run, bootstrapping
+        waiter = threading.Thread(target=lambda: statuses.append(ensure_base(engine, "debian:bookworm").source))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and engine.imported == []  # waiting, not bootstrapping a second copy
+        engine.images["debian:bookworm"] = _image(2048)  # the other run's import
+    waiter.join(10)
+    assert statuses == [BaseSource.PRESENT] and engine.imported == []
 
 
 def test_a_present_base_is_not_announced() -> None:

@@ -70,9 +70,25 @@ def test_moving_a_tag_is_one_at_a_time_and_independent_of_builds(tmp_path: Path)
     release.set()
 
 
+def test_making_an_image_is_one_at_a_time_per_name(tmp_path: Path) -> None:
+    locks = EngineLocks.for_engine("engine-a", tmp_path)
+    with locks.making("debian:bookworm"):
+        acquired, release = _acquired_in_thread(lambda: locks.making("debian:bookworm"))
+        assert not acquired.wait(0.3)
+        other, release_other = _acquired_in_thread(lambda: locks.making("debian:trixie"))
+        assert other.wait(5)  # another name is made at the same time
+        release_other.set()
+        with locks.building():  # nor does it hold up builds
+            pass
+    assert acquired.wait(5)
+    release.set()
+
+
 def test_two_engines_never_share_a_lock(tmp_path: Path) -> None:
     first, second = EngineLocks.for_engine("engine-a", tmp_path), EngineLocks.for_engine("engine-b", tmp_path)
-    assert {first.cache_lock, first.tags_lock}.isdisjoint({second.cache_lock, second.tags_lock})
+    assert {first.cache_lock, first.tags_lock, first.making_lock("debian:bookworm")}.isdisjoint(
+        {second.cache_lock, second.tags_lock, second.making_lock("debian:bookworm")}
+    )
     with first.removing():
         with second.removing():
             pass

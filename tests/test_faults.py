@@ -187,6 +187,17 @@ def no_test_containers() -> list[object]:
     return client.containers.list(all=True, sparse=True, filters={"label": labels.selector(namespace=FAULT_NAMESPACE)})
 
 
+def stage_programs_running() -> bool:
+    """Whether a run's own container (carrying a session label) runs a stage's program.
+
+    Not just any container of the namespace: a build's LABEL steps run in containers that carry
+    the image's labels too, and an interrupt during one leaves the step images the Engine
+    commits after the connection closed, which no output of the build names.
+    """
+    selector = [*labels.selector(namespace=FAULT_NAMESPACE), labels.SESSION]
+    return bool(docker.from_env().containers.list(sparse=True, filters={"label": selector}))
+
+
 @pytest.mark.fault("A stage's program hangs", "killed at its time limit, reported as timed out, container removed")
 @pytest.mark.docker
 def test_a_hanging_program_is_killed_at_its_time_limit(engine: DockerEngine, base_image: str, fault_made: Made) -> None:
@@ -334,13 +345,16 @@ def test_an_interrupted_run_leaves_no_container_and_the_results_as_they_were(
     before = sorted(p.name for p in results.iterdir())
     try:
         returncode, stderr = interrupt_invoke(
-            repo, ["all"], lambda: bool(no_test_containers()), signum, env={"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
-        )  # once it runs
+            repo, ["all"], stage_programs_running, signum, env={"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
+        )
     finally:
         clean_copy(engine, repo)
     assert returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert no_test_containers() == []
+    # The stage's image was recorded as it was built, so the copy's `invoke clean` found it (and its steps).
+    stage_images = {"label": labels.selector(namespace=FAULT_NAMESPACE, stage="01-hangs")}
+    assert docker.from_env().images.list(all=True, filters=stage_images) == []
     assert sorted(p.name for p in results.iterdir()) == before
     assert (results / "results.json").read_text() == "earlier json"
     assert (results / "RESULTS.md").read_text() == "earlier md"
@@ -357,21 +371,26 @@ def test_an_interrupted_build_leaves_no_container(engine: DockerEngine, base_ima
     def step_containers() -> list[object]:
         return client.containers.list(all=True, filters={"label": marker})
 
+    def sleeping() -> bool:
+        # The RUN step's container, not the LABEL step's before it (which carries the marker too): the build's
+        # output has named the LABEL step's image by then (`---> <id>`), so the ledger has it.
+        running = client.containers.list(sparse=True, filters={"label": marker})
+        return any("sleep 600" in container.attrs.get("Command", "") for container in running)
+
     try:
         returncode, stderr = interrupt_invoke(
-            repo,
-            ["all", "--no-cache"],
-            lambda: bool(step_containers()),
-            signal.SIGINT,
-            env={"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE},
+            repo, ["all", "--no-cache"], sleeping, signal.SIGINT, env={"HELLO_LADDER_NAMESPACE": FAULT_NAMESPACE}
         )
     finally:
+        # The builder removes the cancelled step's container a moment later; until then it holds the step below it.
+        deadline = time.monotonic() + 60
+        while step_containers() and time.monotonic() < deadline:
+            time.sleep(0.5)
         clean_copy(engine, repo)
     assert returncode == 130, stderr
-    deadline = time.monotonic() + 60
-    while step_containers() and time.monotonic() < deadline:
-        time.sleep(0.5)
     assert step_containers() == []
+    # The step the build had committed (its LABEL) was recorded from the build's output, and swept.
+    assert client.images.list(all=True, filters={"label": marker}) == []
 
 
 @pytest.mark.fault(

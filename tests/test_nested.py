@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -121,6 +122,9 @@ class FakeHost:
     started: list[ServiceSpec] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     dies_on_start: bool = False
+
+    def identity(self) -> str:
+        return f"FAKE:HOST:{os.getpid()}"
 
     def has_image(self, ref: str) -> bool:
         return True

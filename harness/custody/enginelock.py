@@ -1,6 +1,7 @@
 """Coordination between checkouts of this project that share one Engine on one machine.
 
-Two races, both seen for real when two checkouts ran `invoke all` at once:
+Three races, each seen for real when two checkouts ran `invoke all` (or the
+tests) at once:
 
 - moving a public tag: each checkout builds under a private tag, then moves
   the public tag to its image and drops the private one.  When the other
@@ -8,12 +9,16 @@ Two races, both seen for real when two checkouts ran `invoke all` at once:
   removed the image's last tag, and with it the image;
 - removing an image also removes its untagged parents, and with the
   classic builder those parents are the build cache: another checkout's
-  build may be reusing them at that very moment.
+  build may be reusing them at that very moment;
+- making a missing image (a Debian base, the nested Engine's image): both
+  found it missing, both bootstrapped it, and the second import took the tag
+  from the first, whose image was left with no tag and no record.
 
 The Engine has no lock for either, so the checkouts take file locks keyed by
 the Engine's ID, in the machine's temporary folder (so every checkout finds
-them): builds share one lock that removals take alone, and moving a public
-tag holds a second lock, briefly.  `flock` locks die with their process, so a
+them): builds share one lock that removals take alone, moving a public
+tag holds a second lock, briefly, and making an image holds a lock of that
+image's name while it checks for the image and makes it.  `flock` locks die with their process, so a
 killed run never leaves one held.  Checkouts on other machines that share a
 remote Engine are not covered; the README says so.
 """
@@ -35,16 +40,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EngineLocks:
-    """The locks of one Engine: `building` (shared), `removing` (alone), `tagging` (alone)."""
+    """The locks of one Engine: `building` (shared), `removing` (alone), `tagging` (alone), `making(ref)` (alone)."""
 
-    cache_lock: Path
-    tags_lock: Path
+    folder: Path
+    engine_digest: str  # of the Engine's ID: the lock files of one Engine share it
 
     @classmethod
     def for_engine(cls, engine_id: str, folder: Path | None = None) -> EngineLocks:
         where = folder if folder is not None else Path(tempfile.gettempdir())
-        digest = hashlib.sha256(engine_id.encode()).hexdigest()[:16]
-        return cls(where / f"hello-ladder-engine-{digest}.cache.lock", where / f"hello-ladder-engine-{digest}.tags.lock")
+        return cls(where, _digest(engine_id))
+
+    @property
+    def cache_lock(self) -> Path:
+        return self._file("cache")
+
+    @property
+    def tags_lock(self) -> Path:
+        return self._file("tags")
+
+    def making_lock(self, ref: str) -> Path:
+        return self._file(f"make-{_digest(ref)}")
+
+    def _file(self, purpose: str) -> Path:
+        return self.folder / f"hello-ladder-engine-{self.engine_digest}.{purpose}.lock"
 
     def building(self) -> contextlib.AbstractContextManager[None]:
         """Held by every build: many at once, but never while an image is removed."""
@@ -66,6 +84,10 @@ class EngineLocks:
     def tagging(self) -> contextlib.AbstractContextManager[None]:
         """Held while a public tag is checked, moved, and the private tag dropped."""
         return _flocked(self.tags_lock, fcntl.LOCK_EX)
+
+    def making(self, ref: str) -> contextlib.AbstractContextManager[None]:
+        """Held while `ref` is looked for and, if missing, made: so only one run makes it, the others then find it."""
+        return _flocked(self.making_lock(ref), fcntl.LOCK_EX, waiting=f"waiting for another run on this Engine making {ref}")
 
 
 WAITING_FOR_BUILDS = "waiting for the builds in progress on this Engine to finish before removing images"
@@ -92,6 +114,10 @@ def _flocked_if_free(path: Path, mode: int) -> Iterator[bool]:
         yield _try(descriptor, mode)
     finally:
         os.close(descriptor)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _try(descriptor: int, mode: int) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from harness.custody.enginelock import EngineLocks
 from harness.nested.plan import (
     ENGINE_LABEL,
     IMAGE,
@@ -51,6 +52,13 @@ def ensure_image(host: ServiceHost, say: Say) -> bool:
     """Make sure the engine image exists, bootstrapping it with mmdebstrap; True if it was made now."""
     if host.has_image(IMAGE):
         return False
+    # Two suites starting nested Engines at once: one makes the image, the other waits and finds it (an import
+    # of its own would take the tag, and leave the first image with no tag and no record).
+    with EngineLocks.for_engine(host.identity()).making(IMAGE):
+        return False if host.has_image(IMAGE) else _bootstrap(host, say)
+
+
+def _bootstrap(host: ServiceHost, say: Say) -> bool:
     if shutil.which("mmdebstrap") is None:
         raise NestedEngineError("image", f"{IMAGE} is missing and mmdebstrap is not installed: apt-get install -y mmdebstrap")
     with tempfile.TemporaryDirectory(prefix="hello-ladder-engine-") as scratch:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.custody.enginelock import EngineLocks
 from harness.custody.ledger import ROLE_BASE, Ledger
 from harness.debian.release import DebianBase
 from harness.layers.cache import LayerCache
@@ -114,6 +115,18 @@ def ensure_base(
     """
     if engine.has_image(ref):
         return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref, cache))
+    # Another run on this Engine (another checkout, the other test suite) may be making it too: one makes it, the
+    # others wait and find it, rather than import it again and leave the first import untagged and unrecorded.
+    with EngineLocks.for_engine(engine.identity()).making(ref):
+        if engine.has_image(ref):
+            return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref, cache))
+        return _provide(engine, ref, ledger, cache, announce)
+
+
+def _provide(
+    engine: Engine, ref: str, ledger: Ledger | None, cache: LayerCache | None, announce: Callable[[str], None]
+) -> BaseStatus:
+    """A pull, or else a bootstrap with mmdebstrap: `ensure_base` once it holds the lock of `ref`."""
     attempts = ["not present in the Engine"]
     try:
         engine.pull(ref)
