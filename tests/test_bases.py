@@ -88,11 +88,15 @@ def test_a_bootstrap_is_announced_before_it_starts(monkeypatch: pytest.MonkeyPat
     "Two runs on one Engine both find a base missing",
     "one bootstraps it, the other waits and uses it: no second import, no untagged first one left",
 )
-def test_a_base_another_run_is_making_is_waited_for_not_made_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_base_another_run_is_making_is_waited_for_not_made_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     fake_mmdebstrap(tmp_path, MMDEBSTRAP_WRITES_2048_BYTES, monkeypatch)
     engine = FakeEngine()
     statuses: list[BaseSource] = []
-    with EngineLocks.for_engine(engine.identity()).making("debian:bookworm"):  # the other run, bootstrapping
+    locks = EngineLocks.for_engine(engine.identity())
+    request.addfinalizer(lambda: locks.making_lock("debian:bookworm").unlink(missing_ok=True))
+    with locks.making("debian:bookworm"):  # the other run, bootstrapping
         waiter = threading.Thread(target=lambda: statuses.append(ensure_base(engine, "debian:bookworm").source))
         waiter.start()
         waiter.join(0.5)

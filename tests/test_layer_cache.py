@@ -117,6 +117,17 @@ def test_the_cache_is_keyed_by_content_a_changed_layer_is_read_an_unchanged_one_
     assert analysis == analyse_image(engine, changed)
 
 
+def test_what_tells_a_file_stored_again_unchanged_is_cached_with_its_layer(tmp_path: Path) -> None:
+    engine, cache = SavingEngine(), LayerCache(tmp_path)
+    same = F("var/cache/debconf/templates.dat", b"t" * 500)
+    image = engine.add(layer_tar(same, F("a", b"1")), layer_tar(same, F("a", b"2")))
+    fresh = analyse_image(engine, image, cache=cache)
+    saves = len(engine.saved)
+    cached = analyse_image(engine, image, cache=cache)
+    assert len(engine.saved) == saves  # every layer known: read from the cache, not saved again
+    assert fresh.unchanged_bytes == cached.unchanged_bytes == 500
+
+
 def test_without_the_wire_size_cached_a_wire_request_reads_the_image(tmp_path: Path) -> None:
     engine, cache = SavingEngine(), LayerCache(tmp_path)
     image = engine.add(BASE, TOOL)

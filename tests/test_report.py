@@ -117,6 +117,17 @@ def test_json_round_trips() -> None:
     assert data["base"] == "debian:bookworm" and data["engine"]["version"] == "20.10.24"
 
 
+def test_unchanged_bytes_round_trip_and_are_not_written_where_never_measured() -> None:
+    report = ladder()
+    measured = dataclasses.replace(figures_of(100), unchanged_bytes=40)
+    stages = tuple(dataclasses.replace(s, layer_figures=measured) if s.name == "02-purge-layers" else s for s in report.stages)
+    again = from_dict(json.loads(render_json(dataclasses.replace(report, stages=stages), "invoke all")))
+    assert again.stage("02-purge-layers").layer_figures.unchanged_bytes == 40  # type: ignore[union-attr]
+    # Results written before the figure was measured read as None and are written again as they were.
+    first = to_dict(report, "invoke all")["stages"][0]["layer_figures"]
+    assert "unchanged_bytes" not in first and from_dict(to_dict(report, "invoke all")) == report
+
+
 def test_claims_are_computed_once_per_report(monkeypatch: pytest.MonkeyPatch) -> None:
     import harness.render.claims
 

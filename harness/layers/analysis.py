@@ -26,6 +26,11 @@ Figures (all byte figures are regular-file content bytes, as in the tar headers)
 * `content_bytes`: the image's size as the tutorial measured it, summed from the
   layer tars (regular files plus symlink targets, see `LayerTar.content_bytes`):
   equal to the Engine's `Size` on overlay2 and the same on every image store.
+* per layer, `unchanged` / `unchanged_bytes`: of the changed paths, the regular
+  files written exactly as the view below had them (`LayerEntry.same_file_as`):
+  overlay2 stores them again, the containerd store's differ leaves them out, so
+  `content_bytes - unchanged_bytes` is the same on both; the image's
+  `unchanged_bytes` is their sum.
 * `wire_bytes`: the layer's size on the wire: a compressed blob's own length
   where the save stream stores it compressed, else the gzip length at level 6
   of its tar (see `wire`).
@@ -84,6 +89,8 @@ class Layer:
     dead_bytes: int  # stored here, not shown by the final view
     killed_bytes: int  # made dead by this layer
     largest: tuple[PathSize, ...]  # the largest regular files of this layer tar, largest first
+    unchanged: int = 0  # of `changed`: regular files stored again exactly as the view below had them
+    unchanged_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,8 @@ class ImageAnalysis:
     history_empty_layer: tuple[bool, ...] = ()
     # The packages an SBOM scanner sees, and the bytes of the metadata; None where a status file was not captured.
     declared: ScannerView | None = None
+    # Regular-file bytes stored again exactly as the view below had them (overlay2 stores them; containerd's differ does not).
+    unchanged_bytes: int = 0
 
 
 # --------------------------------------------------------------------------- the image
@@ -162,6 +171,7 @@ def analyse_layers(
         packages=packages,
         history_empty_layer=tuple(history_empty_layer),
         declared=declared,
+        unchanged_bytes=sum(c.unchanged_bytes for c in counts),
     )
 
 
@@ -205,6 +215,8 @@ def _layer_figures(
         dead_bytes=view.dead_in[index],
         killed_bytes=view.killed[index],
         largest=tuple(PathSize(e.path, e.size) for e in largest),
+        unchanged=counts.unchanged,
+        unchanged_bytes=counts.unchanged_bytes,
     )
 
 

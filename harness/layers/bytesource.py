@@ -94,6 +94,20 @@ class ByteSource:
             self.offset += take
             n -= take
 
+    def feed(self, n: int, sink: Callable[[memoryview], None]) -> None:
+        """Consume n bytes, handing them to `sink` as they stand in the buffer (a member's content, hashed unseen)."""
+        while n:
+            avail = len(self._buf) - self._pos
+            if not avail:
+                if not self._fill():
+                    raise SourceEnded(n)
+                continue
+            take = min(avail, n)
+            sink(memoryview(self._buf)[self._pos : self._pos + take])
+            self._pos += take
+            self.offset += take
+            n -= take
+
     def scan_rest(self) -> int | None:
         """Consume everything left; the offset of the first non-zero byte, or None if all zero."""
         found = None

@@ -42,7 +42,7 @@ from harness.layers.layertar import EntryKind, LayerEntry, LayerTar
 log = logging.getLogger(__name__)
 
 # What a cached read means: bump when reading a layer tar yields something else.
-VERSION = 2  # 2: status.d files captured (harness.layers.declared)
+VERSION = 3  # 2: status.d files captured (harness.layers.declared); 3: each entry's mtime, xattrs, content digest
 FORMAT = "hello-ladder layer read"
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 
@@ -227,7 +227,10 @@ def _layer_data(layer: LayerTar) -> dict[str, Any]:
         "sha256": layer.sha256,
         "wire_bytes": layer.wire_bytes,
         "stored_as": layer.stored_as.value,
-        "entries": [[e.path, e.kind.value, e.size, e.mode, e.uid, e.gid, e.link] for e in layer.entries],
+        "entries": [
+            [e.path, e.kind.value, e.size, e.mode, e.uid, e.gid, e.link, e.mtime_ns, [list(x) for x in e.xattrs], e.digest]
+            for e in layer.entries
+        ],
         "captured": [[path, base64.b64encode(content).decode("ascii")] for path, content in layer.captured],
     }
 
@@ -240,8 +243,19 @@ def _layer_from(data: dict[str, Any]) -> LayerTar:
         sha256=str(data["sha256"]),
         wire_bytes=None if wire is None else int(wire),
         entries=tuple(
-            LayerEntry(str(path), EntryKind(kind), int(size), int(mode), int(uid), int(gid), str(link))
-            for path, kind, size, mode, uid, gid, link in data["entries"]
+            LayerEntry(
+                str(path),
+                EntryKind(kind),
+                int(size),
+                int(mode),
+                int(uid),
+                int(gid),
+                str(link),
+                int(mtime_ns),
+                tuple((str(key), str(value)) for key, value in xattrs),
+                str(digest),
+            )
+            for path, kind, size, mode, uid, gid, link, mtime_ns, xattrs, digest in data["entries"]
         ),
         captured=tuple((str(path), base64.b64decode(text, validate=True)) for path, text in data["captured"]),
         stored_as=Compression(data["stored_as"]),

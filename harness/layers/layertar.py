@@ -1,8 +1,10 @@
 """One layer tar: its members as `LayerEntry`s (overlay whiteouts recognised), its length, digest and wire size.
 
 Nothing is extracted and no content is kept: a layer tar is parsed as it streams,
-keeping per-path metadata only (`LayerEntry`), while its bytes go through a
-byte counter, SHA-256 and a gzip compressor whose output is only counted.  The one
+keeping per-path metadata only (`LayerEntry`, with each regular file's SHA-256,
+so that a file a layer stores again as it was below can be told apart), while
+its bytes go through a byte counter, SHA-256 and a gzip compressor whose output
+is only counted.  The one
 exception is `capture`: the content of a few small files is kept, per layer:
 by default dpkg's status file and every file of distroless's status.d (a path
 ending in `/` captures the files below it), for `harness.debian.dpkg` and
@@ -11,6 +13,7 @@ ending in `/` captures the files below it), for `harness.debian.dpkg` and
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -74,6 +77,8 @@ class LayerEntry:
     the path deleted, for OPAQUE the directory made opaque.  `size` is the size in
     the tar header (the content length for regular files, normally 0 otherwise).
     `link` is the symlink target as written, or the normalised hard-link target.
+    `mtime_ns`, `xattrs` and, for a regular file, `digest` (the SHA-256 of its
+    content) say whether a file is the same file as one below it (`same_file_as`).
     """
 
     path: str
@@ -83,6 +88,23 @@ class LayerEntry:
     uid: int = 0
     gid: int = 0
     link: str = ""
+    mtime_ns: int = 0
+    xattrs: tuple[tuple[str, str], ...] = ()
+    digest: str = ""
+
+    def same_file_as(self, other: LayerEntry) -> bool:
+        """Both regular files, with the same content, mode, owner, time and extended attributes.
+
+        What the containerd image store's differ (containerd's continuity `fs.Changes`) leaves out of
+        a layer as unchanged, and overlay2, which commits a layer from its upper folder, stores again.
+        """
+        return (
+            self.kind is EntryKind.FILE
+            and other.kind is EntryKind.FILE
+            and self.digest == other.digest
+            and (self.size, self.mode, self.uid, self.gid, self.mtime_ns, self.xattrs)
+            == (other.size, other.mode, other.uid, other.gid, other.mtime_ns, other.xattrs)
+        )
 
 
 @dataclass(frozen=True)
@@ -165,9 +187,18 @@ def _layer_entries(src: ByteSource, subject: str, capture: frozenset[str], captu
             link = normalise(link, subject, "hard link")
             if link == "/":
                 raise HostileMember(subject, "hostile hard link", f"{header.name!r} links to the root")
-        if kind is EntryKind.FILE and (path in capture or path.startswith(below)) and header.data_size <= CAPTURE_LIMIT:
-            captured[path] = src.read_exact(header.data_size)
-        append(LayerEntry(path, kind, header.size, header.mode, header.uid, header.gid, link))
+        digest = ""
+        if kind is EntryKind.FILE:
+            content = hashlib.sha256()
+            if (path in capture or path.startswith(below)) and header.data_size <= CAPTURE_LIMIT:
+                captured[path] = src.read_exact(header.data_size)
+                content.update(captured[path])
+            else:
+                src.feed(header.data_size, content.update)
+            digest = content.hexdigest()
+        append(
+            LayerEntry(path, kind, header.size, header.mode, header.uid, header.gid, link, header.mtime_ns, header.xattrs, digest)
+        )
     return entries
 
 

@@ -16,6 +16,12 @@ Content identity: every regular-file member is one "content" of `size` bytes; a
 hard link shares its target's content.  A content is *live* while some path of
 the view refers to it.
 
+A regular file a layer writes over the same file of the view below (the same
+content, mode, owner, time and extended attributes: `LayerEntry.same_file_as`)
+is counted `unchanged`: overlay2 stores such a file again when a step only
+opened it for writing, or copied it up; the containerd store's differ
+compares the snapshots and leaves it out.
+
 While the layers are applied, the view counts per layer the bytes made dead
 (`killed`), the bytes stored there that end up dead (`dead_in`), and what each
 layer added, changed and deleted (`LayerChanges`); `analysis` defines those
@@ -33,10 +39,11 @@ from harness.layers.layertar import EntryKind, LayerEntry
 class MergedView:
     """path -> [is_dir, layer, content, size]; children index for subtree removal."""
 
-    __slots__ = ("items", "children", "refs", "content_size", "content_layer", "layer", "killed", "dead_in", "gone")
+    __slots__ = ("items", "files", "children", "refs", "content_size", "content_layer", "layer", "killed", "dead_in", "gone")
 
     def __init__(self, layer_count: int) -> None:
         self.items: dict[str, tuple[bool, int, int, int]] = {}
+        self.files: dict[str, LayerEntry] = {}  # the entry of every regular file of the view, to compare a rewrite with
         self.children: dict[str, set[str]] = {}
         self.refs: list[int] = []
         self.content_size: list[int] = []
@@ -78,6 +85,7 @@ class MergedView:
         stack = [path]
         while stack:
             current = stack.pop()
+            self.files.pop(current, None)
             item = items.pop(current, None)
             if item is not None:
                 self._drop(current, item)
@@ -110,6 +118,7 @@ class MergedView:
         content = -1
         size = 0
         if entry.kind is EntryKind.FILE:
+            self.files[path] = entry
             content = len(self.refs)
             self.refs.append(1)
             self.content_size.append(entry.size)
@@ -136,6 +145,8 @@ class LayerChanges:
     deleted_bytes: int = 0
     whiteouts: int = 0
     opaque_dirs: int = 0
+    unchanged: int = 0  # of `changed`, regular files written exactly as the view below had them
+    unchanged_bytes: int = 0
 
 
 def apply_layer(view: MergedView, index: int, entries: Sequence[LayerEntry]) -> LayerChanges:
@@ -155,6 +166,10 @@ def apply_layer(view: MergedView, index: int, entries: Sequence[LayerEntry]) -> 
         elif kind is EntryKind.AUFS:
             continue
         else:
+            below = view.files.get(entry.path)
+            if below is not None and entry.path not in written and entry.same_file_as(below):
+                counts.unchanged += 1
+                counts.unchanged_bytes += entry.size
             view.put(entry)
             written.add(entry.path)
     items, gone = view.items, view.gone

@@ -23,7 +23,18 @@ def short_instruction(created_by: str | None, width: int = 48) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-TABLE_HEADERS = ("layer", "instruction", "bytes", "added", "changed", "deleted", "dead bytes", "killed bytes", "wire bytes")
+TABLE_HEADERS = (
+    "layer",
+    "instruction",
+    "bytes",
+    "added",
+    "changed",
+    "deleted",
+    "unchanged bytes",
+    "dead bytes",
+    "killed bytes",
+    "wire bytes",
+)
 
 
 def layer_table(
@@ -31,8 +42,10 @@ def layer_table(
 ) -> tuple[tuple[str, ...], tuple[tuple[object, ...], ...]]:
     """(headers, rows) for `tabulate(rows, headers)`: one row per layer.
 
-    bytes = regular-file bytes of the layer tar; dead bytes = of those, the ones
-    the final image does not show; killed bytes = bytes this layer made dead;
+    bytes = regular-file bytes of the layer tar; unchanged bytes = of those, the
+    files stored again exactly as the layer below had them (overlay2 keeps them,
+    the containerd store does not); dead bytes = of those, the ones the final
+    image does not show; killed bytes = bytes this layer made dead;
     wire bytes = the compressed blob's length, or gzip length at level 6.  `human` formats sizes as `docker images` does.
     """
     if human:
@@ -53,6 +66,7 @@ def layer_table(
             layer.added,
             layer.changed,
             layer.deleted,
+            fmt(layer.unchanged_bytes),
             fmt(layer.dead_bytes),
             fmt(layer.killed_bytes),
             fmt(layer.wire_bytes),
@@ -73,6 +87,7 @@ def to_json(analysis: ImageAnalysis, *, inefficiencies: int = 20) -> dict[str, A
         "image_id": analysis.image_id,
         "size_bytes": analysis.size_bytes,
         "content_bytes": analysis.content_bytes,
+        "unchanged_bytes": analysis.unchanged_bytes,
         "live_bytes": analysis.live_bytes,
         "dead_bytes": analysis.dead_bytes,
         "tar_bytes": analysis.tar_bytes,
@@ -108,6 +123,8 @@ def _layer_json(layer: Layer) -> dict[str, Any]:
         "deleted_bytes": layer.deleted_bytes,
         "whiteouts": layer.whiteouts,
         "opaque_dirs": layer.opaque_dirs,
+        "unchanged": layer.unchanged,
+        "unchanged_bytes": layer.unchanged_bytes,
         "dead_bytes": layer.dead_bytes,
         "killed_bytes": layer.killed_bytes,
         "largest": [{"path": p.path, "size": p.size} for p in layer.largest],

@@ -1,7 +1,7 @@
 """A strict tar reader, streaming and single-pass: headers, PAX and GNU long names, member names.
 
 A small strict reader (ustar, GNU long names, PAX `path`/`linkpath`/`size`/
-`uid`/`gid`) is used instead of `tarfile`, because `tarfile` in stream mode
+`uid`/`gid`/`mtime` and extended attributes) is used instead of `tarfile`, because `tarfile` in stream mode
 silently stops at a corrupt header; here every header checksum is verified, a
 truncated member is an error, and anything but zeros after the end-of-archive
 marker is an error.  Member names are normalised (`./` and leading `/` removed,
@@ -15,6 +15,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 from harness.layers.bytesource import ByteSource, SourceEnded
 from harness.records.errors import EvidenceError
@@ -57,6 +58,8 @@ class TarHeader:
     gid: int
     linkname: str
     offset: int  # offset of the (first) header block
+    mtime_ns: int = 0  # PAX's (to the nanosecond, where it says) or the header's (whole seconds)
+    xattrs: tuple[tuple[str, str], ...] = ()  # (name, value) of its PAX SCHILY.xattr.* records, sorted: file capabilities
 
 
 def _number(field: bytes, subject: str, what: str, offset: int) -> int:
@@ -246,7 +249,21 @@ def _member_header(
     mode = _number(block[100:108], subject, "mode", offset) & 0o7777
     if typeflag == b"\0" and name.endswith("/"):
         typeflag = b"5"  # old-style directory, as Go's and Python's readers read it
-    return TarHeader(name, typeflag, size, data_size, mode, uid, gid, linkname, offset)
+    xattrs = tuple(sorted((key.removeprefix(_XATTR), value) for key, value in pax.items() if key.startswith(_XATTR)))
+    mtime_ns = _mtime_ns(block, pax, subject, offset)
+    return TarHeader(name, typeflag, size, data_size, mode, uid, gid, linkname, offset, mtime_ns, xattrs)
+
+
+_XATTR = "SCHILY.xattr."
+
+
+def _mtime_ns(block: bytes, pax: dict[str, str], subject: str, offset: int) -> int:
+    if "mtime" not in pax:
+        return _number(block[136:148], subject, "mtime", offset) * 1_000_000_000
+    try:
+        return int(Decimal(pax["mtime"]) * 1_000_000_000)
+    except InvalidOperation:
+        raise CorruptTar(subject, "corrupt tar", f"non-numeric PAX mtime in the header at offset {offset}") from None
 
 
 def is_tar_start(block: bytes) -> bool:

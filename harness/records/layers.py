@@ -37,6 +37,9 @@ class LayerFigures:
     user_wasted_percent: float | None  # dive's, a fraction
     layers: tuple[LayerFigure, ...]
     leftover_packages: tuple[tuple[str, int], ...] = ()  # (package, installed bytes) the stage added
+    # Regular-file bytes stored again exactly as the layer below had them: overlay2 keeps them, the containerd
+    # store's differ does not.  None: read from results written before it was measured.
+    unchanged_bytes: int | None = None
 
 
 @dataclass(frozen=True)

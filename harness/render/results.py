@@ -86,6 +86,8 @@ def _figures_to_dict(figures: LayerFigures) -> dict[str, Any]:
         for layer in figures.layers
     ]
     data["leftover_packages"] = [{"package": n, "installed_bytes": s} for n, s in figures.leftover_packages]
+    if figures.unchanged_bytes is None:
+        del data["unchanged_bytes"]  # results measured before it was: written again as they were
     return data
 
 

@@ -65,6 +65,46 @@ def test_mode_only_change_copies_the_whole_file_up():
     assert a.layers[1].changed == 1 and a.layers[1].added == 0
 
 
+def test_a_file_stored_again_as_it_was_is_unchanged_and_still_counted_in_the_layer():
+    """overlay2 stores a file a step only opened for writing (debconf's templates.dat in 02's purges); it is unchanged."""
+    templates = b"Template: debconf/frontend\n" * 1000
+    a = analyse(
+        layer_tar(F("var/cache/debconf/templates.dat", templates), F("etc/other", b"x" * 10)),
+        layer_tar(F("var/cache/debconf/templates.dat", templates), F("etc/other", b"y" * 10)),
+    )
+    check_invariants(a)
+    top = a.layers[1]
+    assert (top.changed, top.unchanged, top.unchanged_bytes) == (2, 1, len(templates))
+    assert a.unchanged_bytes == len(templates) and a.content_bytes == 2 * (len(templates) + 10)
+    assert a.layers[0].unchanged == 0
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        F("f", b"other content", mtime=1_600_000_000),  # same size, other bytes
+        F("f", b"same content!", mtime=1_600_000_001),  # rewritten later
+        F("f", b"same content!", mtime=1_600_000_000.5),  # the same second, not the same nanosecond
+        F("f", b"same content!", mode=0o600),
+        F("f", b"same content!", uid=1000),
+        F("f", b"same content!", xattrs=(("security.capability", "AQAAAgAgAAAAAAAAAAAAAAAAAAA="),)),
+    ],
+    ids=["content", "mtime", "mtime-ns", "mode", "owner", "xattr"],
+)
+def test_a_file_that_differs_in_anything_is_not_unchanged(rewrite):
+    a = analyse(layer_tar(F("f", b"same content!", mtime=1_600_000_000)), layer_tar(rewrite))
+    assert a.layers[1].changed == 1 and a.layers[1].unchanged == 0 and a.unchanged_bytes == 0
+
+
+def test_unchanged_compares_with_the_view_below_not_with_any_lower_layer():
+    # Deleted, then written again as it first was: the layer adds it (nothing below), it is not unchanged.
+    a = analyse(layer_tar(F("f", b"abc")), layer_tar(W("f")), layer_tar(F("f", b"abc")))
+    assert (a.layers[2].added, a.layers[2].unchanged) == (1, 0)
+    # Written in two layers the same, the third's copy is unchanged against the second's.
+    b = analyse(layer_tar(F("f", b"abc")), layer_tar(F("f", b"abd")), layer_tar(F("f", b"abd")))
+    assert [layer.unchanged for layer in b.layers] == [0, 0, 1]
+
+
 def test_removed_folder_kills_everything_below_it():
     files = [F(f"cache/d{i}/f{j}", 1000 * (i + 1) + j) for i in range(3) for j in range(4)]
     total = sum(len(m.data) for m in files)
@@ -139,9 +179,20 @@ def test_instructions_follow_non_empty_history_entries():
 def test_table_and_json():
     a = analyse(layer_tar(F("big", 2 * MB)), layer_tar(W("big")))
     headers, rows = layer_table(a)
-    assert headers == ("layer", "instruction", "bytes", "added", "changed", "deleted", "dead bytes", "killed bytes", "wire bytes")
-    assert rows[0][:7] == (0, "RUN step 0", 2 * MB, 1, 0, 0, 2 * MB)
-    assert rows[1][5:8] == (1, 0, 2 * MB)
+    assert headers == (
+        "layer",
+        "instruction",
+        "bytes",
+        "added",
+        "changed",
+        "deleted",
+        "unchanged bytes",
+        "dead bytes",
+        "killed bytes",
+        "wire bytes",
+    )
+    assert rows[0][:8] == (0, "RUN step 0", 2 * MB, 1, 0, 0, 0, 2 * MB)
+    assert rows[1][5:9] == (1, 0, 0, 2 * MB)
     assert isinstance(rows, tuple) and all(isinstance(r, tuple) for r in rows)
     _, human_rows = layer_table(a, human=True)
     assert human_rows[0][2] == "2MB"

@@ -34,12 +34,21 @@ class M:
     link: str = ""
     uid: int = 0
     gid: int = 0
+    mtime: float = 1_600_000_000  # a float is written as a PAX record, to the nanosecond
+    xattrs: tuple[tuple[str, str], ...] = ()
 
 
-def F(path: str, data: bytes | int = b"", mode: int = 0o644, uid: int = 0) -> M:
+def F(
+    path: str,
+    data: bytes | int = b"",
+    mode: int = 0o644,
+    uid: int = 0,
+    mtime: float = 1_600_000_000,
+    xattrs: tuple[tuple[str, str], ...] = (),
+) -> M:
     if isinstance(data, int):
         data = bytes(data)
-    return M(path, "file", data, mode, uid=uid)
+    return M(path, "file", data, mode, uid=uid, mtime=mtime, xattrs=xattrs)
 
 
 def D(path: str, mode: int = 0o755) -> M:
@@ -69,7 +78,8 @@ def member_info(m: M) -> tarfile.TarInfo:
     info = tarfile.TarInfo(m.path)
     info.mode = m.mode
     info.uid, info.gid = m.uid, m.gid
-    info.mtime = 1_600_000_000
+    info.mtime = m.mtime
+    info.pax_headers = {f"SCHILY.xattr.{name}": value for name, value in m.xattrs}
     if m.kind == "file":
         info.type, info.size = tarfile.REGTYPE, len(m.data)
     elif m.kind == "dir":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -169,6 +170,24 @@ def test_a_size_only_the_pax_header_gives_is_the_one_read_and_skipped():
     tar_bytes = _pax_sized("big", b"payload") + layer_tar(F("next", b"abc"))
     layer = read_layer_tar(io.BytesIO(tar_bytes))
     assert [(e.path, e.size) for e in layer.entries] == [("/big", 7), ("/next", 3)]
+
+
+def test_a_files_time_attributes_and_content_digest_are_read():
+    capability = ("security.capability", "AQAAAgAgAAAAAAAAAAAAAAAAAAA=")
+    tar_bytes = layer_tar(F("ping", b"elf", mtime=1_600_000_000.25, xattrs=(capability,)), F("plain", b"abc"), D("dir"))
+    ping, plain, folder = read_layer_tar(io.BytesIO(tar_bytes)).entries
+    assert ping.mtime_ns == 1_600_000_000_250_000_000 and ping.xattrs == (capability,)  # PAX: to the nanosecond
+    assert plain.mtime_ns == 1_600_000_000 * 10**9 and plain.xattrs == ()  # the header's whole seconds
+    assert plain.digest == hashlib.sha256(b"abc").hexdigest()
+    assert folder.digest == ""  # only regular files have content
+    assert not plain.same_file_as(ping) and plain.same_file_as(plain)
+
+
+def test_a_non_numeric_pax_mtime_is_corrupt():
+    info = tarfile.TarInfo("f")
+    info.pax_headers = {"mtime": "yesterday"}
+    with pytest.raises(CorruptTar, match="non-numeric PAX mtime"):
+        read_layer_tar(io.BytesIO(info.tobuf(tarfile.PAX_FORMAT) + bytes(1024)))
 
 
 @settings(max_examples=60, deadline=None)
