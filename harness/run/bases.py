@@ -113,14 +113,13 @@ def ensure_base(
     Its size is read from its layers (with `cache`, not saved again once read).  A bootstrap takes half
     a minute or more: `announce` says so before it starts.
     """
-    if engine.has_image(ref):
-        return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref, cache))
-    # Another run on this Engine (another checkout, the other test suite) may be making it too: one makes it, the
-    # others wait and find it, rather than import it again and leave the first import untagged and unrecorded.
-    with EngineLocks.for_engine(engine.identity()).making(ref):
-        if engine.has_image(ref):
-            return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref, cache))
-        return _provide(engine, ref, ledger, cache, announce)
+    if not engine.has_image(ref):
+        # Another run on this Engine (another checkout, the other test suite) may be making it too: one makes it, the
+        # others wait and find it, rather than import it again and leave the first import untagged and unrecorded.
+        with EngineLocks.for_engine(engine.identity()).making(ref):
+            if not engine.has_image(ref):
+                return _provide(engine, ref, ledger, cache, announce)
+    return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref, cache))
 
 
 def _provide(
