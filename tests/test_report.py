@@ -312,3 +312,18 @@ def test_everything_generated_is_rendered_again_from_its_json(tmp_path: Path) ->
     for name in generated:
         assert (results / name).read_text(encoding="utf-8") == (REPO_ROOT / "results" / name).read_text(encoding="utf-8"), name
     assert len(said) == 4
+
+
+def test_the_headline_leaves_out_what_a_layer_stores_unchanged_and_the_tars_content_is_shown_beside_it() -> None:
+    report = ladder()
+    purged = report.stage("02-purge-layers")
+    assert purged is not None and purged.layer_figures is not None
+    figures = dataclasses.replace(purged.layer_figures, content_bytes=705_615_432, unchanged_bytes=1_615_432)
+    report = dataclasses.replace(
+        report, stages=tuple(dataclasses.replace(s, layer_figures=figures) if s.name == purged.name else s for s in report.stages)
+    )
+    again = report.stage("02-purge-layers")
+    assert again is not None and again.size_bytes == 704_000_000
+    table = render_markdown(report).split("## Sizes as this Engine reports them", 1)[1].split("## Stages", 1)[0]
+    row = next(line for line in table.splitlines() if line.startswith("| `02-purge-layers`"))
+    assert [cell.strip() for cell in row.split("|")[2:4]] == ["704MB (704,000,000)", "706MB (705,615,432)"]

@@ -18,7 +18,7 @@ from harness.engine import DockerEngine
 from harness.records import labels
 from harness.records.engine import RunPolicy
 from harness.run.bases import ensure_base
-from harness.run.measure import content_size
+from harness.run.measure import headline_size
 from harness.run.slimbuild import build_slim_image
 from harness.slim.reasons import Reason
 from harness.slim.tracelog import Access
@@ -88,7 +88,7 @@ def test_a_traced_image_does_what_the_source_does(
     copied = {item.path for item in plan.reasons}
     assert set(plan.copies) <= copied
     assert any(item.reason is Reason.TRACE for item in plan.reasons)
-    assert content_size(engine, source) >= 5 * content_size(engine, record.image_id)
+    assert headline_size(engine, source) >= 5 * headline_size(engine, record.image_id)
 
 
 def test_without_the_trace_file_finds_no_magic(engine: DockerEngine, made: Made, cleanup_namespace: str, source: str) -> None:

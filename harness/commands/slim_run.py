@@ -14,7 +14,7 @@ from harness.records.engine import Engine, RunPolicy, RunResult
 from harness.records.errors import UsageError
 from harness.records.settings import Progress, Settings
 from harness.records.units import human_size
-from harness.run.measure import content_size
+from harness.run.measure import headline_size
 from harness.run.slimbuild import build_slim_image, slim_summary
 from harness.slim.plan import SlimPlan
 from harness.slim.reasons import Reason, render_reasons
@@ -97,7 +97,7 @@ def slim_and_run(engine: Engine, settings: Settings, made: Made, request: SlimRe
     # A traced image runs as it was traced: with a tmpfs at /tmp.
     policy = RunPolicy(timeout_s=DEFAULT_TIMEOUT_S, user=DEFAULT_USER, tmpfs=("/tmp",) if request.spec.trace else ())
     result = engine.run(record.image_id, request.command, policy, made.container_labels())
-    source_size, slim_size = content_size(engine, request.image), content_size(engine, record.image_id)
+    source_size, slim_size = headline_size(engine, request.image), headline_size(engine, record.image_id)
     say(
         f"{request.tag}: {len(plan.copies)} paths; {human_size(slim_size)} ({slim_size:,} bytes), "
         f"source {request.image}: {human_size(source_size)} ({source_size:,} bytes), "

@@ -23,14 +23,16 @@ Figures (all byte figures are regular-file content bytes, as in the tar headers)
   rewrites included); deleted = non-directories of the view below that the view
   after this layer no longer has (whiteouts, opaque directories, and a directory
   replacing a file).  `*_bytes` are the regular-file sizes of those paths.
-* `content_bytes`: the image's size as the tutorial measured it, summed from the
-  layer tars (regular files plus symlink targets, see `LayerTar.content_bytes`):
-  equal to the Engine's `Size` on overlay2 and the same on every image store.
+* `content_bytes`: the layer tars' content, as the tutorial measured it
+  (regular files plus symlink targets, see `LayerTar.content_bytes`): equal to
+  the Engine's `Size` on overlay2.
 * per layer, `unchanged` / `unchanged_bytes`: of the changed paths, the regular
   files written exactly as the view below had them (`LayerEntry.same_file_as`):
-  overlay2 stores them again, the containerd store's differ leaves them out, so
-  `content_bytes - unchanged_bytes` is the same on both; the image's
-  `unchanged_bytes` is their sum.
+  overlay2 stores them again, the containerd store's differ leaves them out;
+  the image's `unchanged_bytes` is their sum.
+* `headline_bytes`: `content_bytes - unchanged_bytes`, the size the results
+  give: the same on every image store, and on overlay2 its `Size` less what
+  its layers store unchanged.
 * `wire_bytes`: the layer's size on the wire: a compressed blob's own length
   where the save stream stores it compressed, else the gzip length at level 6
   of its tar (see `wire`).
@@ -101,7 +103,7 @@ class ImageAnalysis:
     image_id: str | None
     layers: tuple[Layer, ...]
     size_bytes: int  # regular-file bytes stored over all layer tars
-    content_bytes: int  # the headline size: regular files plus symlink targets over all layers
+    content_bytes: int  # regular files plus symlink targets over all layer tars: overlay2's `Size`
     live_bytes: int  # regular-file bytes the final view shows
     dead_bytes: int  # size_bytes - live_bytes
     tar_bytes: int  # sum of layer tar lengths
@@ -118,6 +120,11 @@ class ImageAnalysis:
     declared: ScannerView | None = None
     # Regular-file bytes stored again exactly as the view below had them (overlay2 stores them; containerd's differ does not).
     unchanged_bytes: int = 0
+
+    @property
+    def headline_bytes(self) -> int:
+        """The headline size: `content_bytes - unchanged_bytes`, the same on every image store."""
+        return self.content_bytes - self.unchanged_bytes
 
 
 # --------------------------------------------------------------------------- the image

@@ -28,7 +28,7 @@ class LayerFigure:
 class LayerFigures:
     """Where an image's bytes are (from its saved layer tars; see harness.layers for the definitions)."""
 
-    content_bytes: int  # the headline size: what overlay2 reports as `Size`, computed from the layer tars
+    content_bytes: int  # the layer tars' content: what overlay2 reports as `Size`
     live_bytes: int
     dead_bytes: int
     wire_bytes: int | None
@@ -40,6 +40,11 @@ class LayerFigures:
     # Regular-file bytes stored again exactly as the layer below had them: overlay2 keeps them, the containerd
     # store's differ does not.  None: read from results written before it was measured.
     unchanged_bytes: int | None = None
+
+    @property
+    def headline_bytes(self) -> int:
+        """The headline size, the same on every image store: the layer tars' content, less what they store unchanged."""
+        return self.content_bytes - (self.unchanged_bytes or 0)
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,8 @@ class StageResult:
 
     @property
     def size_bytes(self) -> int | None:
-        """The headline size: the layers' uncompressed content, the same on every image store."""
-        return None if self.layer_figures is None else self.layer_figures.content_bytes
+        """The headline size: the layers' uncompressed content, the same on every image store (`LayerFigures.headline_bytes`)."""
+        return None if self.layer_figures is None else self.layer_figures.headline_bytes
 
 
 @dataclass(frozen=True)

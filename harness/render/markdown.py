@@ -24,10 +24,10 @@ def render_markdown(report: RunReport, command: str | None = None) -> str:
         f"Base `{report.base}`"
         + ("" if report.platform is None else f", platform `{report.platform}`")
         + f"; measured by {report.engine.describe()}. Each size is the uncompressed "
-        "content of the image's layers (regular files and symlinks, as overlay2 counts them), printed as "
-        "`docker images` prints sizes (decimal units): what the tutorial measured on Debian stretch in 2018, "
-        "and the same figure on every image store. What this Engine itself reports is "
-        "[further down](#sizes-as-this-engine-reports-them).",
+        "content of the image's layers (regular files and symlinks; a file a layer writes again exactly as the "
+        "layer below had it is counted once), printed as `docker images` prints sizes (decimal units): what the "
+        "tutorial measured on Debian stretch in 2018, and the same figure on every image store. What this Engine "
+        "itself reports is [further down](#sizes-as-this-engine-reports-them).",
         "![Image size per stage, log scale, the tutorial's figure beside it](sizes.svg)",
         summary_table(report),
         *runtime_sections(report),
@@ -36,9 +36,10 @@ def render_markdown(report: RunReport, command: str | None = None) -> str:
         "## The tutorial's claims",
         claims_table(report),
         "## Sizes as this Engine reports them",
-        f"The image store here is {report.engine.image_store}. On overlay2 the API's `Size` is the "
-        "layers' uncompressed content, the headline figure; on the containerd image store it is the "
-        "compressed content, and `docker images` adds the unpacked snapshots to it.",
+        f"The image store here is {report.engine.image_store}. The layer tars' content is what they store, "
+        "the headline plus the files a layer stores again unchanged, which overlay2 keeps and the containerd "
+        "store leaves out. On overlay2 the API's `Size` is the layer tars' content; on the containerd image "
+        "store it is the compressed content, and `docker images` adds the unpacked snapshots to it.",
         engine_sizes_table(report),
         "## Stages",
         *(stage_section(stage, previous) for stage, previous in zip(report.stages, _previous_measured(report), strict=True)),
@@ -176,7 +177,7 @@ def claims_table(report: RunReport) -> str:
 
 
 def engine_sizes_table(report: RunReport) -> str:
-    """Each stage's headline size beside the two figures the Engine itself gives."""
+    """Each stage's headline size beside what its layer tars store and the two figures the Engine itself gives."""
 
     def cell(size: int | None) -> str:
         return "–" if size is None else f"{human_size(size)} ({size:,})"
@@ -185,13 +186,14 @@ def engine_sizes_table(report: RunReport) -> str:
         (
             f"`{stage.name}`",
             cell(stage.size_bytes),
+            cell(None if stage.layer_figures is None else stage.layer_figures.content_bytes),
             cell(stage.image_info.engine_size_bytes),
             cell(stage.image_info.listed_size_bytes),
         )
         for stage in report.stages
         if stage.image_info is not None
     ]
-    headers = ("stage", "layers' content (headline)", "API `Size`", "`docker images`")
+    headers = ("stage", "headline", "layer tars' content", "API `Size`", "`docker images`")
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 

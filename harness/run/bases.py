@@ -27,7 +27,7 @@ from harness.layers.cache import LayerCache
 from harness.records.engine import Engine
 from harness.records.errors import BaseUnavailable, EngineError
 from harness.records.units import parse_size
-from harness.run.measure import content_size
+from harness.run.measure import headline_size
 from harness.slim.imagewrite import rootfs_archive
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def ensure_base(
         with EngineLocks.for_engine(engine.identity()).making(ref):
             if not engine.has_image(ref):
                 return _provide(engine, ref, ledger, cache, announce)
-    return BaseStatus(ref, BaseSource.PRESENT, content_size(engine, ref, cache))
+    return BaseStatus(ref, BaseSource.PRESENT, headline_size(engine, ref, cache))
 
 
 def _provide(
@@ -129,7 +129,7 @@ def _provide(
     attempts = ["not present in the Engine"]
     try:
         engine.pull(ref)
-        return BaseStatus(ref, BaseSource.PULLED, content_size(engine, ref, cache))
+        return BaseStatus(ref, BaseSource.PULLED, headline_size(engine, ref, cache))
     except EngineError as error:
         log.info("%s: pull failed: %s", ref, error)
         attempts.append("no registry could serve it")
@@ -155,7 +155,7 @@ def _provide(
     image_id = bootstrap_debian(engine, debian, ref)
     if ledger is not None:
         ledger.record_image(image_id, ROLE_BASE, (ref,))
-    return BaseStatus(ref, BaseSource.BOOTSTRAPPED, content_size(engine, ref, cache))
+    return BaseStatus(ref, BaseSource.BOOTSTRAPPED, headline_size(engine, ref, cache))
 
 
 def bootstrap_debian(engine: Engine, base: DebianBase, ref: str) -> str:

@@ -70,9 +70,9 @@ def saved_names(image: str) -> tuple[str, ...]:
     return (image,) if ":" in image.rsplit("/", 1)[-1] else (f"{image}:latest",)
 
 
-def content_size(engine: Engine, image: str, cache: LayerCache | None = None) -> int:
-    """The headline size of an image: its layers' uncompressed content (see `LayerTar.content_bytes`)."""
-    return analyse_image(engine, image, wire=False, cache=cache).content_bytes
+def headline_size(engine: Engine, image: str, cache: LayerCache | None = None) -> int:
+    """The headline size of an image: its layers' uncompressed content (see `ImageAnalysis.headline_bytes`)."""
+    return analyse_image(engine, image, wire=False, cache=cache).headline_bytes
 
 
 def installed_packages(engine: Engine, image: str, cache: LayerCache | None = None) -> dict[str, int]:
