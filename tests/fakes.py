@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.engine.context import context_stream
 from harness.records.engine import (
+    BuildContext,
     BuildRecord,
     EngineContainer,
     EngineFacts,
@@ -88,8 +90,7 @@ class FakeEngine:
     def build(
         self,
         stage: str,
-        context: bytes,
-        dockerfile: str,
+        context: BuildContext,
         *,
         tag: str,
         build_args: dict[str, str],
@@ -99,10 +100,9 @@ class FakeEngine:
         platform: str | None = None,
         step_timeout_s: float | None = None,
     ) -> BuildRecord:
-        with tarfile.open(fileobj=io.BytesIO(context)) as tar:
-            member = tar.extractfile(dockerfile)
-            assert member is not None
-            text = member.read().decode()
+        with context_stream(context) as sent:  # as the Engine is sent it: its length stands for the image's size
+            context_bytes = sent.read()
+        text = context.dockerfile_text
         self.built.append((tag, text, labels))
         # The classic builder's lines, as a person following the build sees them: each instruction's step line,
         # then (but for a FROM, whose line names the base) the image it committed, which the Engine keeps.
@@ -123,9 +123,9 @@ class FakeEngine:
         if stage in self.failing_builds:
             raise BuildFailed(stage, "RUN make", ("Step 3/3 : RUN make", "make: *** No rule"), self.failing_builds[stage])
         # The image's ID follows from what it is built from, as the Engine's does (the same inputs: the cache's image).
-        inputs = json.dumps([text, sorted(labels.items()), sorted(build_args.items()), platform, len(context)])
+        inputs = json.dumps([text, sorted(labels.items()), sorted(build_args.items()), platform, len(context_bytes)])
         image_id = f"sha256:{hashlib.sha256(inputs.encode()).hexdigest()}"
-        self.images[tag] = dataclasses.replace(_image(len(context)), image_id=image_id)
+        self.images[tag] = dataclasses.replace(_image(len(context_bytes)), image_id=image_id)
         return BuildRecord(image_id=image_id, seconds=0.5, fully_cached=False)
 
     def run(self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str]) -> RunResult:

@@ -15,14 +15,14 @@ import requests
 
 from harness.engine import DockerEngine
 from harness.engine.build import StepClock
+from harness.records.engine import BuildContext
 from harness.records.errors import BuildTimedOut, StageConfigError
 from harness.records.settings import Settings
 from harness.run.pipeline import run_stages
-from harness.stages.context import DOCKERFILE_NAME
 from harness.stages.stage import DEFAULT_BUILD_TIMEOUT_S, load_stage
 
 from .fakes import FakeEngine, _image
-from .test_engine_dialects import FakeApi, FakeClient, context_of
+from .test_engine_dialects import FakeApi, FakeClient
 from .test_stages import VALID, make_stage
 
 
@@ -46,13 +46,13 @@ class HangingApi(FakeApi):
         raise requests.exceptions.ChunkedEncodingError("Connection broken: the socket was shut down")
 
 
-def test_a_step_past_its_limit_is_cancelled_and_named() -> None:
+def test_a_step_past_its_limit_is_cancelled_and_named(tmp_path: Path) -> None:
     api = HangingApi()
     engine = DockerEngine(FakeClient("Engine", api=api))  # type: ignore[arg-type]
-    context = context_of({DOCKERFILE_NAME: b"FROM debian:bookworm\nRUN sleep 100000\n"})
+    context = BuildContext(tmp_path, "FROM debian:bookworm\nRUN sleep 100000\n")
     started = time.monotonic()
     with pytest.raises(BuildTimedOut) as raised:
-        engine.build("99", context, DOCKERFILE_NAME, tag="t:1", build_args={}, labels={}, step_timeout_s=0.5)
+        engine.build("99", context, tag="t:1", build_args={}, labels={}, step_timeout_s=0.5)
     assert api.closed.is_set() and time.monotonic() - started < 5
     assert raised.value.instruction == "RUN sleep 100000" and raised.value.limit_s == 0.5
     assert "99: build failed at `RUN sleep 100000`: timed out" in str(raised.value)

@@ -7,13 +7,13 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
 from harness.engine import DockerEngine
 from harness.records.buildlog import BuildSteps, StageTops
-from harness.records.engine import RunPolicy
+from harness.records.engine import BuildContext, RunPolicy
 from harness.records.errors import BuildFailed
 from harness.stages.context import DOCKERFILE_NAME, labels_in_dockerfile
 
@@ -125,27 +125,29 @@ def test_both_dialects_name_each_compile_stages_last_image() -> None:
     assert cached.compile_tops() == ("9dc655b956e",) and cached.made(finished=True) == ()
 
 
-def context_of(files: dict[str, bytes]) -> bytes:
+def context_of(files: dict[str, bytes]) -> BinaryIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    buffer.seek(0)
+    return buffer
 
 
-def files_of(context: bytes) -> dict[str, bytes]:
-    with tarfile.open(fileobj=io.BytesIO(context)) as tar:
+def files_of(context: BinaryIO) -> dict[str, bytes]:
+    with tarfile.open(fileobj=context) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isreg()}  # type: ignore[union-attr]
 
 
 def test_labels_become_one_sorted_instruction_at_the_end_of_the_dockerfile() -> None:
     context = context_of({"main.c": b"int main;\n", DOCKERFILE_NAME: b"FROM scratch\nCOPY main.c /"})
-    one = labels_in_dockerfile(context, DOCKERFILE_NAME, {"b.role": "stage", "a.managed": "true"})
-    other = labels_in_dockerfile(context, DOCKERFILE_NAME, {"a.managed": "true", "b.role": "stage"})
+    one = labels_in_dockerfile(context, DOCKERFILE_NAME, {"b.role": "stage", "a.managed": "true"}).read()
+    context.seek(0)
+    other = labels_in_dockerfile(context, DOCKERFILE_NAME, {"a.managed": "true", "b.role": "stage"}).read()
     assert one == other  # the same context whatever the order: the build cache can match it
-    files = files_of(one)
+    files = files_of(io.BytesIO(one))
     assert files["main.c"] == b"int main;\n"
     assert files[DOCKERFILE_NAME] == b'FROM scratch\nCOPY main.c /\nLABEL "a.managed"="true" "b.role"="stage"\n'
 
@@ -171,7 +173,8 @@ class FakeApi:
     imports: list[dict[str, Any]] = field(default_factory=list)
 
     def build(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        self.builds.append(kwargs)
+        # Read as the Engine reads it, while the build runs: the stream is closed once it returns.
+        self.builds.append({**kwargs, "fileobj": io.BytesIO(kwargs["fileobj"].read())})
         for line in self.transcript.splitlines():
             if line.startswith("ERROR "):
                 yield {"error": line.removeprefix("ERROR "), "errorDetail": {"message": line.removeprefix("ERROR ")}}
@@ -221,29 +224,29 @@ DOCKER = "Engine"
 LABELS = {"hello-ladder.managed": "true", "hello-ladder.role": "stage"}
 
 
-def build(client: FakeClient) -> None:
-    context = context_of({DOCKERFILE_NAME: b"FROM scratch\n"})
-    DockerEngine(client).build("07", context, DOCKERFILE_NAME, tag="t:1", build_args={}, labels=dict(LABELS))  # type: ignore[arg-type]
+def build(client: FakeClient, source: Path) -> None:
+    context = BuildContext(source, "FROM scratch\n")
+    DockerEngine(client).build("07", context, tag="t:1", build_args={}, labels=dict(LABELS))  # type: ignore[arg-type]
 
 
-def test_on_podman_the_labels_travel_in_the_dockerfile() -> None:
+def test_on_podman_the_labels_travel_in_the_dockerfile(tmp_path: Path) -> None:
     client = FakeClient(PODMAN)
-    build(client)
+    build(client, tmp_path)
     [sent] = client.api.builds
     assert sent["labels"] == {}
-    dockerfile = files_of(sent["fileobj"].getvalue())[DOCKERFILE_NAME].decode()
+    dockerfile = files_of(sent["fileobj"])[DOCKERFILE_NAME].decode()
     assert dockerfile.endswith('LABEL "hello-ladder.managed"="true" "hello-ladder.role"="stage"\n')
 
 
-def test_on_the_engine_the_labels_stay_a_build_parameter() -> None:
+def test_on_the_engine_the_labels_stay_a_build_parameter(tmp_path: Path) -> None:
     client = FakeClient(DOCKER)
-    build(client)
+    build(client, tmp_path)
     [sent] = client.api.builds
     assert sent["labels"] == LABELS
-    assert files_of(sent["fileobj"].getvalue())[DOCKERFILE_NAME] == b"FROM scratch\n"
+    assert files_of(sent["fileobj"])[DOCKERFILE_NAME] == b"FROM scratch\n"
 
 
-def test_a_failed_buildah_step_is_named_in_the_error() -> None:
+def test_a_failed_buildah_step_is_named_in_the_error(tmp_path: Path) -> None:
     client = FakeClient(
         PODMAN,
         api=FakeApi(
@@ -252,7 +255,7 @@ def test_a_failed_buildah_step_is_named_in_the_error() -> None:
         ),
     )
     with pytest.raises(BuildFailed) as failed:
-        build(client)
+        build(client, tmp_path)
     assert failed.value.instruction == "RUN false"
     assert "exit status 1" in failed.value.reason
 

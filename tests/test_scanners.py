@@ -30,7 +30,7 @@ from harness.custody.made import Made
 from harness.elf import RootFS
 from harness.engine import DockerEngine
 from harness.records import labels
-from harness.records.engine import RunPolicy
+from harness.records.engine import BuildContext, RunPolicy
 from harness.records.settings import Settings
 from harness.run.bases import ensure_base
 from harness.run.imagefs import unpacked_image
@@ -39,7 +39,6 @@ from harness.run.slimbuild import build_slim_image
 from harness.run.stage import build_stage
 from harness.slim.pkgmeta import DOC, STATUS_D
 from harness.slim.plan import SlimPlan
-from harness.stages.context import DOCKERFILE_NAME, build_context
 from harness.stages.stage import Stage, load_stage
 
 from .conftest import REPO_ROOT
@@ -88,8 +87,7 @@ def slim_builds(engine: DockerEngine, made: Made, cleanup_namespace: str) -> dic
         ensure_base(engine, "debian:bookworm", made.ledger)
         built = engine.build(
             stage=name,
-            context=build_context(REPO_ROOT / "hello", stage.dockerfile.read_text()),
-            dockerfile=DOCKERFILE_NAME,
+            context=BuildContext(REPO_ROOT / "hello", stage.dockerfile.read_text()),
             tag=source,
             build_args={"BASE": "debian:bookworm"},
             labels=labels.image(cleanup_namespace, stage=f"{name}-scan"),

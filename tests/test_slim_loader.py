@@ -10,10 +10,9 @@ from harness.custody.ledger import ROLE_BUILDER
 from harness.custody.made import Made
 from harness.engine import DockerEngine
 from harness.records import labels
-from harness.records.engine import RunPolicy
+from harness.records.engine import BuildContext, RunPolicy
 from harness.run.bases import ensure_base
 from harness.run.slimbuild import build_slim_image
-from harness.stages.context import DOCKERFILE_NAME, build_context
 from harness.stages.slimspec import SlimSpec
 
 from .conftest import REPO_ROOT
@@ -45,8 +44,7 @@ def test_a_library_found_through_ld_so_conf_d_or_ld_library_path_loads_in_the_sl
     ensure_base(engine, "debian:bookworm", made.ledger)
     built = engine.build(
         stage=how,
-        context=build_context(REPO_ROOT / "hello", dockerfile),
-        dockerfile=DOCKERFILE_NAME,
+        context=BuildContext(REPO_ROOT / "hello", dockerfile),
         tag=source,
         build_args={},
         labels=labels.image(cleanup_namespace),

@@ -16,14 +16,13 @@ from harness.custody.ledger import ROLE_BUILDER
 from harness.custody.made import Made
 from harness.engine import DockerEngine
 from harness.records import labels
-from harness.records.engine import RunPolicy
+from harness.records.engine import BuildContext, RunPolicy
 from harness.run.bases import ensure_base
 from harness.run.measure import headline_size
 from harness.run.slimbuild import build_slim_image
 from harness.slim.reasons import Reason
 from harness.slim.tracelog import Access
 from harness.slim.tracer import trace_commands
-from harness.stages.context import DOCKERFILE_NAME, build_context
 from harness.stages.slimspec import SlimSpec
 
 from .conftest import REPO_ROOT, in_ci, nested_engine
@@ -55,8 +54,7 @@ def source(engine: DockerEngine, made: Made, cleanup_namespace: str) -> Iterator
     ensure_base(engine, "debian:bookworm", made.ledger)
     built = engine.build(
         stage="trace-source",
-        context=build_context(REPO_ROOT / "hello", SOURCE),
-        dockerfile=DOCKERFILE_NAME,
+        context=BuildContext(REPO_ROOT / "hello", SOURCE),
         tag=tag,
         build_args={},
         labels=labels.image(cleanup_namespace),
@@ -126,8 +124,7 @@ def test_python_traced_needs_no_recorder(engine: DockerEngine, made: Made, clean
     ensure_base(engine, "debian:bookworm", made.ledger)
     built = engine.build(
         stage="trace-python",
-        context=build_context(REPO_ROOT / "hello", dockerfile),
-        dockerfile=DOCKERFILE_NAME,
+        context=BuildContext(REPO_ROOT / "hello", dockerfile),
         tag=tag,
         build_args={},
         labels=labels.image(cleanup_namespace),

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import BinaryIO
 
 import docker.errors
 
 from harness.engine.connection import Connection, converted, shut_down
+from harness.engine.context import context_stream
 from harness.records.buildlog import BuildOutput
-from harness.records.engine import BuildRecord
+from harness.records.engine import BuildContext, BuildRecord
 from harness.records.errors import BuildTimedOut
-from harness.stages.context import labels_in_dockerfile
+from harness.stages.context import DOCKERFILE_NAME, labels_in_dockerfile
 
 
 class Builds(Connection):
     def build(
         self,
         stage: str,
-        context: bytes,
-        dockerfile: str,
+        context: BuildContext,
         *,
         tag: str,
         build_args: dict[str, str],
@@ -35,15 +35,14 @@ class Builds(Connection):
         """Build; a step that runs past `step_timeout_s` has its build cancelled, as an interrupt does (BuildTimedOut)."""
         output = BuildOutput(stage, on_line)
         started = time.monotonic()
-        if self._is_podman:
-            context, labels = labels_in_dockerfile(context, dockerfile, labels), {}
+        sent, labels = self._sent(context, labels)
         clock = StepClock(step_timeout_s, lambda: self._cancel_build(tag))
-        with converted(f"{stage}: build"), clock:
+        with sent, converted(f"{stage}: build"), clock:
             try:
                 stream = self._client.api.build(
-                    fileobj=io.BytesIO(context),
+                    fileobj=sent,  # streamed from the file, never read whole
                     custom_context=True,
-                    dockerfile=dockerfile,
+                    dockerfile=DOCKERFILE_NAME,
                     tag=tag,
                     buildargs=build_args,
                     labels=labels,
@@ -77,6 +76,14 @@ class Builds(Connection):
             finally:
                 self._building.pop(tag, None)
         return output.record(time.monotonic() - started)
+
+    def _sent(self, context: BuildContext, labels: dict[str, str]) -> tuple[BinaryIO, dict[str, str]]:
+        """The context's stream and the labels the API is given: on Podman they travel in the Dockerfile."""
+        sent = context_stream(context)
+        if not self._is_podman:
+            return sent, labels
+        with sent:
+            return labels_in_dockerfile(sent, DOCKERFILE_NAME, labels), {}
 
     def _cancel_build(self, tag: str) -> None:
         response = self._building.get(tag)

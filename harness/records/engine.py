@@ -77,6 +77,18 @@ class EngineFacts:
 
 
 @dataclass(frozen=True)
+class BuildContext:
+    """What a build sends the Engine: a source folder, less what its `.dockerignore` excludes, and a Dockerfile.
+
+    The adapter writes it as a tar and streams it (`harness.engine.context`), with Docker's own rules for
+    `.dockerignore`, which only the SDK has.
+    """
+
+    source_dir: Path
+    dockerfile_text: str
+
+
+@dataclass(frozen=True)
 class BuildRecord:
     """A successful build: the image id, how long it took, and whether every step came from cache."""
 
@@ -207,8 +219,7 @@ class Engine(Protocol):
     def build(
         self,
         stage: str,
-        context: bytes,
-        dockerfile: str,
+        context: BuildContext,
         *,
         tag: str,
         build_args: dict[str, str],

@@ -9,10 +9,9 @@ from harness.custody.ledger import ROLE_BUILDER
 from harness.custody.made import Made
 from harness.custody.publish import keep
 from harness.records.buildlog import StageTops, step_of
-from harness.records.engine import BuildRecord, Engine
+from harness.records.engine import BuildContext, BuildRecord, Engine
 from harness.records.errors import EngineError, EngineUnavailable
 from harness.records.settings import Settings
-from harness.stages.context import DOCKERFILE_NAME, build_context
 from harness.stages.dockerfile import instructions
 from harness.stages.stage import Stage
 
@@ -52,8 +51,7 @@ def build_dockerfile(
         with EngineLocks.for_engine(made.ledger.engine_id).building():
             record = engine.build(
                 stage=stage.name,
-                context=build_context(settings.source_dir, dockerfile),
-                dockerfile=DOCKERFILE_NAME,
+                context=BuildContext(settings.source_dir, dockerfile),
                 tag=tag,
                 build_args=settings.build_args,
                 labels=image_labels,
