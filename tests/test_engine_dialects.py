@@ -276,3 +276,10 @@ def test_an_import_names_the_image_with_its_tag_in_one_reference(tmp_path: Path)
     [sent] = client.api.imports
     assert sent["repository"] == "debian:bookworm"
     assert "tag" not in sent or sent["tag"] is None
+
+
+def test_on_podman_a_build_without_labels_sends_its_context_as_it_is(tmp_path: Path) -> None:
+    client = FakeClient(PODMAN)
+    DockerEngine(client).build("07", BuildContext(tmp_path, "FROM scratch\n"), tag="t:1", build_args={}, labels={})  # type: ignore[arg-type]
+    [sent] = client.api.builds
+    assert files_of(sent["fileobj"])[DOCKERFILE_NAME] == b"FROM scratch\n"

@@ -80,9 +80,9 @@ class Builds(Connection):
     def _sent(self, context: BuildContext, labels: dict[str, str]) -> tuple[BinaryIO, dict[str, str]]:
         """The context's stream and the labels the API is given: on Podman they travel in the Dockerfile."""
         sent = context_stream(context)
-        if not self._is_podman:
+        if not self._is_podman or not labels:
             return sent, labels
-        with sent:
+        with sent:  # rewritten into a stream of its own
             return labels_in_dockerfile(sent, DOCKERFILE_NAME, labels), {}
 
     def _cancel_build(self, tag: str) -> None:
