@@ -48,6 +48,11 @@ class StageResult:
         """The headline size: the layers' uncompressed content, the same on every image store (`LayerFigures.headline_bytes`)."""
         return None if self.layer_figures is None else self.layer_figures.headline_bytes
 
+    @property
+    def tar_content_bytes(self) -> int | None:
+        """What the layer tars store: the headline plus the files a layer stores again unchanged (overlay2's `Size`)."""
+        return None if self.layer_figures is None else self.layer_figures.content_bytes
+
 
 @dataclass(frozen=True)
 class RunReport:

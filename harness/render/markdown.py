@@ -186,7 +186,7 @@ def engine_sizes_table(report: RunReport) -> str:
         (
             f"`{stage.name}`",
             cell(stage.size_bytes),
-            cell(None if stage.layer_figures is None else stage.layer_figures.content_bytes),
+            cell(stage.tar_content_bytes),
             cell(stage.image_info.engine_size_bytes),
             cell(stage.image_info.listed_size_bytes),
         )

@@ -87,7 +87,7 @@ def render_matrix_markdown(runs: Sequence[EngineRun], command: str) -> str:
                 "The layer tars' content: the headline plus the files a layer stores again unchanged. overlay2 "
                 "(and Podman's store) commits a layer from its upper folder, so a file a step opened for writing "
                 "and left as it was is stored again; the containerd store's differ leaves it out.",
-                _per_engine_table(runs, names, _tar_content),
+                _per_engine_table(runs, names, lambda stage: stage.tar_content_bytes),
                 "## What each Engine itself reports",
                 "The size `docker images` prints on each Engine (the `Size` of `GET /images/json`). On overlay2 it "
                 "is the headline; on the containerd image store it counts the compressed content and the "
@@ -120,10 +120,6 @@ def _headline_table(runs: Sequence[EngineRun], names: list[str]) -> str:
         same = "–" if not sizes else "yes" if len(sizes) == 1 else f"no: {min(sizes):,} to {max(sizes):,} bytes"
         rows.append((f"`{stage_name}`", *cells, same))
     return tabulate(rows, headers=("stage", *names, "same bytes everywhere"), tablefmt="github", disable_numparse=True)
-
-
-def _tar_content(stage: StageResult) -> int | None:
-    return None if stage.layer_figures is None else stage.layer_figures.content_bytes
 
 
 def _listed(stage: StageResult) -> int | None:
