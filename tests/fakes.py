@@ -139,10 +139,16 @@ class FakeEngine:
     def run_instrumented(
         self, image: str, command: tuple[str, ...], policy: RunPolicy, labels: dict[str, str], tools: Instrumentation
     ) -> InstrumentedRun:
-        """As `run`; the tools' output is `traces` of the program after the tracer's `--` (nothing if none)."""
+        """As `run`; the tools' output is `traces` of the program after the tracer's `--`.
+
+        A program with no trace given writes what strace writes of any program
+        that started: its execve; one that did not start (a non-zero exit) writes nothing.
+        """
         result = self.run(image, command, policy, labels)
-        program = " ".join(command[command.index("--") + 1 :]) if "--" in command else ""
-        text = self.traces.get(program)
+        program = command[command.index("--") + 1 :] if "--" in command else ()
+        text = self.traces.get(" ".join(program))
+        if text is None and program and result.exit_code == 0:
+            text = f'execve("{program[0]}", {list(program)!r}, 0x1 /* 0 vars */) = 0\n'.replace("'", '"')
         return InstrumentedRun(result, (("trace.1", text.encode()),) if text is not None else ())
 
     def list_images(self) -> tuple[EngineImage, ...]:
@@ -232,7 +238,8 @@ class LosingEngine(FakeEngine):
 
 @functools.cache
 def _slim_sources_root_tar() -> bytes:
-    """The host's `true` as /hello; the host's python3 with its closure, a /hello.py and an empty /imports.txt."""
+    """The host's `true` as /hello; the host's python3 with its closure, a /hello.py and an empty /imports.txt;
+    and for every other [slim] stage of the repository, `true` as its binary and a small file for each extra."""
     from harness.elf import Resolver
 
     resolver = Resolver(Path("/"))
@@ -242,11 +249,35 @@ def _slim_sources_root_tar() -> bytes:
         for path in dict.fromkeys([*true.files, *python.files]):
             name = "hello" if path == true.path else str(path).lstrip("/")
             tar.add(str(path), arcname=name, recursive=False)
-        for name, content in (("hello.py", b'print("hello!")\n'), ("imports.txt", b"")):
+        files = {"hello.py": b'print("hello!")\n', "imports.txt": b""}
+        for binary, extras in _other_slim_sources(set(tar.getnames()) | set(files)):
+            tar.add(str(true.real), arcname=binary, recursive=False)
+            files.update(dict.fromkeys(extras, b"x\n"))
+        for name, content in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
+
+
+def _other_slim_sources(present: set[str]) -> list[tuple[str, list[str]]]:
+    """(binary, extras) of each [slim] stage of the repository whose binary the root does not hold yet."""
+    from harness.stages.stage import discover, load_stage
+
+    from .conftest import REPO_ROOT
+
+    found = []
+    for stage in map(load_stage, discover(REPO_ROOT / "stages")):
+        if stage.slim is None or str(stage.slim.binary).lstrip("/") in present:
+            continue
+        binary = str(stage.slim.binary).lstrip("/")
+        present.add(binary)
+        # An extra that holds a file already (Java's /jre its java, /app Node's hello.js) is a folder.
+        names = [str(path).lstrip("/") for path in stage.slim.extras]
+        extras = [name for name in names if not any(held == name or held.startswith(f"{name}/") for held in present)]
+        found.append((binary, extras))
+        present |= set(extras)
+    return found
 
 
 def _image(size: int) -> ImageInfo:

@@ -81,12 +81,21 @@ def test_runs_are_locked_down_and_labelled(repo: Path) -> None:
     run_stages(engine, settings, "07", progress=lambda line: None)
     [(image, command, policy, labels)] = engine.ran
     assert (image, command) == ("hello-ladder/07-scratch-libs:debian-bookworm", ("/hello",))
-    assert policy.user == "65534:65534" and policy.timeout_s == 30.0
+    assert policy.user == "65534:65534" and policy.timeout_s == 30.0 and policy.memory_bytes == 64 * 1024 * 1024
     assert labels["hello-ladder.stage"] == "07-scratch-libs"
     # The session nonce, the container's proof of ownership, is in the ledger before the container is made,
     # and forgotten once the run has removed its containers.
     assert labels["hello-ladder.session"] == settings.session and sessions_seen[0] is not None
     assert Ledger.open(repo, engine.identity()).read().sessions == ()
+
+
+def test_a_stage_that_says_it_needs_more_memory_gets_that_limit_and_no_more(repo: Path) -> None:
+    toml = repo / "stages" / "07-scratch-libs" / "stage.toml"
+    toml.write_text('memory = "512MB"\n' + toml.read_text())
+    engine = FakeEngine(images=dict(BASES))
+    run_stages(engine, Settings(repo), "07", progress=lambda line: None)
+    [(_, _, policy, _)] = engine.ran
+    assert policy.memory_bytes == 512_000_000 and policy.pids == 64 and policy.user == "65534:65534"
 
 
 def test_the_final_image_carries_only_labels_of_its_inputs_and_none_of_ownership(repo: Path) -> None:
@@ -182,6 +191,32 @@ def test_a_broken_stage_is_an_error_and_the_others_still_run(repo: Path) -> None
     assert "stage.toml" in str(by_name["03-single-layer"].reason)
     assert by_name["07-scratch-libs"].outcome is Outcome.PASS
     assert not report.ok
+
+
+def test_a_scratch_image_that_cannot_be_made_is_that_stages_error_and_the_others_still_run(repo: Path) -> None:
+    # The source image builds, but the binary [slim] names is not in it: the resolver cannot begin.
+    toml = repo / "stages" / "08-scratch-auto" / "stage.toml"
+    toml.write_text(toml.read_text().replace('binary = "/hello"', 'binary = "/not-built"'))
+    report = run_stages(FakeEngine(images=dict(BASES)), Settings(repo), progress=lambda line: None)
+    by_name = {stage.name: stage for stage in report.stages}
+    assert by_name["08-scratch-auto"].outcome is Outcome.ERROR
+    assert "/not-built" in str(by_name["08-scratch-auto"].reason)
+    assert by_name["07-scratch-libs"].outcome is Outcome.PASS and by_name["09-scratch-static"].outcome is Outcome.PASS
+
+
+def test_a_traced_stage_of_an_architecture_no_tracer_here_has_is_skipped_saying_why(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.slim.tracer import TracerOfAnotherArchitecture
+
+    def untraceable(*args: object, **kwargs: object) -> None:
+        raise TracerOfAnotherArchitecture(
+            "src: an arm64 image, and the tracer here is amd64: trace it on a machine of its architecture"
+        )
+
+    monkeypatch.setattr("harness.run.stage.build_slim_stage", untraceable)
+    [stage] = run_stages(FakeEngine(images=dict(BASES)), Settings(repo), "08", progress=lambda line: None).stages
+    assert stage.outcome is Outcome.SKIPPED and "trace it on a machine of its architecture" in str(stage.reason)
 
 
 def test_a_missing_debian_base_is_an_error_not_a_skip(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from harness.atomic import write_files
 from harness.records.engine import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunResult
 from harness.records.errors import ResultsWriteError
 from harness.records.layers import LayerFigure, LayerFigures
-from harness.records.report import Outcome, RunReport, StageResult
+from harness.records.report import Anchor, Outcome, RunReport, StageResult
 from harness.render.chart import render_svg
 from harness.render.claims import evaluate
 from harness.render.markdown import readme_with_table, render_markdown, summary_table
@@ -253,6 +254,30 @@ def test_each_runtime_gets_a_table_of_its_own_against_its_naive_stage() -> None:
     assert [row.split("|")[5].strip() for row in go_table.splitlines()[2:]] == ["1", "1,011"]
     python_table = text.split("### Runtime: python\n\n", 1)[1].split("\n\n", 1)[0]
     assert [row.split("|")[5].strip() for row in python_table.splitlines()[2:]] == ["1", "2.12", "–"]
+
+
+def test_anchors_stand_beside_their_stage_with_their_source_and_round_trip() -> None:
+    cc = Anchor("distroless cc, with a hello", "23MB", "a README (2022): `distroless:cc | 23MB`")
+    cpp = [stage("50-cpp-naive", 691_000_000, runtime="cpp"), stage("52-cpp-scratch", 5_482_615, runtime="cpp", anchors=(cc,))]
+    run = RunReport("debian:bookworm", ENGINE, (*ladder().stages, *cpp))
+    section = render_markdown(run).split("### Beside the images a user would otherwise pick\n\n", 1)[1]
+    row = next(line for line in section.splitlines() if line.startswith("| `52-cpp-scratch`"))
+    cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]]  # an escaped pipe is not a column
+    assert cells == [
+        "`52-cpp-scratch`",
+        "5.48MB",
+        "distroless cc, with a hello",
+        "23MB",
+        "4.2× smaller",
+        "a README (2022): `distroless:cc \\| 23MB`",
+    ]
+    assert from_dict(json.loads(render_json(run, "invoke all"))) == run
+    larger = dataclasses.replace(run.stages[-1], anchors=(Anchor("a jlink'd runtime", "4MB", "a blog"),))
+    section = render_markdown(dataclasses.replace(run, stages=(*run.stages[:-1], larger))).split("otherwise pick\n\n", 1)[1]
+    assert "| 1.37× larger " in section
+    # A run with no anchors renders no section and writes no key: results from before anchors read and render unchanged.
+    assert "Beside the images" not in render_markdown(ladder())
+    assert all("anchors" not in stage for stage in to_dict(ladder(), "invoke all")["stages"])
 
 
 def test_a_scratch_image_says_what_its_size_is_made_of() -> None:

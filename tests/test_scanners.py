@@ -39,13 +39,18 @@ from harness.run.slimbuild import build_slim_image
 from harness.run.stage import build_stage
 from harness.slim.pkgmeta import DOC, STATUS_D
 from harness.slim.plan import SlimPlan
-from harness.stages.stage import Stage, load_stage
+from harness.stages.stage import Stage, discover, load_stage
 
 from .conftest import REPO_ROOT
 
 pytestmark = pytest.mark.docker
 
-SLIM_STAGES = ("08-scratch-auto", "32-rust-dynamic", "42-python-scratch")
+# Every [slim] stage of the repository: a runtime added later is scanned too.
+SLIM_STAGES = tuple(stage.name for stage in map(load_stage, discover(REPO_ROOT / "stages")) if stage.slim is not None)
+
+
+def test_every_runtimes_slim_stage_is_scanned() -> None:
+    assert {"08-scratch-auto", "42-python-scratch", "52-cpp-scratch", "62-node-scratch", "81-ruby-scratch"} <= set(SLIM_STAGES)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ def test_a_valid_stage_parses_with_defaults(tmp_path: Path) -> None:
     assert stage.user == DEFAULT_USER
     assert stage.timeout_s == 30.0
     assert stage.when_base_missing is WhenBaseMissing.ERROR
+    assert stage.memory_bytes == 64 * 1024 * 1024
+    assert load_stage(make_stage(tmp_path, "07-more-memory", 'memory = "256MB"\n' + VALID)).memory_bytes == 256_000_000
 
 
 @pytest.mark.parametrize(
@@ -80,6 +82,13 @@ def test_a_valid_stage_parses_with_defaults(tmp_path: Path) -> None:
         ('timeout = "soon"\n' + VALID, "timeout", "number of seconds"),
         ('when_base_missing = "ignore"\n' + VALID, "when_base_missing", '"error" or "skip"'),
         ('titel = "typo"\n' + VALID, "titel", "unknown field"),
+        (VALID + '[[anchor]]\nimage = "distroless cc"\nsize = "23MB"\n', "anchor.source", "required"),
+        (VALID + '[[anchor]]\nimage = "x"\nsize = "23 MiB"\nsource = "y"\n', "anchor.size", "not a size"),
+        (VALID + '[[anchor]]\nimage = "x"\nsize = "23MB"\nsource = "y"\nurl = "z"\n', "anchor.url", "unknown field"),
+        ('anchor = "distroless"\n' + VALID, "anchor", "[[anchor]] tables"),
+        ('memory = "32MB"\n' + VALID, "memory", "at least the default 64MiB"),
+        ('memory = "3GB"\n' + VALID, "memory", 'at most "2GB"'),
+        ("memory = 256\n" + VALID, "memory", "a size as docker prints it"),
     ],
 )
 def test_a_malformed_stage_toml_names_the_file_and_the_field(tmp_path: Path, toml: str, field: str, message: str) -> None:
@@ -90,6 +99,13 @@ def test_a_malformed_stage_toml_names_the_file_and_the_field(tmp_path: Path, tom
     assert caught.value.field is not None and caught.value.field.startswith(field)
     assert message in caught.value.reason
     assert str(folder / "stage.toml") in str(caught.value)
+
+
+def test_anchors_are_read_in_order(tmp_path: Path) -> None:
+    anchors = '[[anchor]]\nimage = "a"\nsize = "23MB"\nsource = "s1"\n[[anchor]]\nimage = "b"\nsize = "32MB"\nsource = "s2"\n'
+    stage = load_stage(make_stage(tmp_path, toml=VALID + anchors))
+    assert [(a.image, a.size, a.source) for a in stage.anchors] == [("a", "23MB", "s1"), ("b", "32MB", "s2")]
+    assert load_stage(make_stage(tmp_path, "07-other")).anchors == ()
 
 
 def test_invalid_toml_syntax_is_a_clear_error(tmp_path: Path) -> None:

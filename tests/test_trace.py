@@ -132,6 +132,20 @@ def test_a_path_keeps_its_strongest_access(tmp_path: Path) -> None:
     assert [(item.path, item.access) for item in findings.files] == [(P("/usr/share/misc/magic.mgc"), Access.OPENED)]
 
 
+def test_a_file_probed_as_a_search_folder_is_not_copied(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    (root / "usr/bin/x86_64").symlink_to("tool")  # as util-linux's /usr/bin/x86_64 links to setarch
+    run = _run(
+        'newfstatat(AT_FDCWD</>, "/usr/bin/x86_64", {}, 0) = 0\n'
+        'openat(AT_FDCWD</>, "/usr/bin/x86_64/libnode.so.108", O_RDONLY) = -1 ENOTDIR (Not a directory)\n'
+        'newfstatat(AT_FDCWD</>, "/usr/share/misc/magic.mgc", {}, 0) = 0\n'
+    )
+    findings = trace_findings(RootFS(root), Resolver(root), (run,))
+    # Neither the link nor what it names: only the file probed as a file.
+    assert findings.paths() == (P("/usr/share/misc/magic.mgc"),)
+    assert (Noise.FAILED, P("/usr/bin/x86_64")) in findings.noise
+
+
 def test_reasons_total_files_and_bytes() -> None:
     reasons = (
         FileReason(P("/a"), Reason.ELF),

@@ -97,13 +97,19 @@ class BuildRecord:
     fully_cached: bool
 
 
+# What a stage's program may use unless its stage.toml says why it needs more (`memory`).
+DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024
+# The most a stage may ask for: still a bound, on a machine other runs share.
+MAX_MEMORY_BYTES = 2_000_000_000
+
+
 @dataclass(frozen=True)
 class RunPolicy:
     """How tightly a stage's container is locked down."""
 
     timeout_s: float
     user: str
-    memory_bytes: int = 64 * 1024 * 1024
+    memory_bytes: int = DEFAULT_MEMORY_BYTES
     pids: int = 64
     output_cap_bytes: int = 64 * 1024
     # Folders that get a private, size-bounded, world-writable tmpfs (the root stays read-only).

@@ -24,6 +24,15 @@ class Outcome(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """An image a user would otherwise pick for a stage's program, and its size as a named source published it."""
+
+    image: str  # what the source measured, e.g. "distroless cc-debian11"
+    size: str  # as the source printed it: "23MB"
+    source: str  # where the figure was published, so a reader can check it
+
+
+@dataclass(frozen=True)
 class StageResult:
     """Everything measured for one stage; the row of the results table."""
 
@@ -42,6 +51,7 @@ class StageResult:
     runtime: str = DEFAULT_RUNTIME
     layer_figures: LayerFigures | None = None
     scanner: ScannerView | None = None  # None: not read
+    anchors: tuple[Anchor, ...] = ()
 
     @property
     def size_bytes(self) -> int | None:

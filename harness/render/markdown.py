@@ -31,6 +31,7 @@ def render_markdown(report: RunReport, command: str | None = None) -> str:
         "![Image size per stage, log scale, the tutorial's figure beside it](sizes.svg)",
         summary_table(report),
         *runtime_sections(report),
+        *anchors_section(report),
         *bytes_section(report),
         *scanner_section(report),
         "## The tutorial's claims",
@@ -129,6 +130,41 @@ def runtime_sections(report: RunReport) -> list[str]:
         headers = ("stage", "what changed", "measured", f"times smaller than {stages[0].name}", "layers", "outcome")
         sections += [f"### Runtime: {runtime}", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)]
     return sections
+
+
+def anchors_section(report: RunReport) -> list[str]:
+    """Each anchored stage beside the images a user would otherwise pick, at the sizes their sources published."""
+    rows = [
+        (
+            f"`{stage.name}`",
+            human_size(stage.size_bytes) if stage.size_bytes is not None else "–",
+            anchor.image,
+            anchor.size,
+            _against(stage.size_bytes, parse_size(anchor.size)),
+            _cell(anchor.source),
+        )
+        for stage in report.stages
+        for anchor in stage.anchors
+    ]
+    if not rows:
+        return []
+    headers = ("stage", "measured", "the image a user would otherwise pick", "its size", "ours against it", "source")
+    return [
+        "### Beside the images a user would otherwise pick",
+        "Their sizes as the source named beside each published them (`docker images`, uncompressed), not measured "
+        "here: no registry serves them to these machines. What each holds, and why ours differs: the section "
+        "of docs/sizes.md with this heading.",
+        tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
+    ]
+
+
+def _against(ours: int | None, theirs: int) -> str:
+    """`4.2× smaller`, or `1.29× larger` where ours is the larger image."""
+    if not ours:
+        return "–"
+    if ours <= theirs:
+        return f"{_times_smaller(theirs, ours)}× smaller"
+    return f"{_times_smaller(ours, theirs)}× larger"
 
 
 def _times_smaller(naive: int | None, size: int | None) -> str:

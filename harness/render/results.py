@@ -11,7 +11,7 @@ from typing import Any
 from harness.records.engine import BuildRecord, EngineFacts, ImageInfo, LayerRecord, RunResult
 from harness.records.errors import ResultsWriteError
 from harness.records.layers import LayerFigure, LayerFigures, ScannerView
-from harness.records.report import DEFAULT_RUNTIME, Outcome, RunReport, StageResult
+from harness.records.report import DEFAULT_RUNTIME, Anchor, Outcome, RunReport, StageResult
 from harness.records.units import human_size
 
 # write_files is imported here too, so that its old import path keeps working.
@@ -68,6 +68,8 @@ def _stage_to_dict(stage: StageResult) -> dict[str, Any]:
             "truncated": observed.truncated,
         },
         "article_size": stage.article_size,
+        # Only where a stage names anchors, so that results written before them read and render unchanged.
+        **({"anchors": [dataclasses.asdict(anchor) for anchor in stage.anchors]} if stage.anchors else {}),
         "log_tail": list(stage.log_tail),
         "layer_figures": None if stage.layer_figures is None else _figures_to_dict(stage.layer_figures),
         "scanner": None
@@ -142,6 +144,7 @@ def _stage_from_dict(data: Mapping[str, Any]) -> StageResult:
         runtime=str(data.get("runtime") or DEFAULT_RUNTIME),
         layer_figures=None if data.get("layer_figures") is None else _figures_from_dict(data["layer_figures"]),
         scanner=_scanner_from_dict(data),
+        anchors=tuple(Anchor(str(a["image"]), str(a["size"]), str(a["source"])) for a in data.get("anchors") or ()),
     )
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 from harness.custody.ledger import ROLE_STAGE, Ledger
 from harness.custody.made import Made
 from harness.custody.publish import publish
+from harness.elf.errors import ElfError
 from harness.layers import SaveStreamError
 from harness.layers.cache import LayerCache
 from harness.records import labels
 from harness.records.engine import BuildRecord, Engine, ImageInfo, RunPolicy, RunResult
 from harness.records.errors import BaseUnavailable, BuildFailed, StageConfigError
 from harness.records.layers import LayerFigures, ScannerView
-from harness.records.report import Outcome, StageResult
+from harness.records.report import Anchor, Outcome, StageResult
 from harness.records.settings import Progress, Settings
 from harness.run.bases import BaseStatus, ensure_base
 from harness.run.build import build_dockerfile
@@ -28,7 +29,9 @@ from harness.run.measure import installed_packages, measure_layers
 from harness.run.scanview import scanner_view
 from harness.run.slimbuild import build_slim_stage
 from harness.run.verify import judge
+from harness.slim.tracer import TraceError, TracerOfAnotherArchitecture
 from harness.stages.dockerfile import base_images, label_build_stages
+from harness.stages.slimspec import SlimError
 from harness.stages.stage import Stage, WhenBaseMissing, load_stage
 
 
@@ -94,10 +97,12 @@ class StageFacts:
     expected: dict[str, str]
     image: str
     runtime: str
+    anchors: tuple[Anchor, ...]
 
     @classmethod
     def of(cls, stage: Stage, image: str) -> StageFacts:
-        return cls(stage.name, stage.title, stage.changes, stage.article_size, stage.expect.as_dict(), image, stage.runtime)
+        expected = stage.expect.as_dict()
+        return cls(stage.name, stage.title, stage.changes, stage.article_size, expected, image, stage.runtime, stage.anchors)
 
     def result(
         self,
@@ -119,6 +124,7 @@ class StageFacts:
             expected=self.expected,
             image=self.image,
             runtime=self.runtime,
+            anchors=self.anchors,
             outcome=outcome,
             reason=reason,
             log_tail=log_tail,
@@ -152,13 +158,20 @@ def process_stage(
         build, info, known_as = build_stage(engine, stage, settings, progress, made)
     except BuildFailed as error:
         return facts.result(Outcome.ERROR, str(error), log_tail=error.log_tail)
+    except TracerOfAnotherArchitecture as error:
+        # A platform limit, not a fault of the stage: under emulation the host's strace cannot trace the image.
+        return facts.result(Outcome.SKIPPED, str(error))
+    except (SlimError, TraceError, ElfError) as error:
+        # The source image built, but no scratch image can be made of it (a library the resolver cannot
+        # find, a trace that cannot run here): this stage alone is an error, the others go on.
+        return facts.result(Outcome.ERROR, str(error))
     facts = dataclasses.replace(facts, image=known_as)
     # Run and measure the image this build made, by ID: a tag can be moved by anyone at any time.
     made.board.doing(stage.name, f"running {' '.join(stage.command)}")
     observed = engine.run(
         info.image_id,
         stage.command,
-        RunPolicy(timeout_s=stage.timeout_s, user=stage.user),
+        RunPolicy(timeout_s=stage.timeout_s, user=stage.user, memory_bytes=stage.memory_bytes),
         made.container_labels(stage=stage.name),
     )
     outcome, reason = judge(stage.expect, observed)

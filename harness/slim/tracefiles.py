@@ -80,6 +80,7 @@ def trace_findings(root_fs: RootFS, resolver: Resolver, runs: tuple[TracedRun, .
     listed: dict[PurePosixPath, None] = {}
     noise: dict[tuple[Noise, PurePosixPath], None] = {}
     commands: dict[PurePosixPath, str] = {}
+    not_folders = _searched_as_folders(runs)
 
     def add(path: PurePosixPath, access: Access, command: str) -> None:
         known = files.get(path)
@@ -105,6 +106,9 @@ def trace_findings(root_fs: RootFS, resolver: Resolver, runs: tuple[TracedRun, .
             if found is None:
                 noise.setdefault((Noise.RUNTIME, path))
                 continue
+            if event.access is Access.PROBED and found.is_file and path in not_folders:
+                noise.setdefault((Noise.FAILED, path))  # looked for as a folder (a search path), and is none
+                continue
             for item in found.files:
                 add(item, event.access, run.label)
             if event.access is Access.LISTED and not found.is_file:
@@ -127,6 +131,16 @@ def trace_findings(root_fs: RootFS, resolver: Resolver, runs: tuple[TracedRun, .
             add(item, Access.EXECUTED, commands[program])
     outcomes = tuple(TracedOutcome(run.label, run.result.exit_code, run.result.timed_out) for run in runs)
     return TraceFindings(outcomes, tuple(files.values()), tuple(elves), tuple(listed), tuple(noise))
+
+
+def _searched_as_folders(runs: tuple[TracedRun, ...]) -> set[PurePosixPath]:
+    """Paths a run looked into as folders and found none: the parents of every path that failed with ENOTDIR.
+
+    The loader checks each folder of a RUNPATH exists, then opens the library
+    in it: node's `$ORIGIN/x86_64` is `/usr/bin/x86_64`, util-linux's link to
+    setarch, which the check finds and the open then fails under.
+    """
+    return {parent for run in runs for event in run.log.events if event.errno == "ENOTDIR" for parent in event.path.parents}
 
 
 def unexercised(root_fs: RootFS, findings: TraceFindings, copied: Iterable[PurePosixPath]) -> tuple[PurePosixPath, ...]:

@@ -44,6 +44,10 @@ class TraceError(HarnessError):
     """A tracer that cannot be brought in, or a traced run that gives nothing to read."""
 
 
+class TracerOfAnotherArchitecture(TraceError):
+    """The image is of another architecture than the tracer this machine has: nothing here can trace it."""
+
+
 @dataclass(frozen=True)
 class TracerBundle:
     """The tracer's files, flat, as they go into the traced container under PREFIX."""
@@ -136,7 +140,7 @@ def trace_commands(
     bundle = bundle or host_tracer()
     machine = ELF_MACHINES.get(bundle.machine, f"e_machine {bundle.machine}")
     if architecture is not None and architecture != machine:
-        raise TraceError(
+        raise TracerOfAnotherArchitecture(
             f"{image}: an {architecture} image, and the tracer here is {machine}: trace it on a machine of its architecture"
         )
     policy = RunPolicy(timeout_s=timeout_s, user=user, memory_bytes=TRACE_MEMORY_BYTES, tmpfs=("/tmp",))

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from harness.records.engine import DEFAULT_MEMORY_BYTES, MAX_MEMORY_BYTES
 from harness.records.errors import StageConfigError
-from harness.records.report import DEFAULT_RUNTIME
+from harness.records.report import DEFAULT_RUNTIME, Anchor
 from harness.records.units import parse_size
 from harness.stages.slimspec import Bundle, SlimError, SlimSpec
 
@@ -80,6 +81,10 @@ class Stage:
     # When set, the Dockerfile builds a source image, and the stage's image is
     # a scratch image of `slim.binary` and its closure, made by the resolver.
     slim: SlimSpec | None = None
+    # Published sizes of the images a user would otherwise pick, shown beside this stage's.
+    anchors: tuple[Anchor, ...] = ()
+    # The memory limit of the program's container; a stage that raises it says why in its stage.toml.
+    memory_bytes: int = DEFAULT_MEMORY_BYTES
 
     @property
     def dockerfile(self) -> Path:
@@ -157,7 +162,7 @@ def load_stage(folder: Path) -> Stage:
 
 _KNOWN_KEYS = {
     "title", "changes", "step", "article_size", "command", "expect", "timeout", "user", "when_base_missing",
-    "runtime", "slim", "build_timeout",
+    "runtime", "slim", "build_timeout", "anchor", "memory",
 }  # fmt: skip
 
 
@@ -204,7 +209,48 @@ def _parse(folder: Path, path: Path, data: dict[str, Any], dockerfile_text: str)
         runtime=runtime,
         slim=_parse_slim(path, data.get("slim")),
         build_timeout_s=float(build_timeout),
+        anchors=_parse_anchors(path, data.get("anchor", [])),
+        memory_bytes=_parse_memory(path, data.get("memory")),
     )
+
+
+def _parse_memory(path: Path, value: Any) -> int:
+    """`memory = "256MB"`: the container's memory limit, in `docker images`' units, at least the default."""
+    if value is None:
+        return DEFAULT_MEMORY_BYTES
+    try:
+        memory = parse_size(value) if isinstance(value, str) else -1
+    except ValueError:
+        memory = -1
+    if not DEFAULT_MEMORY_BYTES <= memory <= MAX_MEMORY_BYTES:
+        raise StageConfigError(
+            path, "memory", 'must be a size as docker prints it, e.g. "256MB": at least the default 64MiB, at most "2GB"'
+        )
+    return memory
+
+
+_ANCHOR_KEYS = ("image", "size", "source")
+
+
+def _parse_anchors(path: Path, tables: Any) -> tuple[Anchor, ...]:
+    """`[[anchor]]` tables: each needs the image, its size as published, and where it was published."""
+    if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
+        raise StageConfigError(path, "anchor", "[[anchor]] tables, each with image, size and source")
+    anchors = []
+    for table in tables:
+        unknown = sorted(set(table) - set(_ANCHOR_KEYS))
+        if unknown:
+            raise StageConfigError(path, f"anchor.{unknown[0]}", f"unknown field (known: {', '.join(_ANCHOR_KEYS)})")
+        for key in _ANCHOR_KEYS:
+            if not isinstance(table.get(key), str) or not table[key].strip():
+                raise StageConfigError(path, f"anchor.{key}", "required: a non-empty string")
+        image, size, source = (table[key].strip() for key in _ANCHOR_KEYS)
+        try:
+            parse_size(size)
+        except ValueError as error:
+            raise StageConfigError(path, "anchor.size", str(error)) from error
+        anchors.append(Anchor(image, size, source))
+    return tuple(anchors)
 
 
 def _parse_expectation(path: Path, table: Any) -> Expectation:
