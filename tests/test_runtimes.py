@@ -173,7 +173,10 @@ def test_the_scratch_image_holds_no_file_the_program_does_not_need(
     with unpacked_image(engine, image, made.container_labels()) as root:
         resolver = Resolver(root, env.get("LD_LIBRARY_PATH", "").split(":") if env.get("LD_LIBRARY_PATH") else ())
         needed = set(resolver.resolve(stage.command[0]).files)
-        needed |= {PurePosixPath(argument) for argument in stage.command[1:] if argument.startswith("/")}
+        # The files the command names: a script, or each file of a folder (Java's class path).
+        for argument in stage.command[1:]:
+            if argument.startswith("/"):
+                needed |= files_under(root, PurePosixPath(argument))
         for path in loaded:
             needed.add(path)
             if path.suffix == ".so":  # an extension module loads its own libraries
