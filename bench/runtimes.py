@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,10 +129,10 @@ def _verdict(met: bool | None) -> str:
     return "for comparison" if met is None else "met" if met else "NOT met"
 
 
-def _print_targets(reference: str, targets: list[Target], print_line: Callable[[str], None]) -> None:
-    print_line(f"\nReference: {reference}")
+def _print_targets(reference: str, targets: list[Target]) -> None:
+    print(f"\nReference: {reference}")
     rows = [(t.image, t.measured, t.reference, _verdict(t.met)) for t in targets]
-    print_line(tabulate(rows, headers=("image", "measured", "reference", "verdict"), tablefmt="github", disable_numparse=True))
+    print(tabulate(rows, headers=("image", "measured", "reference", "verdict"), tablefmt="github", disable_numparse=True))
 
 
 def main() -> int:
@@ -144,8 +143,8 @@ def main() -> int:
     print(f"Base {report.base}, {report.engine.describe()}, from {args.results / 'results.json'}\n")
     print("\n\n".join([*runtime_sections(report), *anchors_section(report)]))
     python, runtimes = python_targets(report), runtime_targets(report)
-    _print_targets(PYTHON_REFERENCE, python, print)
-    _print_targets(RUNTIMES_REFERENCE, runtimes, print)
+    _print_targets(PYTHON_REFERENCE, python)
+    _print_targets(RUNTIMES_REFERENCE, runtimes)
     return 0 if all(t.met is not False for t in python + runtimes) else 1
 
 

@@ -268,9 +268,11 @@ def _other_slim_sources(present: set[str]) -> list[tuple[str, list[str]]]:
 
     found = []
     for stage in map(load_stage, discover(REPO_ROOT / "stages")):
-        if stage.slim is None or str(stage.slim.binary).lstrip("/") in present:
+        if stage.slim is None:
             continue
         binary = str(stage.slim.binary).lstrip("/")
+        if binary in present:
+            continue
         present.add(binary)
         # An extra that holds a file already (Java's /jre its java, /app Node's hello.js) is a folder.
         names = [str(path).lstrip("/") for path in stage.slim.extras]
