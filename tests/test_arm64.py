@@ -5,13 +5,15 @@ arm64, run, and measured: 06 (the dynamic binary alone), 07 (its triplet and
 loader from build arguments), 08 (the resolver's closure of an aarch64
 program), 09 (static) and 11 (the hand-made aarch64 ELF).  Each image must
 say arm64 in its config.  The resolver's closure of every dynamic ELF file
-under /usr of an arm64 builder image must agree with `ldd` run in that image.
+under /usr of an arm64 builder image must agree with `ldd` run in that image,
+and this machine's tracer must trace an arm64 program through its emulator.
 Without emulation these are skipped with the reason (a failure in CI).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 
 import docker
 import pytest
@@ -19,6 +21,8 @@ import pytest
 from harness.custody import ownership
 from harness.custody.made import Made
 from harness.engine import DockerEngine
+from harness.records import labels
+from harness.records.engine import RunPolicy
 from harness.records.platform import Platform
 from harness.records.report import Outcome, RunReport
 from harness.records.settings import Settings
@@ -26,6 +30,9 @@ from harness.run.bases import ensure_base
 from harness.run.emulation import emulation_missing
 from harness.run.imagefs import unpacked_image
 from harness.run.pipeline import run_stages
+from harness.run.slimbuild import build_slim_image
+from harness.slim.reasons import Reason
+from harness.stages.slimspec import SlimSpec
 
 from .conftest import REPO_ROOT, TEST_NAMESPACE, build_recorded, in_ci
 from .ldd_agreement import compare_with_ldd
@@ -116,3 +123,36 @@ def test_the_resolver_agrees_with_ldd_on_every_arm64_closure_under_usr(
     assert len(loader) > 500, "an arm64 builder image has hundreds of dynamic ELF files under /usr"
     assert any("aarch64-linux-gnu" in str(found) for entry in loader.values() for found in entry.found)
     assert disagreements == [], f"{len(disagreements)} of {len(loader)} disagree: {disagreements[:5]}"
+
+
+def test_an_arm64_program_is_traced_through_its_emulator(
+    engine: DockerEngine, made: Made, cleanup_namespace: str, emulation: None
+) -> None:
+    """This machine's strace follows the qemu that runs the program: qemu's system calls are the program's.
+
+    `cat FILE`'s closure is libc and the loader; only the trace finds FILE.  A qemu file in the trace
+    would be the emulator's, not the program's, and would be copied into the image.
+    """
+    if not Path("/usr/bin/strace").exists():
+        (pytest.fail if in_ci() else pytest.skip)("no /usr/bin/strace on this machine: apt-get install strace")
+    base = ARM64.base_ref("debian:bookworm")
+    ensure_base(engine, base, made.ledger)
+    command = ("/usr/bin/cat", "/etc/debian_version")
+    policy = RunPolicy(timeout_s=60, user="65534:65534")
+    expected = engine.run(base, command, policy, made.container_labels())
+    assert expected.exit_code == 0 and expected.stdout, expected
+    record, plan = build_slim_image(
+        engine,
+        base,
+        SlimSpec(PurePosixPath("/usr/bin/cat"), trace=True),
+        f"{cleanup_namespace}/trace-cat:slim-arm64",
+        command,
+        labels.image(cleanup_namespace, stage="cat"),
+        made,
+    )
+    result = engine.run(record.image_id, command, policy, made.container_labels())
+    assert (result.exit_code, result.stdout, result.error) == (0, expected.stdout, None), result
+    reasons = {item.path: item.reason for item in plan.reasons}
+    assert reasons[PurePosixPath("/etc/debian_version")] is Reason.TRACE
+    assert PurePosixPath("/usr/lib/aarch64-linux-gnu/libc.so.6") in plan.copies
+    assert not [path for path in plan.copies if "qemu" in str(path)]

@@ -204,19 +204,17 @@ def test_a_scratch_image_that_cannot_be_made_is_that_stages_error_and_the_others
     assert by_name["07-scratch-libs"].outcome is Outcome.PASS and by_name["09-scratch-static"].outcome is Outcome.PASS
 
 
-def test_a_traced_stage_of_an_architecture_no_tracer_here_has_is_skipped_saying_why(
+def test_a_traced_stage_of_an_architecture_nothing_here_can_run_is_skipped_saying_why(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from harness.slim.tracer import TracerOfAnotherArchitecture
 
     def untraceable(*args: object, **kwargs: object) -> None:
-        raise TracerOfAnotherArchitecture(
-            "src: an arm64 image, and the tracer here is amd64: trace it on a machine of its architecture"
-        )
+        raise TracerOfAnotherArchitecture("src: an s390x image, and the tracer here is amd64: no emulation for s390x")
 
     monkeypatch.setattr("harness.run.stage.build_slim_stage", untraceable)
     [stage] = run_stages(FakeEngine(images=dict(BASES)), Settings(repo), "08", progress=lambda line: None).stages
-    assert stage.outcome is Outcome.SKIPPED and "trace it on a machine of its architecture" in str(stage.reason)
+    assert stage.outcome is Outcome.SKIPPED and "no emulation for s390x" in str(stage.reason)
 
 
 def test_a_missing_debian_base_is_an_error_not_a_skip(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

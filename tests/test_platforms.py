@@ -18,7 +18,7 @@ from harness.records.settings import Settings
 from harness.render.markdown import render_markdown
 from harness.render.results import from_dict, to_dict
 from harness.run.bases import BaseSource, DebianBase, ensure_base, mmdebstrap_command
-from harness.run.emulation import emulation_missing
+from harness.run.emulation import architecture_missing, emulation_missing
 from harness.run.pipeline import run_stages
 from harness.slim.imagewrite import rootfs_archive
 
@@ -97,6 +97,15 @@ def test_emulation_is_found_or_its_absence_explained(
         assert reason is None
     else:
         assert reason is not None and expected in reason
+
+
+def test_an_image_configs_architecture_is_asked_about_as_its_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(platforms.host_platform, "machine", lambda: "x86_64")
+    folder = _binfmt(tmp_path, QEMU.format(flags="PF"))
+    assert architecture_missing("arm64", folder) is None and architecture_missing("amd64", folder) is None
+    assert "not one the ladder knows" in str(architecture_missing("s390x", folder))
+    (tmp_path / "other").mkdir()
+    assert "qemu-aarch64 is not registered" in str(architecture_missing("arm64", _binfmt(tmp_path / "other", None)))
 
 
 def test_the_hosts_own_platform_needs_no_emulation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ from harness.records.engine import RunResult
 from harness.slim.reasons import FileReason, Reason, render_reasons, totals
 from harness.slim.tracefiles import Noise, render_findings, trace_findings, unexercised
 from harness.slim.tracelog import Access, TracedRun, parse, parse_line, unquote
-from harness.slim.tracer import STRACE_OPTIONS, TraceError, TracerBundle, trace_commands
+from harness.slim.tracer import STRACE_OPTIONS, TraceError, TracerBundle, TracerOfAnotherArchitecture, trace_commands
 
 from .fakes import FakeEngine
 
@@ -185,9 +185,27 @@ def test_a_tracer_that_wrote_nothing_is_an_error_with_the_evidence(tmp_path: Pat
         trace_commands(engine, "src", (("file",),), "65534:65534", {}, bundle=bundle)
 
 
-def test_an_image_of_another_architecture_is_refused_before_any_run(tmp_path: Path) -> None:
+def test_an_image_of_another_architecture_without_its_emulator_is_refused_before_any_run(tmp_path: Path) -> None:
     bundle = TracerBundle((("strace", tmp_path / "strace"),), "ld.so", "strace", "62")
     engine = FakeEngine()
-    with pytest.raises(TraceError, match="an arm64 image, and the tracer here is amd64"):
-        trace_commands(engine, "src", (("file",),), "65534:65534", {}, bundle=bundle, architecture="arm64")
+    with pytest.raises(TracerOfAnotherArchitecture, match="an arm64 image, and the tracer here is amd64: no emulation"):
+        trace_commands(
+            engine,
+            "src",
+            (("file",),),
+            "65534:65534",
+            {},
+            bundle=bundle,
+            architecture="arm64",
+            emulation="no emulation for aarch64: binfmt_misc is not mounted",
+        )
     assert engine.ran == []
+
+
+def test_an_image_of_another_architecture_is_traced_through_its_emulator(tmp_path: Path) -> None:
+    (tmp_path / "strace").write_bytes(b"\x7fELF")
+    bundle = TracerBundle((("strace", tmp_path / "strace"),), "ld.so", "strace", "62")
+    engine = FakeEngine(traces={"file": 'openat(AT_FDCWD</>, "/etc/magic", O_RDONLY) = 3</etc/magic>\n'})
+    (run,) = trace_commands(engine, "src", (("file",),), "65534:65534", {}, bundle=bundle, architecture="arm64")
+    assert [(event.access, event.path) for event in run.log.events] == [(Access.OPENED, P("/etc/magic"))]
+    assert engine.ran[0][1][0] == "/.hello-ladder-tracer/ld.so"

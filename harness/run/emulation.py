@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from harness.records.platform import Platform
+from harness.records.platform import Platform, UnknownPlatform
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
@@ -20,6 +20,14 @@ def emulation_missing(target: Platform, binfmt_dir: Path = BINFMT_DIR) -> str | 
     if target.is_host:
         return None
     return _binfmt_missing(target.arch.machine, binfmt_dir)
+
+
+def architecture_missing(architecture: str, binfmt_dir: Path = BINFMT_DIR) -> str | None:
+    """`emulation_missing` for an architecture as an image config names it (`arm64`)."""
+    try:
+        return emulation_missing(Platform.parse(architecture), binfmt_dir)
+    except UnknownPlatform as error:
+        return str(error)
 
 
 @functools.lru_cache(maxsize=None)

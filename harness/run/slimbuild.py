@@ -14,11 +14,13 @@ from harness.records import labels
 from harness.records.engine import BuildRecord, Engine, ImageInfo, ImageOrigin
 from harness.records.settings import Progress, Settings
 from harness.run.build import build_dockerfile
+from harness.run.emulation import architecture_missing
 from harness.run.imagefs import unpacked_image
 from harness.slim.cache import SlimMade, SlimMemo, slim_key
 from harness.slim.imagewrite import image_archive, layer_tar
 from harness.slim.plan import SlimPlan, layer_entries, plan_slim
 from harness.slim.reasons import describe
+from harness.slim.tracelog import TracedRun
 from harness.slim.tracer import trace_commands
 from harness.stages.slimspec import SlimSpec
 from harness.stages.stage import DEFAULT_USER, Stage
@@ -112,14 +114,7 @@ def build_slim_image(
     started = time.monotonic()
     origin = engine.image_origin(source)
     epoch = slim_epoch(origin, source_date_epoch)
-    # With `spec.trace`, the command (or each probe) runs in the source image under a tracer first.
-    traced = (
-        trace_commands(
-            engine, source, spec.probes or (command,), DEFAULT_USER, made.container_labels(), architecture=origin.architecture
-        )
-        if spec.trace
-        else ()
-    )
+    traced = traced_runs(engine, source, spec, command, origin.architecture, made) if spec.trace else ()
     with unpacked_image(engine, source, made.container_labels()) as root:
         plan = plan_slim(root, spec, origin.env, traced)
         layer = layer_tar(layer_entries(root, plan), epoch)
@@ -152,6 +147,21 @@ def build_slim_image(
         )
         write_files(sbom.parent, {sbom.name: render_spdx_json(document)})
     return BuildRecord(image_id, time.monotonic() - started, cached), plan
+
+
+def traced_runs(
+    engine: Engine, source: str, spec: SlimSpec, command: tuple[str, ...], architecture: str, made: Made
+) -> tuple[TracedRun, ...]:
+    """The command (or each probe) run in the source image under the tracer, through its emulator if need be."""
+    return trace_commands(
+        engine,
+        source,
+        spec.probes or (command,),
+        DEFAULT_USER,
+        made.container_labels(),
+        architecture=architecture,
+        emulation=architecture_missing(architecture),
+    )
 
 
 def slim_summary(plan: SlimPlan, image_id: str) -> str:

@@ -159,7 +159,7 @@ def process_stage(
     except BuildFailed as error:
         return facts.result(Outcome.ERROR, str(error), log_tail=error.log_tail)
     except TracerOfAnotherArchitecture as error:
-        # A platform limit, not a fault of the stage: under emulation the host's strace cannot trace the image.
+        # A platform limit, not a fault of the stage: no emulator here runs the image's programs to trace them.
         return facts.result(Outcome.SKIPPED, str(error))
     except (SlimError, TraceError, ElfError) as error:
         # The source image built, but no scratch image can be made of it (a library the resolver cannot

@@ -45,7 +45,7 @@ class TraceError(HarnessError):
 
 
 class TracerOfAnotherArchitecture(TraceError):
-    """The image is of another architecture than the tracer this machine has: nothing here can trace it."""
+    """The image is of another architecture than this machine's tracer, and no emulator here runs its programs."""
 
 
 @dataclass(frozen=True)
@@ -132,17 +132,21 @@ def trace_commands(
     bundle: TracerBundle | None = None,
     timeout_s: float = TRACE_TIMEOUT_S,
     architecture: str | None = None,
+    emulation: str | None = None,
 ) -> tuple[TracedRun, ...]:
     """Each command run in `image` under the tracer, one locked-down container each.
 
-    `architecture`: the image's, as the Engine names it; the tracer must be of the same.
+    `architecture`: the image's, as the Engine names it.  Of another than the tracer's, the image's
+    programs run under emulation, and `emulation` says why they cannot here (None: they can).
     """
     bundle = bundle or host_tracer()
     machine = ELF_MACHINES.get(bundle.machine, f"e_machine {bundle.machine}")
     if architecture is not None and architecture != machine:
-        raise TracerOfAnotherArchitecture(
-            f"{image}: an {architecture} image, and the tracer here is {machine}: trace it on a machine of its architecture"
-        )
+        if emulation is not None:
+            raise TracerOfAnotherArchitecture(f"{image}: an {architecture} image, and the tracer here is {machine}: {emulation}")
+        # The kernel starts the image's programs through a qemu of this machine's architecture (binfmt_misc):
+        # the tracer follows qemu, whose system calls are the program's, on the same paths.
+        log.info("%s: an %s image, traced through its emulator", image, architecture)
     policy = RunPolicy(timeout_s=timeout_s, user=user, memory_bytes=TRACE_MEMORY_BYTES, tmpfs=("/tmp",))
     runs = []
     for command in commands:
