@@ -160,6 +160,13 @@ def nested_engine(name: str, store: str) -> Iterator[NestedEngine]:
         subprocess.run([*script, "stop", name, "--purge"], capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.fixture(scope="module")
+def host_strace() -> None:
+    """The tracer comes from this machine (scripts/setup installs it): skipped without it, failed in CI."""
+    if not Path("/usr/bin/strace").exists():
+        (pytest.fail if in_ci() else pytest.skip)("no /usr/bin/strace on this machine: apt-get install strace")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def own_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tests' cache folder (XDG_CACHE_HOME), also for the `invoke` they run: never the user's cache."""

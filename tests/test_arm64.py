@@ -13,7 +13,7 @@ Without emulation these are skipped with the reason (a failure in CI).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import docker
 import pytest
@@ -126,15 +126,13 @@ def test_the_resolver_agrees_with_ldd_on_every_arm64_closure_under_usr(
 
 
 def test_an_arm64_program_is_traced_through_its_emulator(
-    engine: DockerEngine, made: Made, cleanup_namespace: str, emulation: None
+    engine: DockerEngine, made: Made, cleanup_namespace: str, emulation: None, host_strace: None
 ) -> None:
     """This machine's strace follows the qemu that runs the program: qemu's system calls are the program's.
 
     `cat FILE`'s closure is libc and the loader; only the trace finds FILE.  A qemu file in the trace
     would be the emulator's, not the program's, and would be copied into the image.
     """
-    if not Path("/usr/bin/strace").exists():
-        (pytest.fail if in_ci() else pytest.skip)("no /usr/bin/strace on this machine: apt-get install strace")
     base = ARM64.base_ref("debian:bookworm")
     ensure_base(engine, base, made.ledger)
     command = ("/usr/bin/cat", "/etc/debian_version")

@@ -8,7 +8,7 @@ written for any of them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -25,9 +25,10 @@ from harness.slim.tracelog import Access
 from harness.slim.tracer import trace_commands
 from harness.stages.slimspec import SlimSpec
 
-from .conftest import REPO_ROOT, in_ci, nested_engine
+from .conftest import REPO_ROOT, nested_engine
 
-pytestmark = pytest.mark.docker
+# Every test here runs the tracer this machine has (the fixture skips without it, fails in CI).
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("host_strace")]
 
 SOURCE = """FROM debian:bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends file git && rm -rf /var/lib/apt/lists/*
@@ -39,13 +40,6 @@ CASES = {
     "perl": ("/usr/bin/perl", ("perl", "-MPOSIX", "-e", "print floor(2.5), qq(\\n)")),
 }
 POLICY = RunPolicy(timeout_s=60, user="65534:65534", tmpfs=("/tmp",))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def host_strace() -> None:
-    """The tracer comes from this machine (scripts/setup installs it): skipped without it, failed in CI."""
-    if not Path("/usr/bin/strace").exists():
-        (pytest.fail if in_ci() else pytest.skip)("no /usr/bin/strace on this machine: apt-get install strace")
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ class TracerBundle:
     files: tuple[tuple[str, Path], ...]  # name under PREFIX, file on this machine
     loader: str  # its name under PREFIX
     program: str
-    machine: str  # e_machine, to refuse a source image of another architecture
+    machine: str  # e_machine: an image of another architecture is traced through its emulator, or not at all
 
     def archive(self) -> bytes:
         buffer = io.BytesIO()
