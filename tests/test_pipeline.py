@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import re
 import shutil
 from pathlib import Path
@@ -251,6 +252,18 @@ def test_history_is_lined_up_with_layers_by_the_empty_layer_flags_alone() -> Non
     aligned = info.aligned((False, True, False, True))
     assert aligned is not None and aligned.layers == (history[0], history[2])
     assert info.aligned((False, True)) is None  # entries that do not pair up are not guessed at
+
+
+def test_a_slim_stage_s_document_names_its_public_tag_whichever_run_wrote_it(repo: Path, tmp_path: Path) -> None:
+    documents = []
+    for session in ("a" * 32, "b" * 32):
+        settings = Settings(repo, sbom_dir=tmp_path / session, session=session)
+        run_stages(FakeEngine(images=dict(BASES)), settings, "08", progress=lambda line: None)
+        documents.append(json.loads((tmp_path / session / "08-scratch-auto.spdx.json").read_text()))
+    # A run's own tag is gone when the run ends; the document names the tag a user can pull and scan.
+    image = next(p for p in documents[0]["packages"] if p["SPDXID"] == "SPDXRef-Image")
+    assert image["name"] == Settings(repo).tag("08-scratch-auto")
+    assert documents[0] == documents[1]
 
 
 def test_a_slim_stage_with_the_same_source_and_spec_reuses_its_image(repo: Path, tmp_path: Path) -> None:

@@ -46,7 +46,9 @@ def build_slim_stage(
     private = settings.private_tag(stage.name)
     sbom = settings.sbom_dir / f"{stage.name}.spdx.json" if settings.sbom_dir is not None else None
     memo = None if settings.cache_dir is None else SlimMemo(settings.cache_dir)
-    key = slim_key(source_build.image_id, stage.slim, stage.command, stage_labels, settings.source_date_epoch, sbom is not None)
+    # The document names the public tag: the run's own tag is gone once the run ends.
+    sbom_tag = tag if sbom is not None else None
+    key = slim_key(source_build.image_id, stage.slim, stage.command, stage_labels, settings.source_date_epoch, sbom_tag)
     before = memo.get(key) if memo is not None else None
     if before is not None and engine.has_image(before.image_id) and made.ledger.read().image(before.image_id):
         # The same source and spec: the image written last time is this one, byte for byte.
@@ -68,6 +70,7 @@ def build_slim_stage(
             made,
             settings.source_date_epoch,
             sbom,
+            sbom_tag,
         )
         lines = (
             f"{len(plan.copies)} paths copied: the closure from the resolver, and the extras",
@@ -105,11 +108,13 @@ def build_slim_image(
     made: Made,
     source_date_epoch: int | None = None,
     sbom: Path | None = None,
+    sbom_tag: str | None = None,
 ) -> tuple[BuildRecord, SlimPlan]:
     """Write and load `tag`: one layer of `spec.binary`'s closure (and extras, bundles, package metadata) read from `source`.
 
     The same source image and epoch always give the same image ID (see harness.slim.imagewrite).
-    With `sbom`, the image's SPDX document is written there.  The image is recorded in the ledger.
+    With `sbom`, the image's SPDX document is written there, naming the image `sbom_tag` (else `tag`).
+    The image is recorded in the ledger.
     """
     started = time.monotonic()
     origin = engine.image_origin(source)
@@ -140,7 +145,7 @@ def build_slim_image(
         from harness.render.sbom import SbomSubject, render_spdx_json, spdx_document
 
         document = spdx_document(
-            SbomSubject(sbom.name.removesuffix(".spdx.json"), tag, image_id, epoch),
+            SbomSubject(sbom.name.removesuffix(".spdx.json"), sbom_tag or tag, image_id, epoch),
             layer,
             plan.provenance,
             describe(plan.reasons),

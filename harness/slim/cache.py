@@ -34,16 +34,21 @@ class SlimMade:
 
 
 def slim_key(
-    source_id: str, spec: SlimSpec, command: tuple[str, ...], image_labels: Mapping[str, str], epoch: int | None, with_sbom: bool
+    source_id: str,
+    spec: SlimSpec,
+    command: tuple[str, ...],
+    image_labels: Mapping[str, str],
+    epoch: int | None,
+    sbom_tag: str | None,
 ) -> str:
-    """A digest of everything the [slim] image is made from."""
+    """A digest of everything the [slim] image (and its SPDX document, naming `sbom_tag`) is made from."""
     inputs = {
         "source": source_id,
         "spec": repr(spec),
         "command": list(command),
         "labels": dict(sorted(image_labels.items())),
         "epoch": epoch,
-        "sbom": with_sbom,
+        "sbom": sbom_tag,
     }
     return "sha256:" + hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()
 
