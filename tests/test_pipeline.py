@@ -260,7 +260,7 @@ def test_a_slim_stage_s_document_names_its_public_tag_whichever_run_wrote_it(rep
         settings = Settings(repo, sbom_dir=tmp_path / session, session=session)
         run_stages(FakeEngine(images=dict(BASES)), settings, "08", progress=lambda line: None)
         documents.append(json.loads((tmp_path / session / "08-scratch-auto.spdx.json").read_text()))
-    # A run's own tag is gone when the run ends; the document names the tag a user can pull and scan.
+    # A run's own tag is gone when the run ends; the document names the tag the user scans.
     image = next(p for p in documents[0]["packages"] if p["SPDXID"] == "SPDXRef-Image")
     assert image["name"] == Settings(repo).tag("08-scratch-auto")
     assert documents[0] == documents[1]
